@@ -1,0 +1,92 @@
+"""The transaction event schema: Avro as the source of truth, Arrow derived from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import fastavro
+import pyarrow as pa
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from schemas import load_schema
+from simulator.errors import SchemaError
+
+__all__ = ["EventSchema", "arrow_type", "transaction_schema"]
+
+
+@dataclass(frozen=True)
+class EventSchema:
+    """An Avro schema, parsed once, with its derived Arrow schema and fingerprint.
+
+    Attributes:
+        name: The schema file's name, e.g. ``"transaction"``.
+        avro: The schema as parsed by fastavro (ready for readers and writers).
+        arrow: The Arrow schema with the same field names, order and nullability.
+        fingerprint: CRC-64-AVRO (Rabin) fingerprint of the parsing canonical form, hex.
+    """
+
+    name: str
+    avro: Any
+    arrow: pa.Schema
+    fingerprint: str
+
+
+def arrow_type(avro_type: Any) -> tuple[pa.DataType, bool]:
+    """Map an Avro field type to an Arrow type and whether it is nullable.
+
+    Raises:
+        SchemaError: For Avro types the Parquet layout does not support.
+    """
+    if isinstance(avro_type, list):
+        branches = [t for t in avro_type if t != "null"]
+        if len(branches) != 1:
+            raise SchemaError(f"only [null, T] unions are supported, got {avro_type!r}")
+        inner, _ = arrow_type(branches[0])
+        return inner, "null" in avro_type
+    if isinstance(avro_type, dict):
+        logical = avro_type.get("logicalType")
+        base = avro_type["type"]
+        if logical == "timestamp-micros" and base == "long":
+            return pa.timestamp("us", tz="UTC"), False
+        if logical == "timestamp-millis" and base == "long":
+            return pa.timestamp("ms", tz="UTC"), False
+        if logical == "decimal" and base in ("bytes", "fixed"):
+            return pa.decimal128(avro_type["precision"], avro_type.get("scale", 0)), False
+        if base == "enum":
+            return pa.string(), False
+        if isinstance(base, str) and base in _PRIMITIVES:
+            return _PRIMITIVES[base], False
+        raise SchemaError(f"unsupported Avro type {avro_type!r}")
+    if avro_type in _PRIMITIVES:
+        return _PRIMITIVES[avro_type], False
+    raise SchemaError(f"unsupported Avro type {avro_type!r}")
+
+
+_PRIMITIVES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "long": pa.int64(),
+    "int": pa.int32(),
+    "double": pa.float64(),
+    "float": pa.float32(),
+    "boolean": pa.bool_(),
+    "bytes": pa.binary(),
+}
+
+
+@cache
+def transaction_schema(name: str = "transaction") -> EventSchema:
+    """Load, parse and derive the schema ``<name>.avsc`` once per process."""
+    raw = load_schema(name)
+    try:
+        parsed = fastavro.parse_schema(raw)
+    except Exception as exc:
+        raise SchemaError(f"schema {name!r} does not parse: {exc}") from exc
+    fields = []
+    for field in raw["fields"]:
+        typ, nullable = arrow_type(field["type"])
+        fields.append(pa.field(field["name"], typ, nullable=nullable))
+    print_ = fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
+    metadata = {b"avro.schema.name": raw["name"].encode(), b"avro.schema.fingerprint": print_.encode()}
+    return EventSchema(name=name, avro=parsed, arrow=pa.schema(fields, metadata=metadata), fingerprint=print_)
