@@ -1,0 +1,64 @@
+"""Structured logging: one JSON object per line, or readable text on a terminal.
+
+Every record carries the run id and the seed (bound once with :func:`bind`), so lines
+from a long run can be joined to its manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from typing import Any, TextIO
+
+import orjson
+
+__all__ = ["JsonFormatter", "bind", "configure_logging"]
+
+_BOUND: dict[str, Any] = {}
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def bind(**fields: Any) -> None:
+    """Add fields (e.g. ``run_id``, ``seed``) to every later log line."""
+    _BOUND.update(fields)
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object with its extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as a JSON line."""
+        payload: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            **_BOUND,
+            **_extras(record),
+        }
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(payload, default=str).decode()
+
+
+class _TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
+        return f"{record.levelname.lower():7s} {record.getMessage()}" + (f"  {extras}" if extras else "")
+
+
+def configure_logging(level: str = "INFO", stream: TextIO | None = None, json: bool | None = None) -> None:
+    """Send logs to ``stream`` (stderr), as JSON unless it is a terminal."""
+    target = stream if stream is not None else sys.stderr
+    use_json = (not target.isatty()) if json is None else json
+    handler = logging.StreamHandler(target)
+    handler.setFormatter(JsonFormatter() if use_json else _TextFormatter())
+    root = logging.getLogger("txnsim")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
