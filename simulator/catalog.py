@@ -207,13 +207,29 @@ def _city_cdf_for(cities: Cities, weights_by_country: dict[str, float]) -> tuple
 
 
 def build_merchants(
-    settings: Settings, streams: Streams, cities: Cities, mcc_codes: list[str], brand_words: list[str]
+    settings: Settings,
+    streams: Streams,
+    cities: Cities,
+    holders_home: np.ndarray,
+    mcc_codes: list[str],
+    brand_words: list[str],
 ) -> Merchants:
-    """Draw the merchant population: category, channel, fixed place, popularity, price level."""
+    """Draw the merchant population: category, channel, fixed place, popularity, price level.
+
+    Card-present shops at home open where the simulated cardholders live (the city of a
+    random cardholder), so a small sample of merchants still serves every town that
+    has customers; shops abroad and online merchants' registered cities follow
+    population.
+    """
     mcfg = settings.merchants
     groups = list(settings.mcc_groups.values())
     rng = streams.generator("merchants")
-    total = max(mcfg.minimum, round(mcfg.per_cardholder * settings.population.cardholders))
+    towns = len(np.unique(holders_home))
+    total = max(
+        mcfg.minimum,
+        round(mcfg.per_cardholder * settings.population.cardholders),
+        round(mcfg.per_home_city * towns),
+    )
     per_group = apportion(total, [g.merchant_share for g in groups])
     mcc_index = {code: i for i, code in enumerate(mcc_codes)}
     home_idx, home_cdf = _city_cdf_for(cities, settings.geography.home_countries)
@@ -237,11 +253,12 @@ def build_merchants(
         ]
         abroad_p = np.where(channel == CHANNEL_ECOMMERCE, mcfg.ecommerce_foreign_share, mcfg.abroad_share)
         abroad = rng.random(n) < abroad_p
-        city = np.where(
-            abroad,
-            abroad_idx[draw_categorical(rng.random(n), abroad_cdf)],
+        at_home = np.where(
+            channel == CHANNEL_CARD_PRESENT,
+            holders_home[rng.integers(0, len(holders_home), n)],
             home_idx[draw_categorical(rng.random(n), home_cdf)],
-        ).astype(np.int32)
+        )
+        city = np.where(abroad, abroad_idx[draw_categorical(rng.random(n), abroad_cdf)], at_home).astype(np.int32)
         lat, lon = jitter(rng, cities.lat[city], cities.lon[city], city_radius_km(settings, cities.population[city]))
         online = channel == CHANNEL_ECOMMERCE
         lat[online] = np.nan

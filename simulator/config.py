@@ -130,6 +130,7 @@ class MerchantsConfig(_Model):
     """The merchant population."""
 
     per_cardholder: Positive
+    per_home_city: NonNegative = Field(description="Floor of merchants per town where cardholders live.")
     minimum: int = Field(ge=1)
     popularity_exponent: NonNegative = Field(description="Zipf exponent of popularity by rank.")
     price_sigma: NonNegative = Field(description="Log-sd of a merchant's price level.")

@@ -181,7 +181,7 @@ def build_world(settings: Settings, streams: Streams) -> World:
     currency_scale = np.array([settings.currency_per_usd[c] for c in currencies])
 
     holders, cards = build_cardholders(settings, streams, cities)
-    merchants = build_merchants(settings, streams, cities, mcc_codes, _brand_words())
+    merchants = build_merchants(settings, streams, cities, holders.home_city, mcc_codes, _brand_words())
     n_groups = len(settings.mcc_groups)
     cp = merchants.channel == CHANNEL_CARD_PRESENT
     cp_key = np.where(cp, merchants.city.astype(np.int64) * n_groups + merchants.group, -1)
