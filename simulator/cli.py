@@ -105,6 +105,9 @@ def _generate(settings: Settings) -> None:
 
     if settings.seed is None:
         streams, source = Streams.from_os(), "os-entropy"
+        # The drawn seed becomes part of the effective settings, so a replay with
+        # --seed produces the same config hash and the same bytes.
+        settings = settings.model_copy(update={"seed": streams.entropy})
     else:
         streams, source = Streams(settings.seed), "configured"
     bind(seed=streams.entropy, config_hash=settings.config_hash()[:12])

@@ -1,0 +1,47 @@
+"""Hypothesis strategies for the project's data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from hypothesis import strategies as st
+
+_ids = st.text(alphabet="0123456789abcdef", min_size=16, max_size=16)
+_moment = st.datetimes(
+    min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2300, 1, 1), timezones=st.just(dt.UTC)
+).map(lambda t: t.replace(microsecond=t.microsecond))
+_amount = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("9999999999999999.99"), places=2)
+_coordinate = st.floats(min_value=-180, max_value=180, allow_nan=False)
+
+
+@st.composite
+def transactions(draw: st.DrawFn) -> dict[str, Any]:
+    """A transaction record as the Avro schema allows it (any field values, valid types)."""
+    online = draw(st.booleans())
+    fraud = draw(st.booleans())
+    return {
+        "transaction_id": draw(_ids),
+        "event_time": draw(_moment),
+        "card_id": draw(st.text(min_size=1, max_size=20)),
+        "cardholder_id": draw(st.text(min_size=1, max_size=20)),
+        "merchant_id": draw(st.text(min_size=1, max_size=20)),
+        "amount": draw(_amount),
+        "currency": draw(st.sampled_from(["USD", "EUR", "JPY", "GBP"])),
+        "mcc": draw(st.from_regex(r"\A[0-9]{4}\Z")),
+        "channel": "ecommerce" if online else "card_present",
+        "pos_entry_mode": draw(st.none() | st.sampled_from(["chip", "contactless", "ecommerce"])),
+        "merchant_country": draw(st.from_regex(r"\A[A-Z]{2}\Z")),
+        "merchant_city": draw(st.none() | st.text(max_size=30)),
+        "merchant_lat": None if online else draw(st.none() | st.floats(-90, 90)),
+        "merchant_lon": None if online else draw(st.none() | _coordinate),
+        "previous_transaction_id": draw(st.none() | _ids),
+        "is_fraud": fraud,
+        "fraud_scenario": draw(st.sampled_from(["card_testing", "account_takeover"])) if fraud else None,
+        "fraud_case_id": draw(_ids) if fraud else None,
+    }
+
+
+def uint64s() -> st.SearchStrategy[int]:
+    return st.integers(min_value=0, max_value=2**64 - 1)
