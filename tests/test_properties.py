@@ -76,7 +76,7 @@ def test_segment_cdf_is_monotone_and_ends_at_one(weights: list[float], data: st.
     assert np.all(within[ends] == 1.0)
     for a, b in zip(starts, ends, strict=True):
         assert np.all(np.diff(within[a : b + 1]) >= 0)
-        assert np.all((within[a : b + 1] > 0) & (within[a : b + 1] <= 1))
+        assert np.all((within[a : b + 1] >= 0) & (within[a : b + 1] <= 1))
 
 
 @given(st.lists(st.tuples(st.integers(0, 5), st.floats(0.01, 100)), min_size=1, max_size=50), st.integers(0, 2**32))
