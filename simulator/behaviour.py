@@ -113,11 +113,9 @@ def simulate_block(world: World, where: Whereabouts, ctx: SliceContext, block: i
     owner = np.repeat(np.arange(hi - lo, dtype=np.int32), counts)
     n = len(owner)
     u = rng.random(n)
-    group = np.where(
-        profile[owner] == 0,
-        draw_categorical(u, ctx.proposal_cdf[0]),
-        draw_categorical(u, ctx.proposal_cdf[1]),
-    )
+    group = draw_categorical(u, ctx.proposal_cdf[0])
+    travelling = np.flatnonzero(profile[owner])
+    group[travelling] = draw_categorical(u[travelling], ctx.proposal_cdf[1])
     minute = rng.random(n) * (ctx.hours * 60)
     tz = world.tz_of_city[world.places.location_city[loc_row]][owner]
     hour = (minute // 60).astype(np.intp)
@@ -187,10 +185,8 @@ def _choose_merchants(
     channel = np.where(u_channel < ecom_share[group], CHANNEL_ECOMMERCE, CHANNEL_CARD_PRESENT)
 
     row = loc_row[owner]
-    nearby = u_near >= settings.geography.local_share
-    pos = np.searchsorted(places.near_search, row + u_city, side="right")
-    pos = np.clip(pos, places.near_offsets[row], places.near_offsets[row + 1] - 1)
-    row = np.where(nearby, places.near_row[pos], row)
+    nearby = np.flatnonzero(u_near >= settings.geography.local_share)
+    row[nearby] = places.near.pick(row[nearby], u_city[nearby])
     segment = places.resolved[row, group]
     channel = np.where(segment < 0, CHANNEL_ECOMMERCE, channel)
 
@@ -215,11 +211,12 @@ def _amounts(world: World, rng: np.random.Generator, holder: np.ndarray, merchan
     mcc = world.merchants.mcc[merchant]
     z = rng.standard_normal(n)
     u_point, u_which = rng.random(n), rng.random(n)
-    base = np.exp(table.log_median[mcc] + table.sigma[mcc] * z)
-    base *= world.holders.spend[holder] * world.merchants.price[merchant]
-    base = np.clip(base, table.minimum[mcc], table.maximum[mcc])
-    which = (u_which[:, None] >= table.point_cdf[mcc]).sum(axis=1)
-    point = table.points[mcc, np.minimum(which, table.points.shape[1] - 1)]
-    usd = np.where(u_point < table.point_share[mcc], point, base)
+    usd = np.exp(table.log_median[mcc] + table.sigma[mcc] * z)
+    usd *= world.holders.spend[holder] * world.merchants.price[merchant]
+    np.clip(usd, table.minimum[mcc], table.maximum[mcc], out=usd)
+    at_point = np.flatnonzero(u_point < table.point_share[mcc])
+    m = mcc[at_point]
+    which = (u_which[at_point, None] >= table.point_cdf[m]).sum(axis=1)
+    usd[at_point] = table.points[m, np.minimum(which, table.points.shape[1] - 1)]
     scale = world.currency_scale[world.currency_of_country[world.country_of_city[world.merchants.city[merchant]]]]
     return np.maximum(np.rint(usd * scale * 100.0), 1).astype(np.int64)

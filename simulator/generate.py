@@ -6,10 +6,14 @@ import datetime as dt
 import importlib.metadata
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from simulator.catalog_tables import catalog_tables
 from simulator.config import Settings
@@ -46,6 +50,61 @@ def package_version() -> str:
         return "0+unknown"
 
 
+class _Lander:
+    """Writes slices into their date partitions on a background thread.
+
+    Parquet encoding releases the GIL, so while one slice is written the next one is
+    simulated. At most two slices wait for the writer, which bounds memory. Partitions
+    are committed in order; on error every staged partition is dropped.
+    """
+
+    def __init__(self, out: Path, settings: Settings, metadata: dict[bytes, bytes]) -> None:
+        self._out = out
+        self._settings = settings
+        self._metadata = metadata
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnsim-writer")
+        self._queued: deque[Future[None]] = deque()
+        self._current: PartitionWriter | None = None
+        self._day: dt.date | None = None
+        self.files: list[FileRecord] = []
+        self.partitions: dict[str, int] = {}
+
+    def __enter__(self) -> _Lander:
+        return self
+
+    def land(self, day: dt.date, table: pa.Table) -> None:
+        """Queue ``table`` (one slice, time-sorted) for the partition of ``day``."""
+        if day != self._day:
+            self._drain()
+            if self._current is not None:
+                self.files.extend(self._current.commit())
+            self._current = PartitionWriter(self._out, day, self._settings.writer, self._metadata)
+            self._day = day
+            self.partitions[day.isoformat()] = 0
+        self.partitions[day.isoformat()] += table.num_rows
+        self._queued.append(self._pool.submit(self._current.write, table))  # type: ignore[union-attr]
+        while len(self._queued) > 2:
+            self._queued.popleft().result()
+
+    def _drain(self) -> None:
+        while self._queued:
+            self._queued.popleft().result()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self._drain()
+                if self._current is not None:
+                    self.files.extend(self._current.commit())
+                    self._current = None
+        finally:
+            for pending in self._queued:
+                pending.cancel()
+            self._pool.shutdown(wait=True)
+            if self._current is not None:
+                self._current.abort()
+
+
 def generate(
     settings: Settings, streams: Streams, *, seed_source: str, wall: WallClock = time.monotonic
 ) -> RunSummary:
@@ -68,27 +127,15 @@ def generate(
     metadata = {b"txnsim.config_hash": settings.config_hash().encode(), b"txnsim.seed": str(streams.entropy).encode()}
 
     files: list[FileRecord] = []
-    partitions: dict[str, int] = {}
     for name, table in catalog_tables(world).items():
         files.append(write_parquet_file(out, f"catalog/{name}.parquet", table, settings.writer, metadata))
 
     total = 0
-    current: PartitionWriter | None = None
-    current_day: dt.date | None = None
     sim_began = wall()
-    try:
+    with _Lander(out, settings, metadata) as lander:
         for part in SliceSource(world, start, end, settings.workers):
-            day = part.start.date()
-            if day != current_day:
-                if current is not None and current_day is not None:
-                    files.extend(current.commit())
-                current, current_day = PartitionWriter(out, day, settings.writer, metadata), day
-                partitions[day.isoformat()] = 0
-            assert current is not None  # noqa: S101 - set just above
-            current.write(part.table)
-            rows = part.table.num_rows
-            total += rows
-            partitions[day.isoformat()] += rows
+            lander.land(part.start.date(), part.table)
+            total += part.table.num_rows
             elapsed = max(wall() - sim_began, 1e-9)
             done = (part.end - start) / (end - start)
             log.info(
@@ -101,12 +148,8 @@ def generate(
                     "eta_s": round(elapsed / done * (1 - done), 1),
                 },
             )
-        if current is not None:
-            files.extend(current.commit())
-            current = None
-    finally:
-        if current is not None:
-            current.abort()
+    files.extend(lander.files)
+    partitions = lander.partitions
 
     manifest = {
         "format_version": 1,

@@ -8,11 +8,11 @@ import numpy as np
 
 __all__ = [
     "Segments",
+    "alias_tables",
     "apportion",
     "cdf",
     "draw_categorical",
     "lognormal_unit_mean",
-    "segment_cdf",
     "zipf_weights",
 ]
 
@@ -26,31 +26,6 @@ def cdf(weights: np.ndarray | list[float]) -> np.ndarray:
     out = np.cumsum(w) / total
     out[-1] = 1.0
     return out
-
-
-def segment_cdf(weights: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Cumulative weights within consecutive segments, each ending at exactly 1.
-
-    Segments begin at ``starts`` (sorted, first 0) and run to the next start. Weights
-    are normalised per segment before summing, so tiny weights after large ones keep
-    their precision; a segment whose weights are all zero becomes uniform.
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    if len(w) == 0:
-        return w
-    starts = np.asarray(starts, dtype=np.int64)
-    sizes = np.diff(np.append(starts, len(w)))
-    seg = np.repeat(np.arange(len(starts)), sizes)
-    totals = np.add.reduceat(w, starts)
-    flat = totals <= 0
-    w = np.where(flat[seg], 1.0, w)
-    totals = np.where(flat, sizes.astype(np.float64), totals)
-    within = np.cumsum(w / totals[seg])
-    offset = np.append(0.0, within[starts[1:] - 1]) if len(starts) > 1 else np.zeros(1)
-    within -= offset[seg]
-    ends = np.append(starts[1:], len(w)) - 1
-    within[ends] = 1.0
-    return np.clip(within, 0.0, 1.0)
 
 
 def draw_categorical(u: np.ndarray, cumulative: np.ndarray) -> np.ndarray:
@@ -84,27 +59,63 @@ def lognormal_unit_mean(rng: np.random.Generator, sigma: float, n: int) -> np.nd
     return rng.lognormal(-0.5 * sigma * sigma, sigma, n) if sigma > 0 else np.ones(n)
 
 
+def alias_tables(weights: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker/Vose alias tables for consecutive segments of weights.
+
+    Returns ``(prob, alias)``: for slot ``j`` of a segment, keep ``j`` with probability
+    ``prob[j]``, else take position ``alias[j]`` (a global position in the same segment).
+    A segment whose weights are all zero is treated as uniform.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    n = len(w)
+    prob = np.ones(n)
+    alias = np.arange(n, dtype=np.int64)
+    bounds = np.append(np.asarray(starts, dtype=np.int64), n)
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        size = hi - lo
+        if size <= 1:
+            continue
+        seg = w[lo:hi]
+        total = seg.sum()
+        scaled = (seg / total * size) if total > 0 else np.ones(size)
+        small = [i for i in range(size) if scaled[i] < 1.0]
+        large = [i for i in range(size) if scaled[i] >= 1.0]
+        while small and large:
+            s_i, l_i = small.pop(), large[-1]
+            prob[lo + s_i] = scaled[s_i]
+            alias[lo + s_i] = lo + l_i
+            scaled[l_i] -= 1.0 - scaled[s_i]
+            if scaled[l_i] < 1.0:
+                small.append(large.pop())
+        # Leftovers are 1 up to rounding.
+        for i in small + large:
+            prob[lo + i] = 1.0
+    return prob, alias
+
+
 @dataclass(frozen=True)
 class Segments:
-    """Many small weighted choices packed into one array.
+    """Many small weighted choices packed into flat arrays.
 
     Items are grouped into segments (e.g. the merchants of one category in one city);
     :meth:`pick` draws one item of a given segment for each query, proportionally to
-    the item weights, with a single ``searchsorted`` over all segments.
+    the item weights, in constant time per query (alias method, no search).
 
     Attributes:
         keys: Sorted segment keys (any integer encoding of the grouping).
         starts: First position of each segment in :attr:`items`.
         ends: One past the last position of each segment.
-        items: Item indices, grouped by segment.
-        search: Segment ordinal plus the within-segment cumulative weight.
+        items: Item values (e.g. indices), grouped by segment.
+        prob: Alias-method probability of keeping each position.
+        alias: Alias-method fallback position of each position.
     """
 
     keys: np.ndarray
     starts: np.ndarray
     ends: np.ndarray
     items: np.ndarray
-    search: np.ndarray
+    prob: np.ndarray
+    alias: np.ndarray
 
     @classmethod
     def build(cls, segment_key: np.ndarray, weights: np.ndarray) -> Segments:
@@ -114,18 +125,26 @@ class Segments:
         """
         order = np.argsort(segment_key, kind="stable")
         order = order[segment_key[order] >= 0]
-        sorted_keys = segment_key[order]
-        keys, starts = np.unique(sorted_keys, return_index=True)
-        ends = np.append(starts[1:], len(order))
-        seg_of_item = np.repeat(np.arange(len(keys)), ends - starts)
-        within = segment_cdf(weights[order], starts)
+        keys, starts = np.unique(segment_key[order], return_index=True)
+        return cls.from_lists(keys, starts, order.astype(np.int32), np.asarray(weights)[order])
+
+    @classmethod
+    def from_lists(cls, keys: np.ndarray, starts: np.ndarray, items: np.ndarray, weights: np.ndarray) -> Segments:
+        """Segments from consecutive lists: segment ``i`` is ``items[starts[i]:starts[i+1]]``."""
+        starts = np.asarray(starts, dtype=np.int64)
+        prob, alias = alias_tables(weights, starts)
         return cls(
-            keys=keys,
-            starts=starts.astype(np.int64),
-            ends=ends.astype(np.int64),
-            items=order.astype(np.int32),
-            search=seg_of_item + within,
+            keys=np.asarray(keys),
+            starts=starts,
+            ends=np.append(starts[1:], len(items)).astype(np.int64),
+            items=items,
+            prob=prob,
+            alias=alias,
         )
+
+    def map_items(self, values: np.ndarray) -> Segments:
+        """The same segments and weights with each item replaced by ``values[item]``."""
+        return Segments(self.keys, self.starts, self.ends, values[self.items], self.prob, self.alias)
 
     def lookup(self, key: np.ndarray) -> np.ndarray:
         """Segment ordinal of each key, or -1 where no segment has that key."""
@@ -134,7 +153,14 @@ class Segments:
         return np.where(self.keys[pos] == key, pos, -1)
 
     def pick(self, segment: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """One item of each given segment ordinal, chosen by the uniforms ``u``."""
-        pos = np.searchsorted(self.search, segment + u, side="right")
-        pos = np.clip(pos, self.starts[segment], self.ends[segment] - 1)
-        return self.items[pos]
+        """One item of each given segment ordinal, chosen by the uniforms ``u`` in [0, 1).
+
+        The integer part of ``u * size`` picks a slot and its fraction decides between
+        the slot and its alias, so one uniform serves both steps.
+        """
+        start = self.starts[segment]
+        x = u * (self.ends[segment] - start)
+        slot = np.minimum(x.astype(np.int64), self.ends[segment] - start - 1)
+        pos = start + slot
+        keep = (x - slot) < self.prob[pos]
+        return self.items[np.where(keep, pos, self.alias[pos])]

@@ -41,7 +41,9 @@ class Whereabouts:
         days = np.minimum(rng.geometric(1.0 / cfg.mean_days, n), cfg.max_days)
         abroad = rng.random(n) < cfg.international_share
         u_city = rng.random(n)
-        drawn = (starts, days, abroad, u_city)
+        # Only the few cardholders who leave that day are kept.
+        who = np.flatnonzero(starts)
+        drawn = (who, days[who], abroad[who], u_city[who])
         self._cache[key] = drawn
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -57,20 +59,25 @@ class Whereabouts:
         away = np.zeros(hi - lo, dtype=bool)
         country = world.holder_country[lo:hi].astype(np.int64)
         domestic_seg = places.domestic.lookup(country)
-        for back in range(world.settings.travel.max_days - 1, -1, -1):
-            starts, days, abroad, u_city = self._starts(block, day - dt.timedelta(days=back))
-            active = starts & (days > back)
-            if not active.any():
-                continue
-            idx = np.flatnonzero(active)
-            go_abroad = abroad[idx] & (len(places.abroad_rows) > 0)
-            dest = np.empty(len(idx), dtype=np.int32)
-            if go_abroad.any():
-                dest[go_abroad] = places.abroad_rows[draw_categorical(u_city[idx][go_abroad], places.abroad_cdf)]
-            home_trip = ~go_abroad & (domestic_seg[idx] >= 0)
-            dest[home_trip] = places.domestic.pick(domestic_seg[idx][home_trip], u_city[idx][home_trip])
-            stay = ~go_abroad & ~home_trip
-            dest[stay] = home_row[idx][stay]
-            row[idx] = dest
-            away[idx] = dest != home_row[idx]
+        trips = [self._starts(block, day - dt.timedelta(days=back)) for back in range(world.settings.travel.max_days)]
+        who, days, abroad, u_city = (np.concatenate([t[i] for t in trips]) for i in range(4))
+        back = np.repeat(np.arange(len(trips)), [len(t[0]) for t in trips])
+        active = days > back
+        if not active.any():
+            return row, away
+        # Someone on several trips is where the most recent one took them.
+        who, abroad, u_city, back = who[active], abroad[active], u_city[active], back[active]
+        order = np.lexsort((back, who))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = who[order][1:] != who[order][:-1]
+        latest = order[first]
+        idx, abroad, u = who[latest], abroad[latest], u_city[latest]
+        go_abroad = abroad & (len(places.abroad_rows) > 0)
+        dest = home_row[idx].copy()
+        if go_abroad.any():
+            dest[go_abroad] = places.abroad_rows[draw_categorical(u[go_abroad], places.abroad_cdf)]
+        home_trip = ~go_abroad & (domestic_seg[idx] >= 0)
+        dest[home_trip] = places.domestic.pick(domestic_seg[idx][home_trip], u[home_trip])
+        row[idx] = dest
+        away[idx] = dest != home_row[idx]
         return row, away

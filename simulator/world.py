@@ -19,7 +19,7 @@ from simulator.config import AmountModel, Settings
 from simulator.errors import ReferenceDataError
 from simulator.geo import neighbours, unit_vectors
 from simulator.reference import Cities, country_currency, load_cities, mcc_description
-from simulator.sampling import Segments, cdf, segment_cdf
+from simulator.sampling import Segments, cdf
 from simulator.seeding import Streams
 
 __all__ = ["AmountTable", "Places", "World", "build_world"]
@@ -71,7 +71,6 @@ class Places:
         location_city: City index of each location row.
         near: Neighbouring merchant cities of each location row (CSR, nearest first).
         near_row: Location row of each neighbour entry.
-        near_search: Row ordinal plus cumulative distance-decay weight (for one search).
         resolved: Location row x category -> segment of card-present merchants to use.
         domestic: Segments of merchant cities by country (weights: population).
         abroad_cdf: Cumulative weights of destination cities abroad.
@@ -80,9 +79,7 @@ class Places:
 
     row_of_city: np.ndarray
     location_city: np.ndarray
-    near_offsets: np.ndarray
-    near_row: np.ndarray
-    near_search: np.ndarray
+    near: Segments
     resolved: np.ndarray
     domestic: Segments
     abroad_cdf: np.ndarray
@@ -193,13 +190,7 @@ def build_world(settings: Settings, streams: Streams) -> World:
     ecom_key = np.concatenate([ecom_key, np.where(~cp, all_online, -1)])
     ecom_weight = np.where(~cp, merchants.weight, 0.0)
     ecom_segments = Segments.build(ecom_key, np.concatenate([ecom_weight, ecom_weight]))
-    ecom_segments = Segments(
-        keys=ecom_segments.keys,
-        starts=ecom_segments.starts,
-        ends=ecom_segments.ends,
-        items=ecom_segments.items % len(merchants),
-        search=ecom_segments.search,
-    )
+    ecom_segments = ecom_segments.map_items(np.tile(np.arange(len(merchants), dtype=np.int32), 2))
     places = _places(settings, cities, holders, merchants, cp_segments, country_of_city, n_groups)
     return World(
         settings=settings,
@@ -245,11 +236,10 @@ def _places(
     q = unit_vectors(cities.lat[location_city], cities.lon[location_city])
     t = unit_vectors(cities.lat[merchant_cities], cities.lon[merchant_cities])
     near = neighbours(q, t, geo.neighbour_radius_km, _NEIGHBOURS_PER_CITY)
-    near_row = row_of_city[merchant_cities[near.target]]
-    counts = np.diff(near.offsets)
-    owner = np.repeat(np.arange(len(location_city)), counts)
     decay = np.exp(-near.distance_km / geo.distance_decay_km) * cities.population[merchant_cities[near.target]]
-    within = segment_cdf(decay, near.offsets[:-1])
+    near_rows = Segments.from_lists(
+        np.arange(len(location_city)), near.offsets[:-1], row_of_city[merchant_cities[near.target]], decay
+    )
 
     resolved = np.full((len(location_city), n_groups), -1, dtype=np.int64)
     for g in range(n_groups):
@@ -274,8 +264,7 @@ def _places(
         resolved[:, g] = own
 
     domestic = Segments.build(country_of_city[merchant_cities].astype(np.int64), cities.population[merchant_cities])
-    domestic = Segments(domestic.keys, domestic.starts, domestic.ends,
-                        row_of_city[merchant_cities[domestic.items]], domestic.search)
+    domestic = domestic.map_items(row_of_city[merchant_cities])
     dest = settings.travel.destinations
     home = set(geo.home_countries)
     abroad = np.array([cities.country[c] in dest and cities.country[c] not in home for c in merchant_cities])
@@ -291,9 +280,7 @@ def _places(
     return Places(
         row_of_city=row_of_city,
         location_city=location_city.astype(np.int32),
-        near_offsets=near.offsets,
-        near_row=near_row.astype(np.int32),
-        near_search=owner + within,
+        near=near_rows,
         resolved=resolved,
         domestic=domestic,
         abroad_cdf=abroad_cdf,

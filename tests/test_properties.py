@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from simulator.environment import Environment
 from simulator.ids import hex_ids, mix64, pack_keys
-from simulator.sampling import Segments, apportion, segment_cdf, zipf_weights
+from simulator.sampling import Segments, apportion, zipf_weights
 from simulator.schema import transaction_schema
 from simulator.seeding import Streams
 from tests.strategies import transactions, uint64s
@@ -66,17 +66,16 @@ def test_packed_keys_are_distinct_across_positions() -> None:
     assert len(np.unique(keys)) == len(keys)
 
 
-@given(st.lists(st.floats(0, 1e9), min_size=1, max_size=60), st.data())
-def test_segment_cdf_is_monotone_and_ends_at_one(weights: list[float], data: st.DataObject) -> None:
-    n = len(weights)
-    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(n - 1, 1)), max_size=5))) - {n})
-    starts = np.array([0, *cuts])
-    within = segment_cdf(np.array(weights), starts)
-    ends = np.append(starts[1:], n) - 1
-    assert np.all(within[ends] == 1.0)
-    for a, b in zip(starts, ends, strict=True):
-        assert np.all(np.diff(within[a : b + 1]) >= 0)
-        assert np.all((within[a : b + 1] >= 0) & (within[a : b + 1] <= 1))
+@given(st.lists(st.floats(0, 1e6), min_size=1, max_size=12), st.integers(0, 2**32))
+def test_alias_picks_follow_the_weights(weights: list[float], seed: int) -> None:
+    w = np.array(weights)
+    segments = Segments.build(np.zeros(len(w), dtype=np.int64), w)
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    counts = np.bincount(segments.pick(np.zeros(n, dtype=np.int64), rng.random(n)), minlength=len(w))
+    expected = w / w.sum() if w.sum() > 0 else np.full(len(w), 1 / len(w))
+    assert np.all(np.abs(counts / n - expected) < 5 * np.sqrt(expected * (1 - expected) / n) + 1e-9)
+    assert np.all(counts[expected == 0] == 0)
 
 
 @given(st.lists(st.tuples(st.integers(0, 5), st.floats(0.01, 100)), min_size=1, max_size=50), st.integers(0, 2**32))
