@@ -39,8 +39,15 @@ def child(args: argparse.Namespace) -> None:
 
     settings = load_settings(
         None,
-        {"out": args.out, "seed": 7, "days": args.days, "workers": args.workers, "start_date": "2026-11-23",
-         "cache_dir": args.cache, "population": {"cardholders": args.cardholders}},
+        {
+            "out": args.out,
+            "seed": 7,
+            "days": args.days,
+            "workers": args.workers,
+            "start_date": "2026-11-23",
+            "cache_dir": args.cache,
+            "population": {"cardholders": args.cardholders},
+        },
         environ=False,
     )
     began = time.perf_counter()
@@ -49,9 +56,13 @@ def child(args: argparse.Namespace) -> None:
     began = time.perf_counter()
     summary = generate(settings, Streams(7), seed_source="configured")
     total_s = time.perf_counter() - began
-    result = {"rows": summary.rows, "seconds": round(total_s, 3), "world_seconds": round(world_s, 3),
-              "rows_per_s": round(summary.rows / total_s),
-              "steady_rows_per_s": round(summary.rows / max(total_s - world_s, 1e-9))}
+    result = {
+        "rows": summary.rows,
+        "seconds": round(total_s, 3),
+        "world_seconds": round(world_s, 3),
+        "rows_per_s": round(summary.rows / total_s),
+        "steady_rows_per_s": round(summary.rows / max(total_s - world_s, 1e-9)),
+    }
     if args.write_only:
         table = ds.dataset(Path(args.out) / "transactions", format="parquet").to_table()
         began = time.perf_counter()
@@ -61,10 +72,25 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def measure(cardholders: int, days: int, workers: int, cache: str, write_only: bool = False) -> dict[str, object]:
+def measure(
+    cardholders: int, days: int, workers: int, cache: str, write_only: bool = False
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, __file__, "--child", "--cardholders", str(cardholders), "--days", str(days),
-               "--workers", str(workers), "--out", out, "--cache", cache]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--cardholders",
+            str(cardholders),
+            "--days",
+            str(days),
+            "--workers",
+            str(workers),
+            "--out",
+            out,
+            "--cache",
+            cache,
+        ]
         if write_only:
             cmd.append("--write-only")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -101,7 +127,8 @@ def main() -> None:
         "seven_days": seven,
         "rss_ratio_7d_to_1d": round(float(seven["peak_rss_mb"]) / float(one["peak_rss_mb"]), 3),  # type: ignore[arg-type]
         "steady_vs_write_only": round(
-            float(one["steady_rows_per_s"]) / float(one["write_only_rows_per_s"]), 3  # type: ignore[arg-type]
+            float(one["steady_rows_per_s"]) / float(one["write_only_rows_per_s"]),
+            3,  # type: ignore[arg-type]
         ),
     }
     print(json.dumps(report, indent=2))

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from simulator.config import Settings
 from simulator.engine import Slice, SliceSource
-from simulator.errors import ConfigError, OutputError, ReferenceDataError, SchemaError, SimulatorError
+from simulator.errors import (
+    ConfigError,
+    OutputError,
+    ReferenceDataError,
+    SchemaError,
+    SimulatorError,
+)
 from simulator.generate import RunSummary, generate
 from simulator.schema import EventSchema, transaction_schema
 from simulator.seeding import Streams

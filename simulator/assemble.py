@@ -16,7 +16,7 @@ from simulator.ids import hex_ids, mix64
 from simulator.schema import transaction_schema
 from simulator.world import World
 
-__all__ = ["Assembler", "ENTRY_MODE_ECOMMERCE"]
+__all__ = ["ENTRY_MODE_ECOMMERCE", "Assembler"]
 
 ENTRY_MODE_ECOMMERCE = "ecommerce"
 
@@ -65,18 +65,24 @@ class Assembler:
         columns = {
             "transaction_id": hex_ids(ids),
             "event_time": pa.Array.from_buffers(
-                pa.timestamp("us", tz="UTC"), n, [None, pa.py_buffer(col["time_us"].astype(np.int64))]
+                pa.timestamp("us", tz="UTC"),
+                n,
+                [None, pa.py_buffer(col["time_us"].astype(np.int64))],
             ),
             "card_id": w.cards.ids.take(pa.array(card)),
             "cardholder_id": w.holders.ids.take(pa.array(col["holder"].astype(np.int64))),
             "merchant_id": w.merchants.ids.take(m_idx),
-            "amount": _decimal(col["amount_minor"].astype(np.int64), self._schema.field("amount").type),
+            "amount": _decimal(
+                col["amount_minor"].astype(np.int64), self._schema.field("amount").type
+            ),
             "currency": self._m_currency.take(m_idx),
             "mcc": self._m_mcc.take(m_idx),
             "channel": self._channels.take(pa.array(channel)),
             "pos_entry_mode": self._modes.take(pa.array(np.maximum(entry, 0), mask=entry < 0)),
             "merchant_country": self._m_country.take(m_idx),
-            "merchant_city": self._m_city.take(pa.array(merchant, mask=col["null_city"].astype(bool))),
+            "merchant_city": self._m_city.take(
+                pa.array(merchant, mask=col["null_city"].astype(bool))
+            ),
             "merchant_lat": pa.array(np.where(no_coords, 0.0, lat), mask=no_coords),
             "merchant_lon": pa.array(np.where(no_coords, 0.0, lon), mask=no_coords),
             "previous_transaction_id": hex_ids(prev, mask=~has_prev),
@@ -84,9 +90,7 @@ class Assembler:
             "fraud_scenario": pa.nulls(n, pa.string()),
             "fraud_case_id": pa.nulls(n, pa.string()),
         }
-        return pa.Table.from_arrays(
-            [columns[f.name] for f in self._schema], schema=self._schema
-        )
+        return pa.Table.from_arrays([columns[f.name] for f in self._schema], schema=self._schema)
 
     def _link(self, card: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous transaction of the same card for every row (rows are in time order)."""

@@ -123,7 +123,9 @@ def simulate_block(world: World, where: Whereabouts, ctx: SliceContext, block: i
     day_idx = np.floor_divide(local, MINUTES_PER_DAY).astype(np.intp) + 1
     local_minute = (local - (day_idx - 1) * MINUTES_PER_DAY).astype(np.intp)
     country = world.holder_country[lo:hi][owner]
-    intensity = world.calendar.minute_curve[group, local_minute] * ctx.day_factors[country, day_idx, group]
+    intensity = (
+        world.calendar.minute_curve[group, local_minute] * ctx.day_factors[country, day_idx, group]
+    )
     keep = rng.random(n) * ctx.bound[group] < intensity
     owner, group, minute = owner[keep], group[keep], minute[keep]
     n = len(owner)
@@ -198,14 +200,20 @@ def _choose_merchants(
     country = world.holder_country[holder[online]].astype(np.int64)
     g = group[online].astype(np.int64)
     everywhere = len(world.countries) * n_groups + g
-    key = np.where(u_foreign[online] < settings.merchants.ecommerce_foreign_share, everywhere, country * n_groups + g)
+    key = np.where(
+        u_foreign[online] < settings.merchants.ecommerce_foreign_share,
+        everywhere,
+        country * n_groups + g,
+    )
     seg = world.ecom_segments.lookup(key)
     seg = np.where(seg < 0, world.ecom_segments.lookup(everywhere), seg)
     merchant[online] = world.ecom_segments.pick(seg, u_pick[online])
     return merchant, channel
 
 
-def _amounts(world: World, rng: np.random.Generator, holder: np.ndarray, merchant: np.ndarray) -> np.ndarray:
+def _amounts(
+    world: World, rng: np.random.Generator, holder: np.ndarray, merchant: np.ndarray
+) -> np.ndarray:
     table = world.amounts
     n = len(holder)
     mcc = world.merchants.mcc[merchant]
@@ -218,5 +226,7 @@ def _amounts(world: World, rng: np.random.Generator, holder: np.ndarray, merchan
     m = mcc[at_point]
     which = (u_which[at_point, None] >= table.point_cdf[m]).sum(axis=1)
     usd[at_point] = table.points[m, np.minimum(which, table.points.shape[1] - 1)]
-    scale = world.currency_scale[world.currency_of_country[world.country_of_city[world.merchants.city[merchant]]]]
+    scale = world.currency_scale[
+        world.currency_of_country[world.country_of_city[world.merchants.city[merchant]]]
+    ]
     return np.maximum(np.rint(usd * scale * 100.0), 1).astype(np.int64)

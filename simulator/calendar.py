@@ -17,7 +17,7 @@ import numpy as np
 
 from simulator.config import Settings
 
-__all__ = ["Calendar", "MINUTES_PER_DAY", "black_friday", "tz_offsets_minutes"]
+__all__ = ["MINUTES_PER_DAY", "Calendar", "black_friday", "tz_offsets_minutes"]
 
 MINUTES_PER_DAY = 1440
 

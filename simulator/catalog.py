@@ -119,19 +119,24 @@ def _home_city_cdf(settings: Settings, cities: Cities) -> tuple[np.ndarray, np.n
     idx = np.flatnonzero(mask)
     pop = cities.population[idx].astype(np.float64)
     country_total = {c: pop[cities.country[idx] == c].sum() for c in home}
-    weight = np.array(
-        [home[c] / country_total[c] for c in cities.country[idx]], dtype=np.float64
-    ) * pop
+    weight = (
+        np.array([home[c] / country_total[c] for c in cities.country[idx]], dtype=np.float64) * pop
+    )
     return idx, cdf(weight)
 
 
-def build_cardholders(settings: Settings, streams: Streams, cities: Cities) -> tuple[Cardholders, Cards]:
+def build_cardholders(
+    settings: Settings, streams: Streams, cities: Cities
+) -> tuple[Cardholders, Cards]:
     """Draw every cardholder and card, block by block."""
     pop = settings.population
     cards_cfg = pop.cards
     candidates, home_cdf = _home_city_cdf(settings, cities)
     count_cdf = cdf(cards_cfg.count_weights)
-    type_cdf, network_cdf = cdf(list(cards_cfg.types.values())), cdf(list(cards_cfg.networks.values()))
+    type_cdf, network_cdf = (
+        cdf(list(cards_cfg.types.values())),
+        cdf(list(cards_cfg.networks.values())),
+    )
     parts: dict[str, list[np.ndarray]] = {}
     card_parts: dict[str, list[np.ndarray]] = {}
     card_total = 0
@@ -139,12 +144,23 @@ def build_cardholders(settings: Settings, streams: Streams, cities: Cities) -> t
         n = min(pop.block_size, pop.cardholders - lo)
         rng = streams.generator("cardholders", block)
         home = candidates[draw_categorical(rng.random(n), home_cdf)]
-        lat, lon = jitter(rng, cities.lat[home], cities.lon[home], city_radius_km(settings, cities.population[home]))
+        lat, lon = jitter(
+            rng,
+            cities.lat[home],
+            cities.lon[home],
+            city_radius_km(settings, cities.population[home]),
+        )
         rate = rng.gamma(pop.activity_shape, pop.activity_mean / pop.activity_shape, n)
         spend = lognormal_unit_mean(rng, pop.spend_sigma, n)
         count = draw_categorical(rng.random(n), count_cdf) + 1
-        for key, value in (("home_city", home), ("lat", lat), ("lon", lon), ("rate", rate),
-                           ("spend", spend), ("card_count", count)):
+        for key, value in (
+            ("home_city", home),
+            ("lat", lat),
+            ("lon", lon),
+            ("rate", rate),
+            ("spend", spend),
+            ("card_count", count),
+        ):
             parts.setdefault(key, []).append(value)
 
         crng = streams.generator("cards", block)
@@ -156,8 +172,15 @@ def build_cardholders(settings: Settings, streams: Streams, cities: Cities) -> t
             ("holder", holder),
             ("card_type", draw_categorical(crng.random(m), type_cdf).astype(np.int8)),
             ("network", draw_categorical(crng.random(m), network_cdf).astype(np.int8)),
-            ("credit_limit", np.round(cards_cfg.credit_limit_median * lognormal_unit_mean(
-                crng, cards_cfg.credit_limit_sigma, m) * np.exp(0.5 * cards_cfg.credit_limit_sigma**2), -2)),
+            (
+                "credit_limit",
+                np.round(
+                    cards_cfg.credit_limit_median
+                    * lognormal_unit_mean(crng, cards_cfg.credit_limit_sigma, m)
+                    * np.exp(0.5 * cards_cfg.credit_limit_sigma**2),
+                    -2,
+                ),
+            ),
             ("is_primary", first),
         ):
             card_parts.setdefault(key, []).append(value)
@@ -167,7 +190,7 @@ def build_cardholders(settings: Settings, streams: Streams, cities: Cities) -> t
     ccol = {k: np.concatenate(v) for k, v in card_parts.items()}
     count = col["card_count"].astype(np.int32)
     offset = np.cumsum(count) - count
-    # Spend shares over a cardholder's cards: the primary takes primary_share, others split the rest.
+    # Spend over a cardholder's cards: the primary takes primary_share, the others split the rest.
     cum = np.ones((len(count), 3), dtype=np.float64)
     share = cards_cfg.primary_share
     two = count == 2
@@ -197,7 +220,9 @@ def build_cardholders(settings: Settings, streams: Streams, cities: Cities) -> t
     return holders, cards
 
 
-def _city_cdf_for(cities: Cities, weights_by_country: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+def _city_cdf_for(
+    cities: Cities, weights_by_country: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray]:
     idx = np.flatnonzero(np.isin(cities.country, list(weights_by_country)))
     pop = cities.population[idx].astype(np.float64)
     country = cities.country[idx]
@@ -251,15 +276,24 @@ def build_merchants(
         mcc = np.array([mcc_index[c] for c in codes], dtype=np.int16)[
             draw_categorical(rng.random(n), cdf(list(group.mccs.values())))
         ]
-        abroad_p = np.where(channel == CHANNEL_ECOMMERCE, mcfg.ecommerce_foreign_share, mcfg.abroad_share)
+        abroad_p = np.where(
+            channel == CHANNEL_ECOMMERCE, mcfg.ecommerce_foreign_share, mcfg.abroad_share
+        )
         abroad = rng.random(n) < abroad_p
         at_home = np.where(
             channel == CHANNEL_CARD_PRESENT,
             holders_home[rng.integers(0, len(holders_home), n)],
             home_idx[draw_categorical(rng.random(n), home_cdf)],
         )
-        city = np.where(abroad, abroad_idx[draw_categorical(rng.random(n), abroad_cdf)], at_home).astype(np.int32)
-        lat, lon = jitter(rng, cities.lat[city], cities.lon[city], city_radius_km(settings, cities.population[city]))
+        city = np.where(
+            abroad, abroad_idx[draw_categorical(rng.random(n), abroad_cdf)], at_home
+        ).astype(np.int32)
+        lat, lon = jitter(
+            rng,
+            cities.lat[city],
+            cities.lon[city],
+            city_radius_km(settings, cities.population[city]),
+        )
         online = channel == CHANNEL_ECOMMERCE
         lat[online] = np.nan
         lon[online] = np.nan
@@ -268,8 +302,13 @@ def build_merchants(
             sel = channel == ch
             weight[sel] = zipf_weights(rng, int(sel.sum()), mcfg.popularity_exponent)
         for key, value in (
-            ("mcc", mcc), ("group", np.full(n, g, dtype=np.int16)), ("channel", channel), ("city", city),
-            ("lat", lat), ("lon", lon), ("weight", weight),
+            ("mcc", mcc),
+            ("group", np.full(n, g, dtype=np.int16)),
+            ("channel", channel),
+            ("city", city),
+            ("lat", lat),
+            ("lon", lon),
+            ("weight", weight),
             ("price", lognormal_unit_mean(rng, mcfg.price_sigma, n)),
             ("brand", rng.integers(0, len(brand_words), size=(n, 2))),
         ):
@@ -294,7 +333,11 @@ def _merchant_names(
     brand: np.ndarray, words: list[str], city_names: np.ndarray, channel: np.ndarray
 ) -> pa.StringArray:
     names = [
-        f"{words[a]}{words[b].lower()} Online" if ch == CHANNEL_ECOMMERCE else f"{words[a]}{words[b].lower()} {city}"
-        for (a, b), city, ch in zip(brand.tolist(), city_names.tolist(), channel.tolist(), strict=True)
+        f"{words[a]}{words[b].lower()} Online"
+        if ch == CHANNEL_ECOMMERCE
+        else f"{words[a]}{words[b].lower()} {city}"
+        for (a, b), city, ch in zip(
+            brand.tolist(), city_names.tolist(), channel.tolist(), strict=True
+        )
     ]
     return pa.array(names, type=pa.string())

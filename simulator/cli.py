@@ -34,28 +34,44 @@ def _iso_date(text: str) -> str:
     try:
         dt.date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a calendar date in YYYY-MM-DD form") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a calendar date in YYYY-MM-DD form"
+        ) from None
     return text
 
 
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML or JSON settings file")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override one setting by dotted path, e.g. population.cardholders=5000 (repeatable)",
     )
-    parser.add_argument("--date", type=_iso_date, help="first simulated UTC date, YYYY-MM-DD (start_date)")
+    parser.add_argument(
+        "--date", type=_iso_date, help="first simulated UTC date, YYYY-MM-DD (start_date)"
+    )
     parser.add_argument("--days", type=int, help="number of simulated days (days)")
     parser.add_argument("--seed", type=int, help="root seed; omitted: drawn from OS entropy (seed)")
     parser.add_argument("--cardholders", type=int, help="population size (population.cardholders)")
-    parser.add_argument("--workers", type=int, help="worker processes; output is identical for any value")
+    parser.add_argument(
+        "--workers", type=int, help="worker processes; output is identical for any value"
+    )
     parser.add_argument("--out", type=Path, help="output folder (out)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="txnsim", description="Seeded card-transaction simulator.")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--log-format", choices=["json", "text"], help="default: text on a terminal, else JSON")
+    parser = argparse.ArgumentParser(
+        prog="txnsim", description="Seeded card-transaction simulator."
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument(
+        "--log-format", choices=["json", "text"], help="default: text on a terminal, else JSON"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="simulate days and land them as Parquet in a folder")
     _settings_arguments(gen)
@@ -69,8 +85,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cli_layer(args: argparse.Namespace) -> dict[str, Any]:
     layer: dict[str, Any] = {}
-    for flag, key in (("date", "start_date"), ("days", "days"), ("seed", "seed"), ("workers", "workers"),
-                      ("out", "out")):
+    for flag, key in (
+        ("date", "start_date"),
+        ("days", "days"),
+        ("seed", "seed"),
+        ("workers", "workers"),
+        ("out", "out"),
+    ):
         value = getattr(args, flag)
         if value is not None:
             layer[key] = str(value) if isinstance(value, Path) else value
@@ -95,7 +116,9 @@ def build_settings(args: argparse.Namespace) -> Settings:
 def _show(settings: Settings, fmt: str) -> None:
     data = settings.model_dump(mode="json")
     if fmt == "json":
-        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
+        sys.stdout.write(
+            orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+        )
     else:
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False, width=120))
 
@@ -114,8 +137,13 @@ def _generate(settings: Settings) -> None:
     summary = generate(settings, streams, seed_source=source)
     sys.stdout.write(
         orjson.dumps(
-            {"out": str(summary.out), "rows": summary.rows, "files": len(summary.files),
-             "seed": streams.entropy, "seconds": round(summary.seconds, 3)}
+            {
+                "out": str(summary.out),
+                "rows": summary.rows,
+                "files": len(summary.files),
+                "seed": streams.entropy,
+                "seconds": round(summary.seconds, 3),
+            }
         ).decode()
         + "\n"
     )
@@ -125,7 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_level, json=None if args.log_format is None else args.log_format == "json")
+    configure_logging(
+        args.log_level, json=None if args.log_format is None else args.log_format == "json"
+    )
     try:
         settings = build_settings(args)
         if args.command == "config":
@@ -139,7 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"txnsim: {exc}\n")
         return 1
     except KeyboardInterrupt:
-        sys.stderr.write("txnsim: interrupted; completed partitions are in place, the manifest was not written\n")
+        sys.stderr.write(
+            "txnsim: interrupted; completed partitions are in place, the manifest was not written\n"
+        )
         return 130
     return 0
 

@@ -62,7 +62,9 @@ class CardsConfig(_Model):
     count_weights: list[NonNegative] = Field(
         min_length=1, max_length=3, description="Weight of holding 1, 2 or 3 cards."
     )
-    primary_share: Probability = Field(description="Share of a cardholder's spend on the first card.")
+    primary_share: Probability = Field(
+        description="Share of a cardholder's spend on the first card."
+    )
     types: dict[str, NonNegative]
     networks: dict[str, NonNegative]
     credit_limit_median: Positive
@@ -86,11 +88,15 @@ class PopulationConfig(_Model):
 
     cardholders: int = Field(gt=0, le=50_000_000)
     block_size: int = Field(
-        gt=0, le=1_000_000, description="Cardholders per block: the unit of seeding and parallel work."
+        gt=0,
+        le=1_000_000,
+        description="Cardholders per block: the unit of seeding and parallel work.",
     )
     activity_mean: Positive = Field(description="Mean card transactions per cardholder per day.")
     activity_shape: Positive = Field(description="Gamma shape of the personal activity rate.")
-    spend_sigma: NonNegative = Field(description="Log-sd of a cardholder's personal spend multiplier.")
+    spend_sigma: NonNegative = Field(
+        description="Log-sd of a cardholder's personal spend multiplier."
+    )
     cards: CardsConfig
 
 
@@ -101,7 +107,9 @@ class GeographyConfig(_Model):
     min_city_population: int = Field(ge=0)
     city_radius_min_km: Positive
     city_radius_km_per_sqrt_thousand: NonNegative
-    local_share: Probability = Field(description="Card-present spend in the city where the cardholder is.")
+    local_share: Probability = Field(
+        description="Card-present spend in the city where the cardholder is."
+    )
     neighbour_radius_km: Positive
     distance_decay_km: Positive
 
@@ -130,11 +138,15 @@ class MerchantsConfig(_Model):
     """The merchant population."""
 
     per_cardholder: Positive
-    per_home_city: NonNegative = Field(description="Floor of merchants per town where cardholders live.")
+    per_home_city: NonNegative = Field(
+        description="Floor of merchants per town where cardholders live."
+    )
     minimum: int = Field(ge=1)
     popularity_exponent: NonNegative = Field(description="Zipf exponent of popularity by rank.")
     price_sigma: NonNegative = Field(description="Log-sd of a merchant's price level.")
-    abroad_share: Probability = Field(description="Card-present merchants placed in destination countries.")
+    abroad_share: Probability = Field(
+        description="Card-present merchants placed in destination countries."
+    )
     ecommerce_merchant_ratio: Positive
     ecommerce_foreign_share: Probability
 
@@ -197,8 +209,12 @@ class CalendarConfig(_Model):
     """Calendar effects on top of the weekly rhythm."""
 
     black_friday: NonNegative
-    december_peak: NonNegative = Field(description="Factor reached on 23 December, ramping from 1 Dec.")
-    super_saturdays: NonNegative = Field(description="Extra factor on the two Saturdays before Christmas.")
+    december_peak: NonNegative = Field(
+        description="Factor reached on 23 December, ramping from 1 Dec."
+    )
+    super_saturdays: NonNegative = Field(
+        description="Extra factor on the two Saturdays before Christmas."
+    )
     payday_days: list[Annotated[int, Field(ge=1, le=31)]]
     payday_factor: NonNegative
 
@@ -229,7 +245,9 @@ class Settings(BaseSettings):
     slice_hours: Literal[1, 2, 3, 4, 6, 8, 12, 24]
     out: Path
     workers: int = Field(ge=1, le=256)
-    cache_dir: Path | None = Field(description="Where derived reference data is cached; None: no cache.")
+    cache_dir: Path | None = Field(
+        description="Where derived reference data is cached; None: no cache."
+    )
     population: PopulationConfig
     geography: GeographyConfig
     travel: TravelConfig
@@ -257,7 +275,8 @@ class Settings(BaseSettings):
         unknown = sorted(set(value) - set(NULLABLE_FIELDS))
         if unknown:
             raise ValueError(
-                f"unknown field(s) {', '.join(unknown)}; nullable fields are {', '.join(NULLABLE_FIELDS)}"
+                f"unknown field(s) {', '.join(unknown)}; "
+                f"nullable fields are {', '.join(NULLABLE_FIELDS)}"
             )
         return value
 

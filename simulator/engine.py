@@ -10,6 +10,7 @@ events in the same order for a seed and configuration.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -42,7 +43,9 @@ class Slice:
     table: pa.Table
 
 
-def _simulate(world: World, where: Whereabouts, start: dt.datetime, hours: int, blocks: range) -> list[BlockEvents]:
+def _simulate(
+    world: World, where: Whereabouts, start: dt.datetime, hours: int, blocks: range
+) -> list[BlockEvents]:
     ctx = SliceContext.build(world, start, hours)
     return [simulate_block(world, where, ctx, b) for b in blocks]
 
@@ -69,8 +72,10 @@ class SliceSource:
         workers: Processes computing blocks; 1 computes in this process.
     """
 
-    def __init__(self, world: World, start: dt.datetime, end: dt.datetime | None, workers: int = 1) -> None:
-        if start.tzinfo is None or end is not None and end.tzinfo is None:
+    def __init__(
+        self, world: World, start: dt.datetime, end: dt.datetime | None, workers: int = 1
+    ) -> None:
+        if start.tzinfo is None or (end is not None and end.tzinfo is None):
             raise ValueError("start and end must be timezone-aware")
         self._world = world
         self._start = start.astimezone(dt.UTC)
@@ -83,7 +88,7 @@ class SliceSource:
         n = self._world.n_blocks
         parts = min(n, self._workers * 2)
         bounds = [round(i * n / parts) for i in range(parts + 1)]
-        return [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+        return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
     def __iter__(self) -> Iterator[Slice]:
         """Yield slices in order; worker processes live only while iterating."""

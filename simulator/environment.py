@@ -44,7 +44,11 @@ class Environment:
         return self._now
 
     def schedule(
-        self, time_us: int, callback: Callable[[Environment], None], priority: int = 0, name: str = ""
+        self,
+        time_us: int,
+        callback: Callable[[Environment], None],
+        priority: int = 0,
+        name: str = "",
     ) -> ScheduledEvent:
         """Schedule ``callback(env)`` at ``time_us``; the past is refused.
 
@@ -52,7 +56,9 @@ class Environment:
             ValueError: If ``time_us`` is before the current time.
         """
         if time_us < self._now:
-            raise ValueError(f"cannot schedule {name or 'an event'} at {time_us}, before now ({self._now})")
+            raise ValueError(
+                f"cannot schedule {name or 'an event'} at {time_us}, before now ({self._now})"
+            )
         event = ScheduledEvent(time_us, priority, self._sequence, callback, name)
         self._sequence += 1
         heapq.heappush(self._heap, event)

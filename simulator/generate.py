@@ -120,15 +120,27 @@ def generate(
     out = settings.out
     schema = transaction_schema()
     world = build_world(settings, streams)
-    log.info("world built", extra={"cardholders": len(world.holders), "cards": len(world.cards),
-                                   "merchants": len(world.merchants), "seconds": round(wall() - began, 2)})
+    log.info(
+        "world built",
+        extra={
+            "cardholders": len(world.holders),
+            "cards": len(world.cards),
+            "merchants": len(world.merchants),
+            "seconds": round(wall() - began, 2),
+        },
+    )
     start = dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC)
     end = start + dt.timedelta(days=settings.days)
-    metadata = {b"txnsim.config_hash": settings.config_hash().encode(), b"txnsim.seed": str(streams.entropy).encode()}
+    metadata = {
+        b"txnsim.config_hash": settings.config_hash().encode(),
+        b"txnsim.seed": str(streams.entropy).encode(),
+    }
 
     files: list[FileRecord] = []
     for name, table in catalog_tables(world).items():
-        files.append(write_parquet_file(out, f"catalog/{name}.parquet", table, settings.writer, metadata))
+        files.append(
+            write_parquet_file(out, f"catalog/{name}.parquet", table, settings.writer, metadata)
+        )
 
     total = 0
     sim_began = wall()

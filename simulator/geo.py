@@ -12,7 +12,9 @@ __all__ = ["EARTH_RADIUS_KM", "Neighbours", "haversine_km", "jitter", "neighbour
 EARTH_RADIUS_KM = 6371.0088
 
 
-def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+def haversine_km(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
+) -> np.ndarray:
     """Great-circle distance in km between paired points given in degrees."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dphi = p2 - p1
@@ -77,8 +79,10 @@ def neighbours(
     counts = np.zeros(len(query), dtype=np.int64)
     for lo in range(0, len(query), chunk):
         cos = np.clip(query[lo : lo + chunk] @ target.T, -1.0, 1.0)
-        top = np.argpartition(-cos, k - 1, axis=1)[:, :k] if k < len(target) else np.tile(
-            np.arange(len(target)), (len(cos), 1)
+        top = (
+            np.argpartition(-cos, k - 1, axis=1)[:, :k]
+            if k < len(target)
+            else np.tile(np.arange(len(target)), (len(cos), 1))
         )
         top_cos = np.take_along_axis(cos, top, axis=1)
         order = np.argsort(-top_cos, axis=1, kind="stable")

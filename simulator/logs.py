@@ -34,7 +34,9 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record`` as a JSON line."""
         payload: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
+            "ts": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -49,10 +51,14 @@ class JsonFormatter(logging.Formatter):
 class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
-        return f"{record.levelname.lower():7s} {record.getMessage()}" + (f"  {extras}" if extras else "")
+        return f"{record.levelname.lower():7s} {record.getMessage()}" + (
+            f"  {extras}" if extras else ""
+        )
 
 
-def configure_logging(level: str = "INFO", stream: TextIO | None = None, json: bool | None = None) -> None:
+def configure_logging(
+    level: str = "INFO", stream: TextIO | None = None, json: bool | None = None
+) -> None:
     """Send logs to ``stream`` (stderr), as JSON unless it is a terminal."""
     target = stream if stream is not None else sys.stderr
     use_json = (not target.isatty()) if json is None else json

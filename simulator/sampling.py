@@ -129,7 +129,9 @@ class Segments:
         return cls.from_lists(keys, starts, order.astype(np.int32), np.asarray(weights)[order])
 
     @classmethod
-    def from_lists(cls, keys: np.ndarray, starts: np.ndarray, items: np.ndarray, weights: np.ndarray) -> Segments:
+    def from_lists(
+        cls, keys: np.ndarray, starts: np.ndarray, items: np.ndarray, weights: np.ndarray
+    ) -> Segments:
         """Segments from consecutive lists: segment ``i`` is ``items[starts[i]:starts[i+1]]``."""
         starts = np.asarray(starts, dtype=np.int64)
         prob, alias = alias_tables(weights, starts)
@@ -144,7 +146,9 @@ class Segments:
 
     def map_items(self, values: np.ndarray) -> Segments:
         """The same segments and weights with each item replaced by ``values[item]``."""
-        return Segments(self.keys, self.starts, self.ends, values[self.items], self.prob, self.alias)
+        return Segments(
+            self.keys, self.starts, self.ends, values[self.items], self.prob, self.alias
+        )
 
     def lookup(self, key: np.ndarray) -> np.ndarray:
         """Segment ordinal of each key, or -1 where no segment has that key."""

@@ -88,5 +88,10 @@ def transaction_schema(name: str = "transaction") -> EventSchema:
         typ, nullable = arrow_type(field["type"])
         fields.append(pa.field(field["name"], typ, nullable=nullable))
     print_ = fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
-    metadata = {b"avro.schema.name": raw["name"].encode(), b"avro.schema.fingerprint": print_.encode()}
-    return EventSchema(name=name, avro=parsed, arrow=pa.schema(fields, metadata=metadata), fingerprint=print_)
+    metadata = {
+        b"avro.schema.name": raw["name"].encode(),
+        b"avro.schema.fingerprint": print_.encode(),
+    }
+    return EventSchema(
+        name=name, avro=parsed, arrow=pa.schema(fields, metadata=metadata), fingerprint=print_
+    )

@@ -34,7 +34,7 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def _yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_Loader)
 
 
 def _defaults() -> dict[str, Any]:

@@ -59,7 +59,10 @@ class Whereabouts:
         away = np.zeros(hi - lo, dtype=bool)
         country = world.holder_country[lo:hi].astype(np.int64)
         domestic_seg = places.domestic.lookup(country)
-        trips = [self._starts(block, day - dt.timedelta(days=back)) for back in range(world.settings.travel.max_days)]
+        trips = [
+            self._starts(block, day - dt.timedelta(days=back))
+            for back in range(world.settings.travel.max_days)
+        ]
         who, days, abroad, u_city = (np.concatenate([t[i] for t in trips]) for i in range(4))
         back = np.repeat(np.arange(len(trips)), [len(t[0]) for t in trips])
         active = days > back

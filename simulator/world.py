@@ -14,7 +14,14 @@ from functools import cached_property
 import numpy as np
 
 from simulator.calendar import Calendar
-from simulator.catalog import CHANNEL_CARD_PRESENT, Cardholders, Cards, Merchants, build_cardholders, build_merchants
+from simulator.catalog import (
+    CHANNEL_CARD_PRESENT,
+    Cardholders,
+    Cards,
+    Merchants,
+    build_cardholders,
+    build_merchants,
+)
 from simulator.config import AmountModel, Settings
 from simulator.errors import ReferenceDataError
 from simulator.geo import neighbours, unit_vectors
@@ -135,7 +142,11 @@ class World:
 
 
 def _brand_words() -> list[str]:
-    text = importlib.resources.files("simulator").joinpath("data/brand_syllables.txt").read_text("utf-8")
+    text = (
+        importlib.resources.files("simulator")
+        .joinpath("data/brand_syllables.txt")
+        .read_text("utf-8")
+    )
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
@@ -166,7 +177,9 @@ def build_world(settings: Settings, streams: Streams) -> World:
             f"currency_per_usd: no rate for {', '.join(missing)} "
             f"(needed by the countries {', '.join(countries)})"
         )
-    cities = load_cities(frozenset(countries), settings.geography.min_city_population, settings.cache_dir)
+    cities = load_cities(
+        frozenset(countries), settings.geography.min_city_population, settings.cache_dir
+    )
     country_index = {c: i for i, c in enumerate(countries)}
     country_of_city = np.array([country_index[c] for c in cities.country.tolist()], dtype=np.int16)
     timezones = sorted(set(cities.timezone.tolist()))
@@ -174,11 +187,15 @@ def build_world(settings: Settings, streams: Streams) -> World:
     tz_of_city = np.array([tz_index[z] for z in cities.timezone.tolist()], dtype=np.int32)
     mcc_codes, mcc_group, models = _mcc_table(settings)
     currency_index = {c: i for i, c in enumerate(currencies)}
-    currency_of_country = np.array([currency_index[country_currency(c)] for c in countries], dtype=np.int16)
+    currency_of_country = np.array(
+        [currency_index[country_currency(c)] for c in countries], dtype=np.int16
+    )
     currency_scale = np.array([settings.currency_per_usd[c] for c in currencies])
 
     holders, cards = build_cardholders(settings, streams, cities)
-    merchants = build_merchants(settings, streams, cities, holders.home_city, mcc_codes, _brand_words())
+    merchants = build_merchants(
+        settings, streams, cities, holders.home_city, mcc_codes, _brand_words()
+    )
     n_groups = len(settings.mcc_groups)
     cp = merchants.channel == CHANNEL_CARD_PRESENT
     cp_key = np.where(cp, merchants.city.astype(np.int64) * n_groups + merchants.group, -1)
@@ -236,9 +253,15 @@ def _places(
     q = unit_vectors(cities.lat[location_city], cities.lon[location_city])
     t = unit_vectors(cities.lat[merchant_cities], cities.lon[merchant_cities])
     near = neighbours(q, t, geo.neighbour_radius_km, _NEIGHBOURS_PER_CITY)
-    decay = np.exp(-near.distance_km / geo.distance_decay_km) * cities.population[merchant_cities[near.target]]
+    decay = (
+        np.exp(-near.distance_km / geo.distance_decay_km)
+        * cities.population[merchant_cities[near.target]]
+    )
     near_rows = Segments.from_lists(
-        np.arange(len(location_city)), near.offsets[:-1], row_of_city[merchant_cities[near.target]], decay
+        np.arange(len(location_city)),
+        near.offsets[:-1],
+        row_of_city[merchant_cities[near.target]],
+        decay,
     )
 
     resolved = np.full((len(location_city), n_groups), -1, dtype=np.int64)
@@ -248,11 +271,11 @@ def _places(
             continue
         has_g = cp_segments.lookup(merchant_cities.astype(np.int64) * n_groups + g)
         for k in range(_NEIGHBOURS_PER_CITY):
-            todo = own < 0
-            if not todo.any():
+            missing = own < 0
+            if not missing.any():
                 break
             pos = near.offsets[:-1] + k
-            valid = todo & (pos < near.offsets[1:])
+            valid = missing & (pos < near.offsets[1:])
             cand = np.where(valid, has_g[near.target[np.minimum(pos, len(near.target) - 1)]], -1)
             own = np.where(valid & (cand >= 0), cand, own)
         todo = np.flatnonzero(own < 0)
@@ -263,11 +286,15 @@ def _places(
                 own[todo] = has_g[with_g[np.argmax(cos, axis=1)]]
         resolved[:, g] = own
 
-    domestic = Segments.build(country_of_city[merchant_cities].astype(np.int64), cities.population[merchant_cities])
+    domestic = Segments.build(
+        country_of_city[merchant_cities].astype(np.int64), cities.population[merchant_cities]
+    )
     domestic = domestic.map_items(row_of_city[merchant_cities])
     dest = settings.travel.destinations
     home = set(geo.home_countries)
-    abroad = np.array([cities.country[c] in dest and cities.country[c] not in home for c in merchant_cities])
+    abroad = np.array(
+        [cities.country[c] in dest and cities.country[c] not in home for c in merchant_cities]
+    )
     if abroad.any():
         ab_cities = merchant_cities[abroad]
         pop = cities.population[ab_cities].astype(np.float64)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -38,7 +37,12 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def small_settings(out: Path, cache: Path, *overrides: str, **cli: object) -> Settings:
     """Settings for a small, fast run."""
-    base = {"out": str(out), "cache_dir": str(cache), "seed": 7, "population": {"cardholders": 3000, "block_size": 500}}
+    base = {
+        "out": str(out),
+        "cache_dir": str(cache),
+        "seed": 7,
+        "population": {"cardholders": 3000, "block_size": 500},
+    }
     base.update(cli)
     return load_settings(None, base, overrides, environ=False)
 
@@ -59,11 +63,16 @@ def read_catalog(root: Path, name: str) -> pa.Table:
 
 
 @pytest.fixture(scope="session")
-def landed(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[tuple[Path, RunSummary]]:
+def landed(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[Path, RunSummary]:
     """Two simulated days (Tue 24 - Wed 25 Nov 2026) of 20,000 cardholders, landed once."""
     out = tmp_path_factory.mktemp("lake")
     settings = small_settings(
-        out, cache_dir, "null_rates.merchant_city=0.05", "null_rates.pos_entry_mode=0.02",
-        population={"cardholders": 20000, "block_size": 2048}, days=2, start_date="2026-11-24",
+        out,
+        cache_dir,
+        "null_rates.merchant_city=0.05",
+        "null_rates.pos_entry_mode=0.02",
+        population={"cardholders": 20000, "block_size": 2048},
+        days=2,
+        start_date="2026-11-24",
     )
-    yield out, run(settings)
+    return out, run(settings)

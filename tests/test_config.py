@@ -1,4 +1,4 @@
-"""Settings sources, precedence, and every kind of bad input: exit 2, a named field, nothing written."""
+"""Settings sources, precedence, and bad input: exit 2, the field named, nothing written."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def test_defaults_are_valid_and_complete() -> None:
     assert settings.seed is None
 
 
-def test_precedence_defaults_file_env_cli_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_defaults_file_env_cli_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("days: 3\npopulation:\n  cardholders: 111\n  block_size: 50\nworkers: 2\n")
     assert load_settings(config, environ=False).days == 3
@@ -45,7 +47,10 @@ def test_json_config_file(tmp_path: Path) -> None:
 
 def test_overrides_keep_types() -> None:
     assert parse_overrides(["a.b=1", "c=[1, 2]", "d=true", "e=x"]) == {
-        "a": {"b": 1}, "c": [1, 2], "d": True, "e": "x",
+        "a": {"b": 1},
+        "c": [1, 2],
+        "d": True,
+        "e": "x",
     }
 
 
@@ -57,12 +62,24 @@ def test_config_hash_ignores_where_and_how_fast(tmp_path: Path) -> None:
 
 
 BAD = [
-    (["--set", "population.cardholderz=5"], "population.cardholderz: unknown setting", "cardholders"),
+    (
+        ["--set", "population.cardholderz=5"],
+        "population.cardholderz: unknown setting",
+        "cardholders",
+    ),
     (["--cardholders", "-5"], "population.cardholders", "greater than 0"),
     (["--set", "merchants.per_cardholder=-1"], "merchants.per_cardholder", "greater than 0"),
     (["--set", "start_date=2026-02-30"], "start_date", "YYYY-MM-DD"),
-    (["--set", "null_rates.merchant_city=1.5"], "null_rates.merchant_city", "less than or equal to 1"),
-    (["--set", "travel.international_share=-0.1"], "travel.international_share", "greater than or equal to 0"),
+    (
+        ["--set", "null_rates.merchant_city=1.5"],
+        "null_rates.merchant_city",
+        "less than or equal to 1",
+    ),
+    (
+        ["--set", "travel.international_share=-0.1"],
+        "travel.international_share",
+        "greater than or equal to 0",
+    ),
     (["--set", "null_rates.amount=0.1"], "null_rates", "nullable fields are"),
     (["--set", "writer.compression=brotli2"], "writer.compression", "zstd"),
     (["--set", "mcc_groups.fuel.mccs={'554': 1}"], "mcc_groups.fuel.mccs.554", "pattern"),
@@ -74,11 +91,28 @@ BAD = [
 
 @pytest.mark.parametrize(("args", "field", "allowed"), BAD, ids=[b[1] for b in BAD])
 def test_bad_settings_exit_2_and_write_nothing(
-    args: list[str], field: str, allowed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], cache_dir: Path
+    args: list[str],
+    field: str,
+    allowed: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    cache_dir: Path,
 ) -> None:
     out = tmp_path / "out"
-    code = main(["generate", "--out", str(out), "--seed", "1", "--cardholders", "100",
-                 "--set", f"cache_dir={cache_dir}", *args])
+    code = main(
+        [
+            "generate",
+            "--out",
+            str(out),
+            "--seed",
+            "1",
+            "--cardholders",
+            "100",
+            "--set",
+            f"cache_dir={cache_dir}",
+            *args,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert field in err
@@ -96,7 +130,9 @@ def test_bad_date_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_unreadable_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["generate", "--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")])
+    code = main(
+        ["generate", "--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "o")]
+    )
     assert code == 2
     assert "missing.yaml" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
@@ -116,7 +152,9 @@ def test_bad_environment_value_names_the_field(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_config_show_prints_effective_settings(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["config", "show", "--format", "json", "--cardholders", "42", "--set", "days=9"]) == 0
+    assert (
+        main(["config", "show", "--format", "json", "--cardholders", "42", "--set", "days=9"]) == 0
+    )
     out = capsys.readouterr().out
     assert '"cardholders": 42' in out
     assert '"days": 9' in out

@@ -13,7 +13,11 @@ from tests.conftest import read_transactions, run, small_settings
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +35,20 @@ def test_same_seed_same_bytes_for_any_worker_count(
     assert _files(tmp_path) == golden
 
 
-def test_another_seed_gives_other_events(golden: dict[str, bytes], tmp_path: Path, cache_dir: Path) -> None:
+def test_another_seed_gives_other_events(
+    golden: dict[str, bytes], tmp_path: Path, cache_dir: Path
+) -> None:
     run(small_settings(tmp_path, cache_dir, days=2, seed=8))
     other = _files(tmp_path)
     assert other.keys() == golden.keys()
-    assert other["transactions/dt=2026-11-24/part-00000.parquet"] != golden["transactions/dt=2026-11-24/part-00000.parquet"]
+    assert (
+        other["transactions/dt=2026-11-24/part-00000.parquet"]
+        != golden["transactions/dt=2026-11-24/part-00000.parquet"]
+    )
 
 
 def test_a_day_is_the_same_whatever_the_run_length(tmp_path: Path, cache_dir: Path) -> None:
-    """Streams are keyed by date, so day one of a two-day run equals a one-day run (ids included)."""
+    """Streams are keyed by date: day one of a two-day run equals a one-day run, ids included."""
     run(small_settings(tmp_path / "one", cache_dir, days=1))
     run(small_settings(tmp_path / "two", cache_dir, days=2))
     day = "transactions/dt=2026-11-24"
@@ -63,15 +72,38 @@ def test_rerun_replaces_files_and_never_duplicates(tmp_path: Path, cache_dir: Pa
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")], "no staging leftovers"
 
 
-def test_seed_from_os_entropy_is_recorded_and_replays(tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    common = ["--cardholders", "1500", "--set", f"cache_dir={cache_dir}", "--set", "population.block_size=500"]
+def test_seed_from_os_entropy_is_recorded_and_replays(
+    tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = [
+        "--cardholders",
+        "1500",
+        "--set",
+        f"cache_dir={cache_dir}",
+        "--set",
+        "population.block_size=500",
+    ]
     assert main(["--log-level", "WARNING", "generate", "--out", str(tmp_path / "a"), *common]) == 0
     manifest = orjson.loads((tmp_path / "a" / "manifest.json").read_bytes())
     assert manifest["seed_source"] == "os-entropy"
     seed = manifest["seed"]
     assert isinstance(seed, int)
     assert 0 <= seed < 2**63
-    assert main(["--log-level", "WARNING", "generate", "--out", str(tmp_path / "b"), "--seed", str(seed), *common]) == 0
+    assert (
+        main(
+            [
+                "--log-level",
+                "WARNING",
+                "generate",
+                "--out",
+                str(tmp_path / "b"),
+                "--seed",
+                str(seed),
+                *common,
+            ]
+        )
+        == 0
+    )
     replay = orjson.loads((tmp_path / "b" / "manifest.json").read_bytes())
     assert [f["sha256"] for f in replay["files"]] == [f["sha256"] for f in manifest["files"]]
     capsys.readouterr()

@@ -28,7 +28,11 @@ def test_layout_and_manifest(landed: Landed) -> None:
     assert manifest["simulated_start"] == "2026-11-24T00:00:00+00:00"
     assert manifest["simulated_end"] == "2026-11-26T00:00:00+00:00"
     assert sorted(manifest["partitions"]) == ["2026-11-24", "2026-11-25"]
-    assert manifest["row_counts"]["transactions"] == summary.rows == sum(manifest["partitions"].values())
+    assert (
+        manifest["row_counts"]["transactions"]
+        == summary.rows
+        == sum(manifest["partitions"].values())
+    )
     on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet"))
     assert on_disk == sorted(f["path"] for f in manifest["files"])
     for entry in manifest["files"]:
@@ -44,7 +48,9 @@ def test_files_have_the_schema_derived_from_avro(landed: Landed) -> None:
     for path in (out / "transactions").rglob("*.parquet"):
         schema = pq.read_schema(path)
         assert schema.remove_metadata().equals(expected.remove_metadata())
-        assert schema.metadata[b"avro.schema.fingerprint"] == transaction_schema().fingerprint.encode()
+        assert (
+            schema.metadata[b"avro.schema.fingerprint"] == transaction_schema().fingerprint.encode()
+        )
 
 
 def test_volume_is_calibrated(landed: Landed) -> None:
@@ -81,9 +87,15 @@ def test_ids_unique_and_foreign_keys_resolve(landed: Landed) -> None:
     )
     assert pc.all(pc.equal(joined["cardholder_id"], joined["owner"])).as_py()
     # Merchant attributes on the row are the catalog's (a merchant never moves).
-    m = tx.filter(pc.is_valid(tx["merchant_lat"])).select(["merchant_id", "mcc", "merchant_lat", "merchant_lon"])
-    j = m.join(merchants.select(["merchant_id", "mcc", "lat", "lon"]).rename_columns(
-        ["merchant_id", "cmcc", "clat", "clon"]), "merchant_id")
+    m = tx.filter(pc.is_valid(tx["merchant_lat"])).select(
+        ["merchant_id", "mcc", "merchant_lat", "merchant_lon"]
+    )
+    j = m.join(
+        merchants.select(["merchant_id", "mcc", "lat", "lon"]).rename_columns(
+            ["merchant_id", "cmcc", "clat", "clon"]
+        ),
+        "merchant_id",
+    )
     assert pc.all(pc.equal(j["mcc"], j["cmcc"])).as_py()
     assert np.allclose(j["merchant_lat"].to_numpy(), j["clat"].to_numpy())
     assert np.allclose(j["merchant_lon"].to_numpy(), j["clon"].to_numpy())
@@ -91,7 +103,9 @@ def test_ids_unique_and_foreign_keys_resolve(landed: Landed) -> None:
 
 def test_previous_transaction_chains_are_per_card_and_time_ordered(landed: Landed) -> None:
     out, _ = landed
-    tx = read_transactions(out).select(["transaction_id", "event_time", "card_id", "previous_transaction_id"])
+    tx = read_transactions(out).select(
+        ["transaction_id", "event_time", "card_id", "previous_transaction_id"]
+    )
     tx = tx.sort_by([("card_id", "ascending"), ("event_time", "ascending")])
     card = tx["card_id"].to_pylist()
     ids = tx["transaction_id"].to_pylist()
@@ -141,7 +155,9 @@ def test_amounts_are_two_decimal_heavy_tailed_and_in_local_currency(landed: Land
     # Each MCC group's log-amounts spread like a log-normal with its configured sigma (or wider).
     countries = set(tx["merchant_country"].to_pylist())
     assert countries >= {"US"}
-    currencies = dict(zip(tx["merchant_country"].to_pylist(), tx["currency"].to_pylist(), strict=True))
+    currencies = dict(
+        zip(tx["merchant_country"].to_pylist(), tx["currency"].to_pylist(), strict=True)
+    )
     assert currencies["US"] == "USD"
     for country, currency in currencies.items():
         assert (country == "US") == (currency == "USD")
@@ -151,10 +167,18 @@ def test_fuel_has_round_price_points_and_online_has_charm_prices(landed: Landed)
     out, _ = landed
     tx = read_transactions(out)
     usd = tx.filter(pc.equal(tx["currency"], "USD"))
-    fuel = usd.filter(pc.is_in(usd["mcc"], pa.array(["5541", "5542"])))["amount"].cast(pa.float64()).to_numpy()
+    fuel = (
+        usd.filter(pc.is_in(usd["mcc"], pa.array(["5541", "5542"])))["amount"]
+        .cast(pa.float64())
+        .to_numpy()
+    )
     round_share = np.isin(fuel, [20, 25, 30, 40, 50, 60, 75]).mean()
-    assert 0.22 < round_share < 0.40  # configured 0.30, plus log-normal draws that happen to be round
-    online = usd.filter(pc.is_in(usd["mcc"], pa.array(["5815", "5816", "5817", "5818", "5964", "5969"])))
+    assert (
+        0.22 < round_share < 0.40
+    )  # configured 0.30, plus log-normal draws that happen to be round
+    online = usd.filter(
+        pc.is_in(usd["mcc"], pa.array(["5815", "5816", "5817", "5818", "5964", "5969"]))
+    )
     cents = np.round(online["amount"].cast(pa.float64()).to_numpy() * 100).astype(np.int64) % 100
     assert (cents == 99).mean() > 0.25
 
@@ -163,12 +187,18 @@ def test_card_present_spend_happens_near_where_the_cardholder_is(landed: Landed)
     out, _ = landed
     tx = read_transactions(out)
     holders = read_catalog(out, "cardholders").select(["cardholder_id", "home_lat", "home_lon"])
-    cp = tx.filter(pc.is_valid(tx["merchant_lat"])).select(["cardholder_id", "merchant_lat", "merchant_lon"])
+    cp = tx.filter(pc.is_valid(tx["merchant_lat"])).select(
+        ["cardholder_id", "merchant_lat", "merchant_lon"]
+    )
     j = cp.join(holders, "cardholder_id")
     from simulator.geo import haversine_km
 
-    d = haversine_km(j["home_lat"].to_numpy(), j["home_lon"].to_numpy(),
-                     j["merchant_lat"].to_numpy(), j["merchant_lon"].to_numpy())
+    d = haversine_km(
+        j["home_lat"].to_numpy(),
+        j["home_lon"].to_numpy(),
+        j["merchant_lat"].to_numpy(),
+        j["merchant_lon"].to_numpy(),
+    )
     assert np.median(d) < 15
     assert (d < 50).mean() > 0.75
     # About 4 trips a year of 3.5 days: roughly 4% of days away, with spending there.

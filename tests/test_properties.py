@@ -1,4 +1,4 @@
-"""Hypothesis properties of the building blocks: sampling, ids, schema round trips, the event core."""
+"""Hypothesis properties of the building blocks: sampling, ids, round trips, the event core."""
 
 from __future__ import annotations
 
@@ -59,10 +59,14 @@ def test_hex_ids_round_trip(values: list[int]) -> None:
 def test_packed_keys_are_distinct_across_positions() -> None:
     import datetime as dt
 
-    keys = np.concatenate([
-        pack_keys(dt.date(2026, 11, 24) + dt.timedelta(days=d), s, b, 50)
-        for d in range(3) for s in range(2) for b in range(4)
-    ])
+    keys = np.concatenate(
+        [
+            pack_keys(dt.date(2026, 11, 24) + dt.timedelta(days=d), s, b, 50)
+            for d in range(3)
+            for s in range(2)
+            for b in range(4)
+        ]
+    )
     assert len(np.unique(keys)) == len(keys)
 
 
@@ -72,13 +76,18 @@ def test_alias_picks_follow_the_weights(weights: list[float], seed: int) -> None
     segments = Segments.build(np.zeros(len(w), dtype=np.int64), w)
     rng = np.random.default_rng(seed)
     n = 20_000
-    counts = np.bincount(segments.pick(np.zeros(n, dtype=np.int64), rng.random(n)), minlength=len(w))
+    counts = np.bincount(
+        segments.pick(np.zeros(n, dtype=np.int64), rng.random(n)), minlength=len(w)
+    )
     expected = w / w.sum() if w.sum() > 0 else np.full(len(w), 1 / len(w))
     assert np.all(np.abs(counts / n - expected) < 5 * np.sqrt(expected * (1 - expected) / n) + 1e-9)
     assert np.all(counts[expected == 0] == 0)
 
 
-@given(st.lists(st.tuples(st.integers(0, 5), st.floats(0.01, 100)), min_size=1, max_size=50), st.integers(0, 2**32))
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.floats(0.01, 100)), min_size=1, max_size=50),
+    st.integers(0, 2**32),
+)
 def test_segments_pick_stays_in_segment(items: list[tuple[int, float]], seed: int) -> None:
     keys = np.array([k for k, _ in items])
     weights = np.array([w for _, w in items])
@@ -123,11 +132,15 @@ def test_streams_depend_on_their_key_only() -> None:
 
 
 @given(st.lists(st.tuples(st.integers(0, 100), st.integers(-2, 2)), max_size=40))
-def test_environment_runs_events_in_time_priority_sequence_order(plan: list[tuple[int, int]]) -> None:
+def test_environment_runs_events_in_time_priority_sequence_order(
+    plan: list[tuple[int, int]],
+) -> None:
     env = Environment(0)
     seen: list[tuple[int, int, int]] = []
     for seq, (time, priority) in enumerate(plan):
-        env.schedule(time, lambda e, t=time, p=priority, s=seq: seen.append((t, p, s)), priority=priority)
+        env.schedule(
+            time, lambda e, t=time, p=priority, s=seq: seen.append((t, p, s)), priority=priority
+        )
     env.run()
     assert seen == sorted(seen)
     assert len(seen) == len(plan)

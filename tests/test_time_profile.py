@@ -27,8 +27,11 @@ def _local_hours(out: Path) -> tuple[np.ndarray, list[str]]:
     times = tx["event_time"]
     for zone in np.unique(zones):
         sel = np.flatnonzero(zones == zone)
-        local = pc.local_timestamp(pc.assume_timezone(pc.cast(times.take(pa.array(sel)), pa.timestamp("us")),
-                                                      "UTC").cast(pa.timestamp("us", tz=zone)))
+        local = pc.local_timestamp(
+            pc.assume_timezone(pc.cast(times.take(pa.array(sel)), pa.timestamp("us")), "UTC").cast(
+                pa.timestamp("us", tz=zone)
+            )
+        )
         hours[sel] = pc.hour(local).to_numpy()
     return hours, tx["mcc"].to_pylist()
 
@@ -93,11 +96,25 @@ def test_daylight_saving_change_is_exact_to_the_hour() -> None:
 
 
 def test_a_week_has_a_weekly_rhythm(tmp_path: Path, cache_dir: Path) -> None:
-    run(small_settings(tmp_path, cache_dir, days=7, start_date="2026-11-02", population={"cardholders": 6000, "block_size": 1000}))
+    run(
+        small_settings(
+            tmp_path,
+            cache_dir,
+            days=7,
+            start_date="2026-11-02",
+            population={"cardholders": 6000, "block_size": 1000},
+        )
+    )
     tx = read_transactions(tmp_path)
     retail = list(load_settings(environ=False).mcc_groups["retail"].mccs)
     rows = tx.filter(pc.is_in(tx["mcc"], pa.array(retail)))
-    per_day = {str(k): v for k, v in zip(*np.unique(rows["dt"].to_numpy(zero_copy_only=False).astype(str), return_counts=True), strict=True)}
+    per_day = {
+        str(k): v
+        for k, v in zip(
+            *np.unique(rows["dt"].to_numpy(zero_copy_only=False).astype(str), return_counts=True),
+            strict=True,
+        )
+    }
     # Mon 2 Nov .. Sun 8 Nov: Saturday is the busiest retail day.
     assert max(per_day, key=per_day.__getitem__) == "2026-11-07"
     assert per_day["2026-11-07"] > 1.25 * per_day["2026-11-02"]
