@@ -55,6 +55,10 @@ def _worker_init(world: World) -> None:
     _WORKER = (world, Whereabouts(world))
 
 
+def _worker_ping() -> None:
+    """Nothing: submitted once per worker to start the processes."""
+
+
 def _worker_simulate(start: dt.datetime, hours: int, blocks: range) -> list[BlockEvents]:
     if _WORKER is None:  # pragma: no cover - the initializer always ran
         raise RuntimeError("worker was not initialised")
@@ -83,6 +87,7 @@ class SliceSource:
         self._hours = world.settings.slice_hours
         self._workers = workers
         self._assembler = Assembler(world)
+        self._pool: ProcessPoolExecutor | None = None
 
     def _chunks(self) -> list[range]:
         n = self._world.n_blocks
@@ -90,8 +95,33 @@ class SliceSource:
         bounds = [round(i * n / parts) for i in range(parts + 1)]
         return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
+    def __enter__(self) -> SliceSource:
+        """Start the worker processes (if any) now, before the caller starts threads.
+
+        Workers are forked so they inherit the built world; forking before any other
+        thread exists (Parquet writers, Kafka clients) keeps the children free of locks
+        held by threads that do not exist in them.
+        """
+        if self._workers > 1 and self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self._workers,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_worker_init,
+                initargs=(self._world,),
+            )
+            # Processes start on the first submission: make it now.
+            for f in [self._pool.submit(_worker_ping) for _ in range(self._workers)]:
+                f.result()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Stop the worker processes; idempotent."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
     def __iter__(self) -> Iterator[Slice]:
-        """Yield slices in order; worker processes live only while iterating."""
+        """Yield slices in order (use inside ``with`` when ``workers > 1``)."""
         world, hours = self._world, self._hours
         if self._workers == 1:
             where = Whereabouts(world)
@@ -102,17 +132,15 @@ class SliceSource:
 
             yield from self._run(compute)
             return
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(
-            max_workers=self._workers, mp_context=ctx, initializer=_worker_init, initargs=(world,)
-        ) as pool:
-            chunks = self._chunks()
+        if self._pool is None:
+            raise RuntimeError("SliceSource with workers > 1 must be entered (with ...) first")
+        pool, chunks = self._pool, self._chunks()
 
-            def submit(start: dt.datetime) -> Pending:
-                futures = [pool.submit(_worker_simulate, start, hours, c) for c in chunks]
-                return lambda: [events for f in futures for events in f.result()]
+        def submit(start: dt.datetime) -> Pending:
+            futures = [pool.submit(_worker_simulate, start, hours, c) for c in chunks]
+            return lambda: [events for f in futures for events in f.result()]
 
-            yield from self._run(submit)
+        yield from self._run(submit)
 
     def _run(self, submit: Callable[[dt.datetime], Pending]) -> Iterator[Slice]:
         step = dt.timedelta(hours=self._hours)

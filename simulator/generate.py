@@ -137,29 +137,30 @@ def generate(
     }
 
     files: list[FileRecord] = []
-    for name, table in catalog_tables(world).items():
-        files.append(
-            write_parquet_file(out, f"catalog/{name}.parquet", table, settings.writer, metadata)
-        )
-
     total = 0
-    sim_began = wall()
-    with _Lander(out, settings, metadata) as lander:
-        for part in SliceSource(world, start, end, settings.workers):
-            lander.land(part.start.date(), part.table)
-            total += part.table.num_rows
-            elapsed = max(wall() - sim_began, 1e-9)
-            done = (part.end - start) / (end - start)
-            log.info(
-                "simulated slice",
-                extra={
-                    "simulated_until": part.end.isoformat(),
-                    "rows": total,
-                    "rows_per_s": round(total / elapsed),
-                    "progress": round(done, 4),
-                    "eta_s": round(elapsed / done * (1 - done), 1),
-                },
+    # Workers fork when the source is entered: before any writer thread exists.
+    with SliceSource(world, start, end, settings.workers) as source:
+        for name, table in catalog_tables(world).items():
+            files.append(
+                write_parquet_file(out, f"catalog/{name}.parquet", table, settings.writer, metadata)
             )
+        sim_began = wall()
+        with _Lander(out, settings, metadata) as lander:
+            for part in source:
+                lander.land(part.start.date(), part.table)
+                total += part.table.num_rows
+                elapsed = max(wall() - sim_began, 1e-9)
+                done = (part.end - start) / (end - start)
+                log.info(
+                    "simulated slice",
+                    extra={
+                        "simulated_until": part.end.isoformat(),
+                        "rows": total,
+                        "rows_per_s": round(total / elapsed),
+                        "progress": round(done, 4),
+                        "eta_s": round(elapsed / done * (1 - done), 1),
+                    },
+                )
     files.extend(lander.files)
     partitions = lander.partitions
 
