@@ -41,8 +41,12 @@ class Assembler:
         self._channels = pa.array(["card_present", "ecommerce"], pa.string())
         self._modes = pa.array([*world.settings.pos_entry_modes, ENTRY_MODE_ECOMMERCE], pa.string())
 
-    def table(self, parts: list[BlockEvents]) -> pa.Table:
-        """Merge one slice's blocks into a table sorted by event time."""
+    def table(self, parts: list[BlockEvents]) -> tuple[pa.Table, np.ndarray]:
+        """Merge one slice's blocks into a table sorted by event time.
+
+        Returns the table and, row for row, the card index (the Kafka key's partition
+        is computed per card once).
+        """
         w = self._world
         col = {
             name: np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0)
@@ -90,7 +94,8 @@ class Assembler:
             "fraud_scenario": pa.nulls(n, pa.string()),
             "fraud_case_id": pa.nulls(n, pa.string()),
         }
-        return pa.Table.from_arrays([columns[f.name] for f in self._schema], schema=self._schema)
+        table = pa.Table.from_arrays([columns[f.name] for f in self._schema], schema=self._schema)
+        return table, card
 
     def _link(self, card: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous transaction of the same card for every row (rows are in time order)."""

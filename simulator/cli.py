@@ -1,8 +1,10 @@
-"""Command line: ``txnsim generate`` and ``txnsim config show``.
+"""Command line: ``txnsim generate``, ``txnsim stream`` and ``txnsim config show``.
 
-Exit codes: 0 success; 2 invalid input (arguments, settings, reference data), with
-one message naming the field; 1 a failure while running (e.g. the output folder is
-not writable). Nothing is written before the settings are fully validated.
+Exit codes: 0 success (a stream stopped by SIGINT/SIGTERM flushes and exits 0); 2
+invalid input (arguments, settings, reference data), with one message naming the
+field; 1 a failure while running (output folder not writable, Kafka unreachable,
+delivery failed); 4 a stream fell further behind schedule than ``--max-lag``.
+Nothing is written before the settings are fully validated.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import orjson
 import yaml
 
+from simulator.clock import LagExceeded
 from simulator.config import Settings
 from simulator.errors import ConfigError, ReferenceDataError, SimulatorError
 from simulator.logs import bind, configure_logging
@@ -38,6 +41,18 @@ def _iso_date(text: str) -> str:
             f"{text!r} is not a calendar date in YYYY-MM-DD form"
         ) from None
     return text
+
+
+def _speed(text: str) -> str | float:
+    if text == "max":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'max'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"speed must be positive, got {text}")
+    return value
 
 
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +90,30 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="simulate days and land them as Parquet in a folder")
     _settings_arguments(gen)
+    stream = commands.add_parser(
+        "stream", help="stream the simulation onto Kafka as Avro, in simulated time"
+    )
+    _settings_arguments(stream)
+    stream.add_argument(
+        "--speed",
+        type=_speed,
+        help="simulated seconds per wall second (1 = live, 60, 3600) or 'max'",
+    )
+    stream.add_argument(
+        "--bootstrap-servers", help="Kafka bootstrap servers (kafka.bootstrap_servers)"
+    )
+    stream.add_argument("--topic", help="topic, created if missing (kafka.topic)")
+    stream.add_argument(
+        "--partitions", type=int, help="partitions when creating the topic (kafka.partitions)"
+    )
+    stream.add_argument(
+        "--start", choices=["now"], help="run live from the current time instead of --date"
+    )
+    stream.add_argument(
+        "--max-lag",
+        type=float,
+        help="fail when this many simulated seconds behind (stream.max_lag_s)",
+    )
     config = commands.add_parser("config", help="inspect settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     show = config_commands.add_parser("show", help="print the effective settings")
@@ -97,6 +136,19 @@ def _cli_layer(args: argparse.Namespace) -> dict[str, Any]:
             layer[key] = str(value) if isinstance(value, Path) else value
     if args.cardholders is not None:
         layer["population"] = {"cardholders": args.cardholders}
+    kafka = {
+        key: getattr(args, flag, None)
+        for flag, key in (
+            ("bootstrap_servers", "bootstrap_servers"),
+            ("topic", "topic"),
+            ("partitions", "partitions"),
+        )
+    }
+    if any(v is not None for v in kafka.values()):
+        layer["kafka"] = {k: v for k, v in kafka.items() if v is not None}
+    stream = {"speed": getattr(args, "speed", None), "max_lag_s": getattr(args, "max_lag", None)}
+    if any(v is not None for v in stream.values()):
+        layer["stream"] = {k: v for k, v in stream.items() if v is not None}
     return layer
 
 
@@ -126,13 +178,7 @@ def _show(settings: Settings, fmt: str) -> None:
 def _generate(settings: Settings) -> None:
     from simulator.generate import generate  # heavy imports only when running
 
-    if settings.seed is None:
-        streams, source = Streams.from_os(), "os-entropy"
-        # The drawn seed becomes part of the effective settings, so a replay with
-        # --seed produces the same config hash and the same bytes.
-        settings = settings.model_copy(update={"seed": streams.entropy})
-    else:
-        streams, source = Streams(settings.seed), "configured"
+    settings, streams, source = _seeded(settings)
     bind(seed=streams.entropy, config_hash=settings.config_hash()[:12])
     summary = generate(settings, streams, seed_source=source)
     sys.stdout.write(
@@ -149,6 +195,32 @@ def _generate(settings: Settings) -> None:
     )
 
 
+def _seeded(settings: Settings) -> tuple[Settings, Streams, str]:
+    """Root streams; a seed drawn from OS entropy becomes part of the effective settings."""
+    if settings.seed is None:
+        streams = Streams.from_os()
+        # A replay with --seed then has the same config hash and the same bytes.
+        return settings.model_copy(update={"seed": streams.entropy}), streams, "os-entropy"
+    return settings, Streams(settings.seed), "configured"
+
+
+def _stream(settings: Settings, *, live: bool) -> None:
+    from simulator.stream_job import run_stream
+
+    settings, streams, _ = _seeded(settings)
+    bind(seed=streams.entropy, config_hash=settings.config_hash()[:12])
+    live_from = dt.datetime.now(tz=dt.UTC) if live else None
+    stats = run_stream(settings, streams, live_from=live_from)
+    summary = {
+        "released": stats.released,
+        "stopped_early": stats.stopped_early,
+        "max_lag_s": round(stats.max_lag_s, 3),
+        "topic": settings.kafka.topic,
+        "seed": streams.entropy,
+    }
+    sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = _parser()
@@ -161,10 +233,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             _show(settings, args.format)
             return 0
+        if args.command == "stream":
+            _stream(settings, live=args.start == "now")
+            return 0
         _generate(settings)
     except (ConfigError, ReferenceDataError) as exc:
         sys.stderr.write(f"txnsim: {exc}\n")
         return 2
+    except LagExceeded as exc:
+        sys.stderr.write(f"txnsim: {exc}\n")
+        return 4
     except SimulatorError as exc:
         sys.stderr.write(f"txnsim: {exc}\n")
         return 1

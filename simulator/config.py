@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -24,10 +24,12 @@ __all__ = [
     "CalendarConfig",
     "CardsConfig",
     "GeographyConfig",
+    "KafkaConfig",
     "MccGroupConfig",
     "MerchantsConfig",
     "PopulationConfig",
     "Settings",
+    "StreamConfig",
     "TravelConfig",
     "WriterConfig",
 ]
@@ -228,6 +230,56 @@ class WriterConfig(_Model):
     compression_level: int | None = None
 
 
+class KafkaConfig(_Model):
+    """Where and how the stream is produced. Security settings pass through to the client."""
+
+    bootstrap_servers: str = Field(min_length=1)
+    topic: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    partitions: int = Field(
+        ge=1, le=10_000, description="Partition count when the topic is created."
+    )
+    replication_factor: int = Field(ge=1, le=32)
+    client_id: str
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    connect_timeout_s: Positive = Field(
+        description="Give up on an unreachable cluster after this long."
+    )
+    request_timeout_s: Positive
+    compression: Literal["none", "gzip", "lz4", "zstd", "snappy"]
+    linger_ms: int = Field(ge=0, le=60_000)
+    batch_bytes: int = Field(ge=1024, le=64 * 1024 * 1024)
+    max_in_flight_batches: int = Field(ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaConfig:
+        if self.security_protocol.startswith("SASL") and (
+            self.sasl_mechanism is None or self.sasl_username is None or self.sasl_password is None
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_mechanism, "
+                "sasl_username and sasl_password"
+            )
+        return self
+
+
+class StreamConfig(_Model):
+    """Pacing of ``txnsim stream``."""
+
+    speed: Positive | Literal["max"] = Field(
+        description="Simulated seconds per wall second (1 = live), or 'max' for no pacing."
+    )
+    max_lag_s: Positive | None = Field(
+        default=None, description="Fail when releases fall this far behind schedule."
+    )
+    chunk_rows: int = Field(ge=1, le=1_000_000, description="Rows encoded and queued together.")
+    queue_chunks: int = Field(ge=1, le=1000, description="Encoded chunks waiting for release.")
+    progress_every_s: Positive
+
+
 class Settings(BaseSettings):
     """Everything one run needs. Build it with :func:`simulator.settings.load_settings`."""
 
@@ -258,6 +310,8 @@ class Settings(BaseSettings):
     currency_per_usd: dict[CurrencyCode, Positive]
     null_rates: dict[str, Probability]
     writer: WriterConfig
+    kafka: KafkaConfig
+    stream: StreamConfig
 
     @field_validator("start_date", mode="before")
     @classmethod
@@ -308,8 +362,10 @@ class Settings(BaseSettings):
         return self
 
     def simulation_dict(self) -> dict[str, Any]:
-        """The settings that decide the output bytes (everything but where and how fast)."""
-        return self.model_dump(mode="json", exclude={"out", "workers", "cache_dir"})
+        """The settings that decide the events (not where they go, nor how fast)."""
+        return self.model_dump(
+            mode="json", exclude={"out", "workers", "cache_dir", "kafka", "stream"}
+        )
 
     def config_hash(self) -> str:
         """SHA-256 of :meth:`simulation_dict` in canonical JSON."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 
 from simulator.assemble import Assembler
@@ -41,6 +42,7 @@ class Slice:
     start: dt.datetime
     end: dt.datetime
     table: pa.Table
+    card: np.ndarray
 
 
 def _simulate(
@@ -88,6 +90,11 @@ class SliceSource:
         self._workers = workers
         self._assembler = Assembler(world)
         self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def world(self) -> World:
+        """The world whose slices this source yields."""
+        return self._world
 
     def _chunks(self) -> list[range]:
         n = self._world.n_blocks
@@ -158,7 +165,8 @@ class SliceSource:
                 at = start + step * len(pending)
                 pending.append((at, submit(at)))
             at, result = pending.popleft()
-            ready.append(Slice(at, at + step, self._assembler.table(result())))
+            table, card = self._assembler.table(result())
+            ready.append(Slice(at, at + step, table, card))
             if due(start + step):
                 env.schedule(_us(start + step), on_slice, name="slice")
 
