@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -76,3 +77,23 @@ def landed(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[P
         start_date="2026-11-24",
     )
     return out, run(settings)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A real Kafka broker for the session: KAFKA_BOOTSTRAP_SERVERS, a container, or the local script."""
+    from tests.kafka_broker import ensure_kafka
+
+    bootstrap, stop = ensure_kafka()
+    try:
+        yield bootstrap
+    finally:
+        stop()
+
+
+@pytest.fixture
+def topic(request: pytest.FixtureRequest) -> str:
+    """A topic name unique to the test."""
+    import uuid
+
+    return f"t-{request.node.name[:40].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,67 @@
+"""Reading a whole topic back, for tests (no test functions here)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """One record as read back."""
+
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+    timestamp_ms: int
+    headers: tuple[tuple[str, bytes], ...]
+
+
+async def _partitions(bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] != 0:
+        raise LookupError(f"no topic {topic!r} on {bootstrap} (error {described['error_code']})")
+    return sorted(p["partition"] for p in described["partitions"])
+
+
+async def _read_all(bootstrap: str, topic: str, timeout_s: float) -> dict[int, list[Consumed]]:
+    partitions = await _partitions(bootstrap, topic)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: dict[int, list[Consumed]] = {p: [] for p in partitions}
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while remaining and loop.time() < deadline:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for tp, records in batches.items():
+                for r in records:
+                    out[tp.partition].append(
+                        Consumed(tp.partition, r.offset, r.key, r.value, r.timestamp, tuple(r.headers))
+                    )
+                if out[tp.partition] and out[tp.partition][-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        if remaining:
+            raise TimeoutError(f"could not read {topic} to its end within {timeout_s} s")
+        return out
+    finally:
+        await consumer.stop()
+
+
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 120.0) -> dict[int, list[Consumed]]:
+    """Every record of ``topic`` by partition, from the beginning to the end offsets seen at start."""
+    return asyncio.run(_read_all(bootstrap, topic, timeout_s))
