@@ -1,0 +1,94 @@
+"""Benchmark of `txnsim stream --speed max` into a real local Kafka broker.
+
+Prints one JSON object with, measured in the same run on the same simulated day:
+
+* ``end_to_end``: events/s from the first slice to the last acknowledgement, through
+  simulation, Avro encoding and the Kafka producer (acks=all, idempotent, lz4);
+* ``encode_only``: events/s of the Avro encoder alone on the same rows (the baseline);
+* ``ratio_to_encode_only``: end-to-end over encode-only (the floor asks for >= 0.8).
+
+The broker comes from KAFKA_BOOTSTRAP_SERVERS or is started with scripts/kafka-local.
+Usage: python bench/stream.py [--cardholders 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cardholders", type=int, default=20_000)
+    args = parser.parse_args()
+
+    from simulator.avro_codec import RawAvro, TableEncoder
+    from simulator.engine import SliceSource
+    from simulator.schema import transaction_schema
+    from simulator.seeding import Streams
+    from simulator.settings import load_settings
+    from simulator.stream_job import run_stream
+    from simulator.world import build_world
+    from tests.kafka_broker import ensure_kafka
+
+    bootstrap, stop = ensure_kafka()
+    try:
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        settings = load_settings(
+            None,
+            {
+                "seed": 7,
+                "days": 1,
+                "cache_dir": str(Path(tempfile.gettempdir()) / "txnsim-bench-cache"),
+                "population": {"cardholders": args.cardholders},
+                "kafka": {"bootstrap_servers": bootstrap, "topic": topic},
+                "stream": {"speed": "max"},
+            },
+            environ=False,
+        )
+        world = build_world(settings, Streams(7))
+        start = dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC)
+        began = time.perf_counter()
+        table = next(iter(SliceSource(world, start, start + dt.timedelta(days=1)))).table
+        simulate_s = time.perf_counter() - began
+        encoder = TableEncoder(transaction_schema(), RawAvro())
+        began = time.perf_counter()
+        for lo in range(0, table.num_rows, settings.stream.chunk_rows):
+            encoder.encode(table.slice(lo, settings.stream.chunk_rows))
+        encode_s = time.perf_counter() - began
+
+        began = time.perf_counter()
+        stats = run_stream(settings, Streams(7))
+        stream_s = time.perf_counter() - began
+        world_s = simulate_s  # reported separately; the stream rebuilds its own world
+        report = {
+            "benchmark": "stream",
+            "cardholders": args.cardholders,
+            "events": stats.released,
+            "end_to_end_events_per_s": round(stats.released / stream_s),
+            "encode_only_events_per_s": round(table.num_rows / encode_s),
+            "simulate_only_events_per_s": round(table.num_rows / world_s),
+            "ratio_to_encode_only": round(
+                (stats.released / stream_s) / (table.num_rows / encode_s), 3
+            ),
+            "seconds": {
+                "stream_including_world_build": round(stream_s, 2),
+                "encode": round(encode_s, 2),
+            },
+        }
+        print(json.dumps(report, indent=2))
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    main()
