@@ -7,7 +7,8 @@ caller can catch one type. The tree::
     ├── ConfigError        invalid settings, config file or command-line values (exit 2)
     ├── SchemaError        an event schema that does not parse or cannot be mapped
     ├── ReferenceDataError the gazetteer or MCC table cannot serve the configuration
-    └── OutputError        the output folder cannot be written
+    ├── OutputError        the output folder cannot be written
+    └── DecodeError        a Kafka record value is not valid framed Avro (simulator.avro_codec)
 
 Third-party errors (pydantic, OS, pyarrow) are mapped to these at the boundary with
 ``raise ... from exc`` so the original stays visible.
