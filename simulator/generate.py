@@ -54,7 +54,7 @@ class _Lander:
     """Writes slices into their date partitions on a background thread.
 
     Parquet encoding releases the GIL, so while one slice is written the next one is
-    simulated. At most two slices wait for the writer, which bounds memory. Partitions
+    simulated. At most one slice waits for the writer, which bounds memory. Partitions
     are committed in order; on error every staged partition is dropped.
     """
 
@@ -83,7 +83,7 @@ class _Lander:
             self.partitions[day.isoformat()] = 0
         self.partitions[day.isoformat()] += table.num_rows
         self._queued.append(self._pool.submit(self._current.write, table))  # type: ignore[union-attr]
-        while len(self._queued) > 2:
+        while len(self._queued) > 1:
             self._queued.popleft().result()
 
     def _drain(self) -> None:
