@@ -19,7 +19,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -59,7 +59,7 @@ class StreamStats:
     lag_s: float = 0.0
     max_lag_s: float = 0.0
     stopped_early: bool = False
-    partitions: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -111,10 +111,12 @@ class Streamer:
     async def run(self, stop: asyncio.Event) -> StreamStats:
         """Release every event (or until ``stop`` is set), flush, and return the figures."""
         card_partition = partitions_for(self._world.cards.ids, self._publisher.partitions)
+        began = self._wall.now()
         producer = asyncio.create_task(self._produce(card_partition), name="txnsim-simulate")
         try:
             await self._release(stop, producer)
             await self._publisher.flush()
+            self.stats.seconds = self._wall.now() - began
         finally:
             if not producer.done():
                 producer.cancel()
