@@ -56,13 +56,27 @@ class _TextFormatter(logging.Formatter):
         )
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when each record is emitted (it may be replaced)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Emit to the current stderr."""
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(
     level: str = "INFO", stream: TextIO | None = None, json: bool | None = None
 ) -> None:
-    """Send logs to ``stream`` (stderr), as JSON unless it is a terminal."""
+    """Send logs to ``stream`` (default: the current stderr), as JSON unless it is a terminal."""
     target = stream if stream is not None else sys.stderr
     use_json = (not target.isatty()) if json is None else json
-    handler = logging.StreamHandler(target)
+    handler: logging.Handler = (
+        logging.StreamHandler(stream) if stream is not None else _StderrHandler()
+    )
     handler.setFormatter(JsonFormatter() if use_json else _TextFormatter())
     root = logging.getLogger("txnsim")
     root.handlers[:] = [handler]

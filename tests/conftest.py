@@ -81,7 +81,7 @@ def landed(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> tuple[P
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """A real Kafka broker for the session: KAFKA_BOOTSTRAP_SERVERS, a container, or the local script."""
+    """A real Kafka broker: KAFKA_BOOTSTRAP_SERVERS, a container, or scripts/kafka-local."""
     from tests.kafka_broker import ensure_kafka
 
     bootstrap, stop = ensure_kafka()

@@ -35,7 +35,9 @@ async def _partitions(bootstrap: str, topic: str) -> list[int]:
 
 async def _read_all(bootstrap: str, topic: str, timeout_s: float) -> dict[int, list[Consumed]]:
     partitions = await _partitions(bootstrap, topic)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -51,7 +53,9 @@ async def _read_all(bootstrap: str, topic: str, timeout_s: float) -> dict[int, l
             for tp, records in batches.items():
                 for r in records:
                     out[tp.partition].append(
-                        Consumed(tp.partition, r.offset, r.key, r.value, r.timestamp, tuple(r.headers))
+                        Consumed(
+                            tp.partition, r.offset, r.key, r.value, r.timestamp, tuple(r.headers)
+                        )
                     )
                 if out[tp.partition] and out[tp.partition][-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
@@ -63,5 +67,5 @@ async def _read_all(bootstrap: str, topic: str, timeout_s: float) -> dict[int, l
 
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 120.0) -> dict[int, list[Consumed]]:
-    """Every record of ``topic`` by partition, from the beginning to the end offsets seen at start."""
+    """Every record of ``topic`` by partition, up to the end offsets seen at start."""
     return asyncio.run(_read_all(bootstrap, topic, timeout_s))

@@ -45,8 +45,11 @@ def _expected_by_partition(out: Path, partitions: int) -> dict[int, list[dict]]:
 def test_stream_equals_generate_on_a_real_broker(
     kafka_bootstrap: str, topic: str, tmp_path: Path, cache_dir: Path
 ) -> None:
-    common = {"days": 1, "kafka": {"bootstrap_servers": kafka_bootstrap, "topic": topic, "partitions": 6},
-              "stream": {"speed": "max"}}
+    common = {
+        "days": 1,
+        "kafka": {"bootstrap_servers": kafka_bootstrap, "topic": topic, "partitions": 6},
+        "stream": {"speed": "max"},
+    }
     settings = small_settings(tmp_path / "batch", cache_dir, **common)
     run(settings)
     stats = run_stream(settings, Streams(7))
@@ -69,8 +72,21 @@ def test_unreachable_broker_is_a_clear_error_within_the_timeout(
     tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     began = time.monotonic()
-    code = main(["stream", "--bootstrap-servers", "127.0.0.1:1", "--cardholders", "500", "--seed", "1",
-                 "--set", "kafka.connect_timeout_s=3", "--set", f"cache_dir={cache_dir}"])
+    code = main(
+        [
+            "stream",
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+            "--cardholders",
+            "500",
+            "--seed",
+            "1",
+            "--set",
+            "kafka.connect_timeout_s=3",
+            "--set",
+            f"cache_dir={cache_dir}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "127.0.0.1:1" in err
@@ -78,10 +94,32 @@ def test_unreachable_broker_is_a_clear_error_within_the_timeout(
     assert time.monotonic() - began < 60
 
 
-def _spawn_stream(bootstrap: str, topic: str, cache_dir: Path, *extra: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "simulator", "--log-format", "json", "stream", "--seed", "7",
-           "--cardholders", "3000", "--set", "population.block_size=500", "--set", f"cache_dir={cache_dir}",
-           "--bootstrap-servers", bootstrap, "--topic", topic, "--partitions", "4", *extra]
+def _spawn_stream(
+    bootstrap: str, topic: str, cache_dir: Path, *extra: str
+) -> subprocess.Popen[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "simulator",
+        "--log-format",
+        "json",
+        "stream",
+        "--seed",
+        "7",
+        "--cardholders",
+        "3000",
+        "--set",
+        "population.block_size=500",
+        "--set",
+        f"cache_dir={cache_dir}",
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic",
+        topic,
+        "--partitions",
+        "4",
+        *extra,
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TXNSIM_")}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -92,13 +130,15 @@ def _wait_for_records(bootstrap: str, topic: str, at_least: int, timeout_s: floa
         try:
             if sum(len(v) for v in read_topic(bootstrap, topic, timeout_s=20).values()) >= at_least:
                 return
-        except Exception:  # noqa: BLE001 - the topic may not exist yet
+        except Exception:
             pass
         time.sleep(1)
     raise TimeoutError(f"fewer than {at_least} records on {topic} after {timeout_s} s")
 
 
-def test_sigterm_stops_releasing_flushes_and_exits_0(kafka_bootstrap: str, topic: str, cache_dir: Path) -> None:
+def test_sigterm_stops_releasing_flushes_and_exits_0(
+    kafka_bootstrap: str, topic: str, cache_dir: Path
+) -> None:
     proc = _spawn_stream(kafka_bootstrap, topic, cache_dir, "--speed", "600", "--days", "1")
     try:
         _wait_for_records(kafka_bootstrap, topic, 50, timeout_s=120)
@@ -124,20 +164,35 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
     kafka_bootstrap: str, topic: str, tmp_path: Path, cache_dir: Path
 ) -> None:
     if local_kafka_for(kafka_bootstrap) is None:
-        pytest.skip("the broker was not started by scripts/kafka-local, so it cannot be restarted here")
-    proc = _spawn_stream(kafka_bootstrap, topic, cache_dir, "--speed", "3600", "--days", "1",
-                         "--set", "kafka.request_timeout_s=120")
+        pytest.skip(
+            "the broker was not started by scripts/kafka-local, so it cannot be restarted here"
+        )
+    proc = _spawn_stream(
+        kafka_bootstrap,
+        topic,
+        cache_dir,
+        "--speed",
+        "3600",
+        "--days",
+        "1",
+        "--set",
+        "kafka.request_timeout_s=120",
+    )
     try:
         _wait_for_records(kafka_bootstrap, topic, 100, timeout_s=120)
         restart_local_kafka(kafka_bootstrap, crash=False)
-        out, err = proc.communicate(timeout=300)
+        _out, err = proc.communicate(timeout=300)
     finally:
         proc.kill()
     if proc.returncode != 0:
         # Allowed by the contract only as a loud failure: a clear message, never silence.
         assert "txnsim:" in err, err
         pytest.fail(f"stream exited {proc.returncode} after the restart: {err[-500:]}")
-    run(small_settings(tmp_path, cache_dir, days=1, population={"cardholders": 3000, "block_size": 500}))
+    run(
+        small_settings(
+            tmp_path, cache_dir, days=1, population={"cardholders": 3000, "block_size": 500}
+        )
+    )
     expected = _expected_by_partition(tmp_path, 4)
     consumed = read_topic(kafka_bootstrap, topic)
     for p, records in consumed.items():
@@ -145,5 +200,7 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
         want = [r["transaction_id"] for r in expected[p]]
         duplicates = len(got) - len(set(got))
         missing = len(set(want) - set(got))
-        assert (duplicates, missing) == (0, 0), f"partition {p}: {duplicates} duplicated, {missing} lost"
+        assert (duplicates, missing) == (0, 0), (
+            f"partition {p}: {duplicates} duplicated, {missing} lost"
+        )
         assert got == want, f"partition {p}: reordered"

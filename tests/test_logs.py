@@ -1,0 +1,30 @@
+"""Structured logs: JSON lines with the run's seed; the handler follows stderr."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+
+import orjson
+import pytest
+
+from simulator.logs import bind, configure_logging
+
+
+def test_json_lines_carry_bound_fields_and_extras() -> None:
+    buffer = io.StringIO()
+    configure_logging("INFO", stream=buffer, json=True)
+    bind(seed=7, run_id="r1")
+    logging.getLogger("txnsim.test").info("simulated slice", extra={"rows": 12})
+    line = orjson.loads(buffer.getvalue().splitlines()[-1])
+    assert line["msg"] == "simulated slice"
+    assert (line["seed"], line["run_id"], line["rows"], line["level"]) == (7, "r1", 12, "info")
+
+
+def test_default_handler_writes_to_the_current_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure_logging("INFO", json=True)
+    later = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", later)
+    logging.getLogger("txnsim.test").info("after the swap")
+    assert "after the swap" in later.getvalue()
