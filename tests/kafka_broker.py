@@ -13,15 +13,7 @@ Brokers of the third kind can also be stopped, killed and started again on the
 same ports with the same data (see `LocalKafka`, `local_kafka_for` and
 `restart_local_kafka`), for tests that restart the broker mid-stream.
 
-Typical use from a ``conftest.py``::
-
-    @pytest.fixture(scope="session")
-    def kafka_bootstrap() -> Iterator[str]:
-        bootstrap, stop = ensure_kafka()
-        try:
-            yield bootstrap
-        finally:
-            stop()
+The ``kafka_bootstrap`` session fixture in ``tests/conftest.py`` is its one user.
 
 This module holds no tests.
 """
