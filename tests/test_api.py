@@ -27,3 +27,24 @@ def test_every_module_declares_all_that_resolves() -> None:
         assert hasattr(module, "__all__"), info.name
         for name in module.__all__:
             assert hasattr(module, name), f"{info.name}.{name}"
+
+
+def test_every_shipped_data_file_is_declared_as_package_data() -> None:
+    """A data file the package-data globs miss works in a checkout and breaks once installed."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]
+    for package in ("simulator", "schemas"):
+        base = root / package
+        for path in base.rglob("*"):
+            if path.is_dir() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+                continue
+            relative = path.relative_to(base).as_posix()
+            assert any(fnmatch.fnmatch(relative, g) for g in declared[package]), (
+                f"{package}/{relative}"
+            )
