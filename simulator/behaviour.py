@@ -19,6 +19,7 @@ import numpy as np
 
 from simulator.calendar import MINUTES_PER_DAY, tz_offsets_minutes
 from simulator.catalog import CHANNEL_CARD_PRESENT, CHANNEL_ECOMMERCE
+from simulator.environment import to_us
 from simulator.ids import pack_keys
 from simulator.sampling import cdf, draw_categorical
 from simulator.travel import Whereabouts
@@ -150,7 +151,7 @@ def simulate_block(world: World, where: Whereabouts, ctx: SliceContext, block: i
     null_entry = rng.random(n) < nulls.get("pos_entry_mode", 0.0)
     entry[null_entry] = -1
 
-    start_us = int(ctx.start.timestamp()) * 1_000_000
+    start_us = to_us(ctx.start)
     time_us = start_us + (minute * _US_PER_MINUTE).astype(np.int64)
     return BlockEvents(
         time_us=time_us,

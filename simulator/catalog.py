@@ -175,9 +175,9 @@ def build_cardholders(
             (
                 "credit_limit",
                 np.round(
-                    cards_cfg.credit_limit_median
-                    * lognormal_unit_mean(crng, cards_cfg.credit_limit_sigma, m)
-                    * np.exp(0.5 * cards_cfg.credit_limit_sigma**2),
+                    crng.lognormal(
+                        np.log(cards_cfg.credit_limit_median), cards_cfg.credit_limit_sigma, m
+                    ),
                     -2,
                 ),
             ),

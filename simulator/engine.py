@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from simulator.assemble import Assembler
 from simulator.behaviour import BlockEvents, SliceContext, simulate_block
-from simulator.environment import Environment
+from simulator.environment import Environment, from_us, to_us
 from simulator.travel import Whereabouts
 from simulator.world import World
 
@@ -151,7 +151,7 @@ class SliceSource:
 
     def _run(self, submit: Callable[[dt.datetime], Pending]) -> Iterator[Slice]:
         step = dt.timedelta(hours=self._hours)
-        env = Environment(_us(self._start))
+        env = Environment(to_us(self._start))
         pending: deque[tuple[dt.datetime, Pending]] = deque()
         ready: deque[Slice] = deque()
 
@@ -159,7 +159,7 @@ class SliceSource:
             return self._end is None or start < self._end
 
         def on_slice(env: Environment) -> None:
-            start = _from_us(env.now_us)
+            start = from_us(env.now_us)
             # Keep the next slice in flight while this one is assembled.
             while len(pending) < 2 and due(start + step * len(pending)):
                 at = start + step * len(pending)
@@ -168,20 +168,11 @@ class SliceSource:
             table, card = self._assembler.table(result())
             ready.append(Slice(at, at + step, table, card))
             if due(start + step):
-                env.schedule(_us(start + step), on_slice, name="slice")
+                env.schedule(to_us(start + step), on_slice, name="slice")
 
         if due(self._start):
-            env.schedule(_us(self._start), on_slice, name="slice")
+            env.schedule(to_us(self._start), on_slice, name="slice")
         while env.peek() is not None:
             env.step()
             while ready:
                 yield ready.popleft()
-
-
-def _us(moment: dt.datetime) -> int:
-    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _from_us(us: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=us)

@@ -8,11 +8,31 @@ never reads a wall clock: time is whatever the last event said.
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Environment", "ScheduledEvent"]
+__all__ = ["Environment", "ScheduledEvent", "from_us", "to_us"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def to_us(moment: dt.datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime, exactly (no float rounding).
+
+    Raises:
+        ValueError: For a naive datetime.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are not accepted; attach a time zone")
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int) -> dt.datetime:
+    """The aware UTC datetime of microseconds since the Unix epoch."""
+    return _EPOCH + dt.timedelta(microseconds=us)
 
 
 @dataclass(order=True, frozen=True)

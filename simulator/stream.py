@@ -16,7 +16,6 @@ settings, whatever the speed: pacing only decides *when* they are handed over.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import pyarrow as pa
 from simulator.avro_codec import RawAvro, TableEncoder
 from simulator.clock import SimClock, WallSource
 from simulator.engine import SliceSource
+from simulator.environment import from_us
 from simulator.partitioner import partitions_for
 from simulator.publishers import OutRecords, Publisher
 from simulator.schema import transaction_schema
@@ -213,9 +213,7 @@ class Streamer:
             "streaming",
             extra={
                 "released": self.stats.released,
-                "simulated_until": None
-                if until is None
-                else dt.datetime.fromtimestamp(until / 1e6, tz=dt.UTC).isoformat(),
+                "simulated_until": None if until is None else from_us(until).isoformat(),
                 "lag_s": round(self.stats.lag_s, 3),
                 "max_lag_s": round(self.stats.max_lag_s, 3),
             },

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from simulator.clock import MonotonicWall, SimClock, WallSource
 from simulator.config import Settings
 from simulator.engine import SliceSource
+from simulator.environment import to_us
 from simulator.publishers import KafkaPublisher, Publisher
 from simulator.seeding import Streams
 from simulator.stream import Streamer, StreamStats, record_headers
@@ -56,10 +57,6 @@ def plan_stream(settings: Settings, live_from: dt.datetime | None) -> StreamPlan
     return StreamPlan(slice_start, now, now + dt.timedelta(days=settings.days))
 
 
-def _us(moment: dt.datetime) -> int:
-    return round(moment.timestamp() * 1_000_000)
-
-
 async def _stream(
     settings: Settings,
     streams: Streams,
@@ -76,7 +73,7 @@ async def _stream(
         await publisher.start()
         speed = settings.stream.speed
         clock = SimClock(
-            _us(plan.release_from),
+            to_us(plan.release_from),
             None if speed == "max" else float(speed),
             wall,
             settings.stream.max_lag_s,
@@ -89,7 +86,7 @@ async def _stream(
             wall,
             chunk_rows=settings.stream.chunk_rows,
             queue_chunks=settings.stream.queue_chunks,
-            skip_before_us=_us(plan.release_from),
+            skip_before_us=to_us(plan.release_from),
             progress_every_s=settings.stream.progress_every_s,
         )
         return await streamer.run(stop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import fastavro
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.environment import Environment
+from simulator.environment import Environment, from_us, to_us
 from simulator.ids import hex_ids, mix64, pack_keys
 from simulator.sampling import Segments, apportion, zipf_weights
 from simulator.schema import transaction_schema
@@ -57,7 +58,6 @@ def test_hex_ids_round_trip(values: list[int]) -> None:
 
 
 def test_packed_keys_are_distinct_across_positions() -> None:
-    import datetime as dt
 
     keys = np.concatenate(
         [
@@ -156,3 +156,8 @@ def test_environment_refuses_the_past_and_stops_at_until() -> None:
     assert env.now_us == 200
     with pytest.raises(ValueError, match="before now"):
         env.schedule(199, lambda e: None)
+
+
+@given(st.datetimes(timezones=st.just(dt.UTC)))
+def test_microsecond_conversions_are_exact(moment: dt.datetime) -> None:
+    assert from_us(to_us(moment)) == moment
