@@ -43,6 +43,8 @@ class SliceContext:
         bound: Per-category upper bound of curve x day factor.
         proposal_cdf: Cumulative category proposal weights, at home (row 0) and away (row 1).
         proposal_rate: Total proposal rate per unit personal rate, at home and away.
+        ecommerce_share: Per category, the share of transactions online.
+        entry_mode_cdf: Cumulative weights of the card-present entry modes.
     """
 
     start: dt.datetime
@@ -53,6 +55,8 @@ class SliceContext:
     bound: np.ndarray
     proposal_cdf: np.ndarray
     proposal_rate: np.ndarray
+    ecommerce_share: np.ndarray
+    entry_mode_cdf: np.ndarray
 
     @classmethod
     def build(cls, world: World, start: dt.datetime, hours: int) -> SliceContext:
@@ -77,6 +81,8 @@ class SliceContext:
             bound=bound,
             proposal_cdf=np.stack([cdf(w) for w in weights]),
             proposal_rate=weights.sum(axis=1),
+            ecommerce_share=np.array([g.ecommerce_share for g in groups]),
+            entry_mode_cdf=cdf(list(world.settings.pos_entry_modes.values())),
         )
 
 
@@ -138,10 +144,10 @@ def simulate_block(world: World, where: Whereabouts, ctx: SliceContext, block: i
     slot = (u > cum[:, 0]).astype(np.int64) + (u > cum[:, 1])
     card = holders.card_offset[holder] + np.minimum(slot, holders.card_count[holder] - 1)
 
-    merchant, channel = _choose_merchants(world, rng, holder, owner, group, loc_row)
+    merchant, channel = _choose_merchants(world, ctx, rng, holder, owner, group, loc_row)
     amount_minor = _amounts(world, rng, holder, merchant)
 
-    modes = world_pos_cdf(world)
+    modes = ctx.entry_mode_cdf
     entry = np.where(
         channel == CHANNEL_ECOMMERCE, len(modes), draw_categorical(rng.random(n), modes)
     ).astype(np.int8)
@@ -166,13 +172,9 @@ def simulate_block(world: World, where: Whereabouts, ctx: SliceContext, block: i
     )
 
 
-def world_pos_cdf(world: World) -> np.ndarray:
-    """Cumulative weights of the card-present entry modes, in configuration order."""
-    return cdf(list(world.settings.pos_entry_modes.values()))
-
-
 def _choose_merchants(
     world: World,
+    ctx: SliceContext,
     rng: np.random.Generator,
     holder: np.ndarray,
     owner: np.ndarray,
@@ -183,9 +185,10 @@ def _choose_merchants(
     places = world.places
     n = len(holder)
     n_groups = world.n_groups
-    ecom_share = np.array([g.ecommerce_share for g in settings.mcc_groups.values()])
     u_channel, u_near, u_city, u_pick, u_foreign = (rng.random(n) for _ in range(5))
-    channel = np.where(u_channel < ecom_share[group], CHANNEL_ECOMMERCE, CHANNEL_CARD_PRESENT)
+    channel = np.where(
+        u_channel < ctx.ecommerce_share[group], CHANNEL_ECOMMERCE, CHANNEL_CARD_PRESENT
+    )
 
     row = loc_row[owner]
     nearby = np.flatnonzero(u_near >= settings.geography.local_share)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -354,11 +353,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:
-        end = self.start_date + dt.timedelta(days=self.days)
-        if end.year > 9000:
-            raise ValueError("start_date + days runs past the supported calendar")
-        if math.isclose(sum(self.geography.home_countries.values()), 0.0):
-            raise ValueError("geography.home_countries needs a positive weight")
+        # Transaction ids pack the date and the block (simulator.ids): check their range here,
+        # so a bad span or population exits 2 before anything is written.
+        from simulator.ids import FIRST_DAY, LAST_DAY, MAX_BLOCKS
+
+        last = self.start_date + dt.timedelta(days=self.days - 1)
+        if self.start_date < FIRST_DAY or last > LAST_DAY:
+            raise ValueError(
+                f"start_date + days must stay within {FIRST_DAY}..{LAST_DAY} "
+                f"(got {self.start_date}..{last})"
+            )
+        blocks = -(-self.population.cardholders // self.population.block_size)
+        if blocks > MAX_BLOCKS:
+            raise ValueError(
+                f"population.cardholders / population.block_size gives {blocks} blocks; "
+                f"at most {MAX_BLOCKS} (raise block_size)"
+            )
         return self
 
     def simulation_dict(self) -> dict[str, Any]:

@@ -13,11 +13,22 @@ import datetime as dt
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["hex_ids", "mix64", "pack_keys"]
+__all__ = [
+    "FIRST_DAY",
+    "LAST_DAY",
+    "MAX_BLOCKS",
+    "MAX_ROWS_PER_BLOCK_SLICE",
+    "hex_ids",
+    "mix64",
+    "pack_keys",
+]
 
 _DAY_BITS, _SLICE_BITS, _BLOCK_BITS, _INDEX_BITS = 17, 5, 16, 26
 _EPOCH = dt.date(1970, 1, 1).toordinal()
 MAX_BLOCKS = 1 << _BLOCK_BITS
+#: First and last simulated dates the id layout can hold.
+FIRST_DAY = dt.date(1970, 1, 1)
+LAST_DAY = FIRST_DAY + dt.timedelta(days=(1 << _DAY_BITS) - 1)
 MAX_ROWS_PER_BLOCK_SLICE = 1 << _INDEX_BITS
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 

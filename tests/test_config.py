@@ -86,6 +86,8 @@ BAD = [
     (["--set", "mcc_groups.fuel.mccs={'0001': 1}"], "mcc_groups.fuel.mccs", "not an ISO 18245"),
     (["--set", "geography.home_countries={'XX': 1}"], "country code", "XX"),
     (["--set", "travel.destinations={'KR': 1}"], "currency_per_usd", "KRW"),
+    (["--date", "2328-11-01", "--days", "30"], "start_date + days", "1970-01-01..2328"),
+    (["--cardholders", "70000", "--set", "population.block_size=1"], "blocks", "raise block_size"),
 ]
 
 
