@@ -29,7 +29,13 @@ import pyarrow.parquet as pq
 from simulator.config import WriterConfig
 from simulator.errors import OutputError
 
-__all__ = ["FileRecord", "PartitionWriter", "write_json_atomic", "write_parquet_file"]
+__all__ = [
+    "FileRecord",
+    "PartitionWriter",
+    "parquet_bytes",
+    "write_json_atomic",
+    "write_parquet_file",
+]
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,10 @@ class FileRecord:
         return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
 
 
-def _parquet_bytes(
+def parquet_bytes(
     table: pa.Table, writer: WriterConfig, metadata: dict[bytes, bytes] | None
 ) -> pa.Buffer:
+    """``table`` as a Parquet file in memory, with ``metadata`` added to its footer."""
     if metadata:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     sink = pa.BufferOutputStream()
@@ -81,7 +88,7 @@ def write_parquet_file(
     metadata: dict[bytes, bytes] | None = None,
 ) -> FileRecord:
     """Write ``table`` to ``root/relative`` atomically and return its record."""
-    data = _parquet_bytes(table, writer, metadata)
+    data = parquet_bytes(table, writer, metadata)
     target = root / relative
     _atomic_write(target, memoryview(data))
     return FileRecord(

@@ -144,13 +144,19 @@ def _environment() -> dict[str, Any]:
         raise ConfigError(f"environment: {exc}") from exc
 
 
-def format_validation_error(exc: ValidationError) -> str:
-    """One line per problem: the dotted field, what is wrong, what is allowed."""
+def format_validation_error(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """One line per problem: the dotted field, what is wrong, what is allowed.
+
+    Args:
+        exc: The validation error.
+        model: The model that was validated (default: :class:`Settings`), for the
+            lists of allowed keys.
+    """
     lines = []
     for error in exc.errors(include_url=False):
         loc = ".".join(str(part) for part in error["loc"]) or "(settings)"
         if error["type"] == "extra_forbidden":
-            allowed = _allowed_keys(error["loc"][:-1])
+            allowed = _allowed_keys(error["loc"][:-1], model or Settings)
             hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
             lines.append(f"{loc}: unknown setting{hint}")
             continue
@@ -160,8 +166,8 @@ def format_validation_error(exc: ValidationError) -> str:
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
-def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
-    model: Any = Settings
+def _allowed_keys(loc: tuple[int | str, ...], root: type[BaseModel]) -> list[str]:
+    model: Any = root
     for part in loc:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             model = None
