@@ -13,6 +13,7 @@ import argparse
 import logging
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ import orjson
 from consumers.config import load_sink_settings
 from consumers.sink import Sink
 from consumers.store import open_store
+from simulator import metrics
 from simulator.errors import ConfigError, SimulatorError
 from simulator.logs import bind, configure_logging
 from simulator.settings import parse_overrides
@@ -57,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="any other setting, e.g. memory_budget_bytes=268435456 (repeatable)",
     )
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (/metrics)"
+    )
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address to serve metrics on")
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -68,7 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli: dict[str, Any] = {
         key: value
         for key, value in vars(args).items()
-        if key not in ("overrides", "log_level") and value is not None
+        if key not in ("overrides", "log_level", "metrics_port", "metrics_host")
+        and value is not None
     }
     try:
         settings = load_sink_settings({**cli, **parse_overrides(args.overrides)})
@@ -78,7 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, SimulatorError) as exc:
         print(f"txnsim-sink: {exc}", file=sys.stderr)
         return 2
-    bind(group=settings.group, topic=settings.topic)
+    bind(run_id=uuid.uuid4().hex[:12], group=settings.group, topic=settings.topic)
+    try:
+        metrics.serve(args.metrics_port, args.metrics_host)
+    except OSError as exc:
+        print(f"txnsim-sink: --metrics-port {args.metrics_port}: {exc}", file=sys.stderr)
+        return 2
     sink = Sink(settings, store)
 
     def _on_signal(signum: int, _: Any) -> None:

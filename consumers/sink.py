@@ -32,6 +32,7 @@ import orjson
 from consumers.config import SinkSettings
 from consumers.landing import Cut, DeadLetter, Limits, PartitionLog, file_key
 from consumers.store import PARQUET_METADATA_PREFIX, ObjectStore, Retrying, StoreError
+from simulator import metrics
 from simulator.avro_codec import RawAvro
 from simulator.avro_decode import TableDecoder
 from simulator.config import WriterConfig
@@ -149,6 +150,7 @@ class Sink:
 
     def _count_retry(self, _: Exception) -> None:
         self.stats.store_retries += 1
+        metrics.SINK_STORE_RETRIES.inc()
 
     # --- Main loop -------------------------------------------------------------------------
 
@@ -291,6 +293,7 @@ class Sink:
                 if not batch:
                     continue
             self.stats.consumed += len(batch)
+            metrics.SINK_CONSUMED.inc(len(batch))
             values = [m.value() or b"" for m in batch]
             offsets = np.fromiter((m.offset() for m in batch), dtype=np.int64, count=len(batch))
             sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
@@ -355,6 +358,9 @@ class Sink:
             self.stats.bytes_landed += len(payload)
             event_time = table.column("event_time")
             self.stats.freshness_us[partition] = int(event_time[-1].value)
+            metrics.SINK_FILES.inc()
+            metrics.SINK_ROWS.inc(cut.rows)
+            metrics.SINK_BYTES.inc(len(payload))
             return None
         existing = self._retry(lambda: self._store.head(key), f"head {key}")
         if existing is None:  # removed since the put: let the next round put it again
@@ -371,6 +377,7 @@ class Sink:
                 "nothing was overwritten and nothing past it is committed"
             )
         self.stats.files_adopted += 1
+        metrics.SINK_ADOPTED.inc()
         log.info(
             "file already landed; adopting it",
             extra={"key": key, "ours": [cut.first, cut.last], "landed": [cut.first, int(last)]},
@@ -402,6 +409,7 @@ class Sink:
         created = self._retry(lambda: self._store.put_if_absent(key, body, metadata), f"put {key}")
         if created:
             self.stats.dead_letters += 1
+            metrics.SINK_DEAD_LETTERS.inc()
             log.warning(
                 "record dead-lettered",
                 extra={"partition": partition, "offset": letter.offset, "error": letter.error},
@@ -426,6 +434,18 @@ class Sink:
             return
         self._committed.update(due)
         self.stats.commits += 1
+        metrics.SINK_COMMITS.inc()
+        for partition, position in due.items():
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(self._settings.topic, partition), cached=True
+            )
+            if high is not None and high >= 0:
+                metrics.SINK_COMMIT_LAG.labels(partition=str(partition)).set(
+                    max(0, high - position)
+                )
+            fresh = self.stats.freshness_us.get(partition)
+            if fresh is not None:
+                metrics.SINK_FRESHNESS.labels(partition=str(partition)).set(fresh / 1e6)
         if self._ends is not None:
             for partition, position in due.items():
                 if position >= self._ends.get(partition, 0) and partition not in self._paused:

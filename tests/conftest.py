@@ -14,6 +14,7 @@ from simulator.config import Settings
 from simulator.generate import RunSummary, generate
 from simulator.seeding import Streams
 from simulator.settings import load_settings
+from tests.s3_server import S3Server
 
 # The CI machine is small and shared: no per-example deadline, few but meaningful examples.
 settings.register_profile(
@@ -97,3 +98,15 @@ def topic(request: pytest.FixtureRequest) -> str:
     import uuid
 
     return f"t-{request.node.name[:40].replace('[', '-').replace(']', '')}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3-compatible server (moto) on 127.0.0.1, for the whole session."""
+    from tests.s3_server import start_s3_server
+
+    server = start_s3_server()
+    try:
+        yield server
+    finally:
+        server.stop()

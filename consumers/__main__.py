@@ -1,0 +1,5 @@
+"""``python -m consumers``: the same as ``txnsim-sink``."""
+
+from consumers.cli import entry
+
+entry()

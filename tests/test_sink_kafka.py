@@ -1,0 +1,480 @@
+"""`txnsim-sink` against a real Kafka broker and a real S3 server: exactly once, end to end.
+
+One topic of more than 200,000 events is streamed once per module with `txnsim stream`;
+every test lands it with its own consumer group into its own bucket or folder, and
+checks the landing by transaction id against `txnsim generate` for the same seed, and
+by the offset ranges the files record (contiguous, disjoint, complete).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from simulator.seeding import Streams
+from simulator.stream_job import run_stream
+from tests.conftest import read_transactions, run, small_settings
+from tests.kafka_broker import local_kafka_for, restart_local_kafka
+from tests.prometheus import free_port, scrape_while
+from tests.s3_server import S3Server
+
+pytestmark = pytest.mark.kafka
+
+PARTITIONS = 6
+META = b"txnsim.sink."
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A topic streamed by `txnsim stream`, and the same day from `txnsim generate`."""
+
+    bootstrap: str
+    topic: str
+    expected: pa.Table  # generate's rows, sorted by transaction_id
+    ends: dict[int, int]  # end offset per partition
+
+
+@pytest.fixture(scope="module")
+def streamed(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory, cache_dir: Path
+) -> Streamed:
+    topic = f"sink-{uuid.uuid4().hex[:8]}"
+    settings = small_settings(
+        tmp_path_factory.mktemp("batch"),
+        cache_dir,
+        population={"cardholders": 170_000, "block_size": 8192},
+        days=1,
+        start_date="2026-11-24",
+        kafka={"bootstrap_servers": kafka_bootstrap, "topic": topic, "partitions": PARTITIONS},
+        stream={"speed": "max"},
+    )
+    run(settings)
+    stats = run_stream(settings, Streams(7))
+    expected = read_transactions(settings.out).sort_by("transaction_id")
+    assert stats.released == expected.num_rows >= 200_000
+    return Streamed(kafka_bootstrap, topic, expected, _end_offsets(kafka_bootstrap, topic))
+
+
+def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe"})
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(PARTITIONS)
+        }
+    finally:
+        consumer.close()
+
+
+# --- Running the sink ---------------------------------------------------------------------
+
+
+def _sink_command(
+    streamed: Streamed, group: str, dest: str, *extra: str, bootstrap: str | None = None
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "consumers",
+        "--bootstrap-servers",
+        bootstrap or streamed.bootstrap,
+        "--topic",
+        streamed.topic,
+        "--group",
+        group,
+        "--dest",
+        dest,
+        *extra,
+    ]
+
+
+def _env(s3: S3Server | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TXNSIM_", "AWS_"))}
+    return {**env, **(s3.env() if s3 else {})}
+
+
+def _spawn(command: list[str], s3: S3Server | None, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as err:
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, env=_env(s3))
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process if it still runs, and release its pipe."""
+    if proc.poll() is None:
+        proc.kill()
+    if proc.stdout is not None:
+        proc.stdout.close()
+    proc.wait(timeout=60)
+
+
+def _land(command: list[str], s3: S3Server | None, log: Path, timeout: float = 300) -> dict:
+    """Run the sink to completion; its summary line."""
+    proc = _spawn(command, s3, log)
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    return orjson.loads(out.strip().splitlines()[-1])
+
+
+# --- Reading what landed --------------------------------------------------------------------
+
+
+def _download(s3: S3Server, bucket: str, prefix: str, into: Path) -> Path:
+    client = s3.client()
+    for key in s3.keys(bucket, prefix):
+        target = into / key[len(prefix) :].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, key, str(target))
+    return into
+
+
+def _assert_exactly_once(root: Path, streamed: Streamed, dead: int = 0) -> pa.Table:
+    """Every record landed once: by id against generate, and by the files' offset ranges."""
+    files = sorted((root / "transactions").rglob("*.parquet"))
+    ranges: dict[int, list[tuple[int, int, int]]] = {}
+    for path in files:
+        meta = pq.read_metadata(path)
+        kv = {
+            k[len(META) :].decode(): v.decode()
+            for k, v in meta.metadata.items()
+            if k.startswith(META)
+        }
+        assert kv["topic"] == streamed.topic
+        first, last, rows = int(kv["first-offset"]), int(kv["last-offset"]), int(kv["rows"])
+        assert rows == meta.num_rows
+        assert path.name == f"{streamed.topic}-{int(kv['partition']):05d}-{first:020d}.parquet"
+        ranges.setdefault(int(kv["partition"]), []).append((first, last, rows))
+    for partition, spans in ranges.items():
+        spans.sort()
+        for (_, last, _), (first, _, _) in itertools.pairwise(spans):
+            assert first > last, f"partition {partition}: overlapping files {spans}"
+    landed = ds.dataset(root / "transactions", format="parquet", partitioning="hive").to_table()
+    ids = landed.column("transaction_id")
+    assert landed.num_rows + dead == streamed.expected.num_rows, "lost or duplicated rows"
+    assert len(pa.compute.unique(ids)) == landed.num_rows, "duplicated transaction ids"
+    if dead == 0:
+        landed = landed.sort_by("transaction_id")
+        columns = streamed.expected.column_names
+        assert landed.select(columns).equals(streamed.expected.select(columns))
+    return landed
+
+
+# --- Tests -------------------------------------------------------------------------------------
+
+
+def test_sink_lands_exactly_what_generate_writes_on_s3(
+    streamed: Streamed, s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.bucket(f"lake-{uuid.uuid4().hex[:8]}")
+    summary = _land(
+        _sink_command(streamed, "g-equal", f"s3://{bucket}/landing", "--until-caught-up"),
+        s3_server,
+        tmp_path / "sink.log",
+    )
+    assert summary["rows_landed"] == streamed.expected.num_rows
+    assert summary["dead_letters"] == 0
+    root = _download(s3_server, bucket, "landing", tmp_path / "lake")
+    _assert_exactly_once(root, streamed)
+    # Parquet as the issue asks: zstd, the Avro-derived schema and its fingerprint.
+    one = next((root / "transactions").rglob("*.parquet"))
+    meta = pq.read_metadata(one)
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    assert (
+        meta.metadata[b"txnsim.sink.schema-fingerprint"]
+        == meta.metadata[b"avro.schema.fingerprint"]
+    )
+    # Landing again with the same group is a no-op: everything is committed.
+    again = _land(
+        _sink_command(streamed, "g-equal", f"s3://{bucket}/landing", "--until-caught-up"),
+        s3_server,
+        tmp_path / "sink.log",
+    )
+    assert again["rows_landed"] == 0
+
+
+def test_kill_9_at_random_points_loses_and_duplicates_nothing(
+    streamed: Streamed, s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.bucket(f"lake-{uuid.uuid4().hex[:8]}")
+    command = _sink_command(
+        streamed,
+        "g-crash",
+        f"s3://{bucket}/lake",
+        # Small files and an age cut: many commits, and cuts that differ on replay.
+        "--max-rows-per-file",
+        "4000",
+        "--max-file-age",
+        "1.5",
+    )
+    rng = random.Random(20261125)
+    log = tmp_path / "sink.log"
+
+    def landed() -> int:
+        return len(s3_server.keys(bucket, "lake/transactions"))
+
+    for _ in range(3):
+        before = landed()
+        proc = _spawn(command, s3_server, log)
+        try:
+            _wait_until(lambda n=before: landed() > n, 180, log)  # landing is under way...
+            time.sleep(rng.uniform(0.0, 2.5))  # ...and it dies at a random point of it
+            assert proc.poll() is None, log.read_text()[-3000:]
+        finally:
+            _reap(proc)  # SIGKILL
+    _land([*command, "--until-caught-up"], s3_server, log)
+    root = _download(s3_server, bucket, "lake", tmp_path / "lake")
+    _assert_exactly_once(root, streamed)
+
+
+def test_s3_outage_pauses_landing_and_it_resumes(
+    streamed: Streamed, s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.bucket(f"lake-{uuid.uuid4().hex[:8]}")
+    command = _sink_command(
+        streamed,
+        "g-outage",
+        f"s3://{bucket}/lake",
+        "--until-caught-up",
+        "--max-rows-per-file",
+        "5000",
+        "--set",
+        "retry_cap_s=1",
+    )
+    log = tmp_path / "sink.log"
+    proc = _spawn(command, s3_server, log)
+    try:
+        _wait_until(lambda: len(s3_server.keys(bucket, "lake/transactions")) >= 3, 120, log)
+        with s3_server.outage():
+            time.sleep(10)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        _reap(proc)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    summary = orjson.loads(out.strip().splitlines()[-1])
+    assert summary["store_retries"] > 0, "the outage was not noticed"
+    assert "destination unavailable; retrying" in log.read_text()
+    root = _download(s3_server, bucket, "lake", tmp_path / "lake")
+    _assert_exactly_once(root, streamed)
+
+
+def test_broker_restart_mid_landing(streamed: Streamed, tmp_path: Path) -> None:
+    if local_kafka_for(streamed.bootstrap) is None:
+        pytest.skip("the broker was not started by scripts/kafka-local, so it cannot be restarted")
+    command = _sink_command(
+        streamed,
+        "g-restart",
+        (tmp_path / "lake").as_uri(),
+        "--until-caught-up",
+        "--max-rows-per-file",
+        "5000",
+    )
+    log = tmp_path / "sink.log"
+    proc = _spawn(command, None, log)
+    try:
+        _wait_until(lambda: len(list((tmp_path / "lake").rglob("*.parquet"))) >= 3, 120, log)
+        restart_local_kafka(streamed.bootstrap)
+        _out, _ = proc.communicate(timeout=300)
+    finally:
+        _reap(proc)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    _assert_exactly_once(tmp_path / "lake", streamed)
+
+
+def test_members_joining_and_leaving_the_group(streamed: Streamed, tmp_path: Path) -> None:
+    dest = (tmp_path / "lake").as_uri()
+    small = ("--max-rows-per-file", "3000", "--max-file-age", "2")
+    log = tmp_path / "sink.log"
+
+    def assignments() -> int:
+        return log.read_text().count('"partitions assigned"') if log.exists() else 0
+
+    first = _spawn(_sink_command(streamed, "g-members", dest, *small), None, log)
+    try:
+        _wait_until(lambda: len(list((tmp_path / "lake").rglob("*.parquet"))) >= 2, 120, log)
+        second = _spawn(_sink_command(streamed, "g-members", dest, *small), None, log)
+        try:
+            # The second member joins: both are assigned a share (two more assignments).
+            _wait_until(lambda: assignments() >= 3, 120, log)
+            time.sleep(3)  # both landing
+            first.send_signal(signal.SIGTERM)  # the first leaves: another rebalance
+            first.communicate(timeout=120)
+            assert first.returncode == 0, log.read_text()[-3000:]
+            _wait_until(lambda: assignments() >= 4, 120, log)
+            time.sleep(3)
+            second.send_signal(signal.SIGTERM)
+            second.communicate(timeout=120)
+            assert second.returncode == 0, log.read_text()[-3000:]
+        finally:
+            _reap(second)
+    finally:
+        _reap(first)
+    _land(_sink_command(streamed, "g-members", dest, "--until-caught-up"), None, log)
+    _assert_exactly_once(tmp_path / "lake", streamed)
+
+
+def test_poison_message_is_dead_lettered_and_the_rest_lands(
+    kafka_bootstrap: str, tmp_path: Path, cache_dir: Path
+) -> None:
+    from confluent_kafka import Producer
+
+    topic = f"poison-{uuid.uuid4().hex[:8]}"
+    settings = small_settings(
+        tmp_path / "batch",
+        cache_dir,
+        population={"cardholders": 2000, "block_size": 500},
+        kafka={"bootstrap_servers": kafka_bootstrap, "topic": topic, "partitions": 1},
+        stream={"speed": "max"},
+    )
+    half = run_stream(settings, Streams(7)).released
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    poison = b"\x02\xff not avro at all"
+    producer.produce(topic, value=poison, key=b"k", headers=[("h", b"v")])
+    producer.flush(30)
+    run_stream(settings, Streams(8))  # another seed: new ids after the poison
+    dest = tmp_path / "lake"
+    summary = _land(
+        [
+            sys.executable,
+            "-m",
+            "consumers",
+            "--bootstrap-servers",
+            kafka_bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            "g-poison",
+            "--dest",
+            str(dest),
+            "--until-caught-up",
+        ],
+        None,
+        tmp_path / "sink.log",
+    )
+    assert summary["dead_letters"] == 1
+    letters = list((dest / "_dlq").rglob("*.json"))
+    assert len(letters) == 1
+    letter = orjson.loads(letters[0].read_bytes())
+    assert base64.b64decode(letter["value_base64"]) == poison
+    assert letter["metadata"] == {"topic": topic, "partition": "0", "offset": str(half)}
+    assert letter["headers"] == [["h", base64.b64encode(b"v").decode()]]
+    assert "does not decode" in letter["error"] or "bytes left" in letter["error"]
+    landed = ds.dataset(dest / "transactions", format="parquet", partitioning="hive").to_table()
+    assert landed.num_rows == summary["rows_landed"] == summary["consumed"] - 1
+
+
+def test_idle_partitions_flush_by_age_while_running(streamed: Streamed, tmp_path: Path) -> None:
+    # A huge row limit: only the age cut can land anything while the sink runs.
+    lake = tmp_path / "lake"
+    port = free_port()
+    command = _sink_command(
+        streamed,
+        "g-idle",
+        lake.as_uri(),
+        "--max-rows-per-file",
+        "10000000",
+        "--max-file-age",
+        "2",
+        "--metrics-port",
+        str(port),
+    )
+    log = tmp_path / "sink.log"
+    proc = _spawn(command, None, log)
+    try:
+        _wait_until(lambda: len(list(lake.rglob("*.parquet"))) >= PARTITIONS, 180, log)
+        samples = scrape_while(proc, port, "txnsim_sink_commits_total")
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=120)
+    finally:
+        _reap(proc)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    # The metrics a scrape saw while it ran.
+    assert samples["txnsim_sink_records_consumed_total"][0][1] > 0
+    assert samples["txnsim_sink_files_written_total"][0][1] >= PARTITIONS
+    assert samples["txnsim_sink_written_bytes_total"][0][1] > 0
+    assert samples["txnsim_sink_dead_letters_total"][0][1] == 0
+    fresh = {
+        labels["partition"]: v
+        for labels, v in samples["txnsim_sink_last_committed_event_time_seconds"]
+    }
+    assert set(fresh) == {str(p) for p in range(PARTITIONS)}
+    assert all(1_795_478_400 <= v < 1_795_564_800 for v in fresh.values())  # 2026-11-24 UTC
+    assert {labels["partition"] for labels, _ in samples["txnsim_sink_commit_lag_records"]}
+    _land(_sink_command(streamed, "g-idle", lake.as_uri(), "--until-caught-up"), None, log)
+    _assert_exactly_once(lake, streamed)
+
+
+def test_unreachable_broker_fails_within_the_timeout(tmp_path: Path) -> None:
+    began = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "consumers",
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+            "--topic",
+            "t",
+            "--group",
+            "g",
+            "--dest",
+            str(tmp_path),
+            "--set",
+            "connect_timeout_s=3",
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(None),
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "cannot reach Kafka at 127.0.0.1:1" in proc.stderr
+    assert time.monotonic() - began < 60
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--set", "max_rows_per_file=0"], "max_rows_per_file"),
+        (["--set", "retry_base_s=-1"], "retry_base_s"),
+        (["--set", "nonsense=1"], "nonsense"),
+        (["--dest", "ftp://host/x"], "ftp"),
+    ],
+)
+def test_bad_settings_exit_2_naming_the_field(args: list[str], named: str, tmp_path: Path) -> None:
+    base = ["--bootstrap-servers", "127.0.0.1:1", "--dest", str(tmp_path)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "consumers", *base, *args],
+        capture_output=True,
+        text=True,
+        env=_env(None),
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert named in proc.stderr
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"condition not met in {timeout_s} s; sink log:\n{log.read_text()[-3000:]}")
