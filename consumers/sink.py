@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import orjson
@@ -43,6 +43,8 @@ from simulator.schema import transaction_schema
 __all__ = ["KafkaUnavailable", "Sink", "SinkConflict", "SinkStats"]
 
 log = logging.getLogger("txnsim.sink")
+
+T = TypeVar("T")
 
 TABLE = "transactions"
 
@@ -229,33 +231,15 @@ class Sink:
         return sorted(topic.partitions)
 
     def _end_offsets(self, partitions: list[int]) -> dict[int, int]:
-        from confluent_kafka import TopicPartition
-
-        ends = {}
-        for partition in partitions:
-            _, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self._settings.topic, partition),
-                timeout=self._settings.connect_timeout_s,
-            )
-            ends[partition] = high
-        return ends
+        return {p: self._watermarks(p, self._consumer)[1] for p in partitions}
 
     def _on_assign(self, consumer: Any, assigned: list[Any]) -> None:
-        from confluent_kafka import TopicPartition
-
         self.stats.rebalances += 1
-        settings = self._settings
-        committed = consumer.committed(
-            [TopicPartition(settings.topic, tp.partition) for tp in assigned],
-            timeout=settings.connect_timeout_s,
-        )
+        committed = self._committed_offsets([tp.partition for tp in assigned], consumer)
         for tp in committed:
             start = tp.offset
             if start < 0:  # nothing committed: the earliest retained offset
-                start, _ = consumer.get_watermark_offsets(
-                    TopicPartition(settings.topic, tp.partition),
-                    timeout=settings.connect_timeout_s,
-                )
+                start, _ = self._watermarks(tp.partition, consumer)
             self._logs[tp.partition] = PartitionLog(self._limits, start)
             self._committed[tp.partition] = start
         log.info(
@@ -453,7 +437,6 @@ class Sink:
                     self._paused.add(partition)
 
     def _caught_up(self, partitions: list[int]) -> bool:
-        from confluent_kafka import TopicPartition
 
         assert self._ends is not None
         if any(self._committed.get(p, -1) < self._ends[p] for p in self._logs):
@@ -461,14 +444,65 @@ class Sink:
         others = [p for p in partitions if p not in self._logs]
         if not others:
             return bool(self._logs) or all(end == 0 for end in self._ends.values())
-        committed = self._consumer.committed(
-            [TopicPartition(self._settings.topic, p) for p in others],
-            timeout=self._settings.connect_timeout_s,
-        )
+        try:
+            committed = self._committed_offsets(others, self._consumer, attempts=1)
+        except KafkaUnavailable:
+            return False  # e.g. the coordinator moved: ask again next round
         return all(
             tp.offset >= self._ends[tp.partition] or self._ends[tp.partition] == 0
             for tp in committed
         )
+
+    def _committed_offsets(
+        self, partitions: list[int], consumer: Any, attempts: int = 10
+    ) -> list[Any]:
+        """The group's committed offsets (``OFFSET_INVALID`` where none is committed)."""
+        from confluent_kafka import TopicPartition
+
+        wanted = [TopicPartition(self._settings.topic, p) for p in partitions]
+        timeout = self._settings.connect_timeout_s
+        return list(
+            self._ask_kafka(
+                lambda: consumer.committed(wanted, timeout=timeout),
+                f"the committed offsets of group {self._settings.group!r}",
+                attempts,
+            )
+        )
+
+    def _watermarks(self, partition: int, consumer: Any) -> tuple[int, int]:
+        """The partition's low and high watermarks."""
+        from confluent_kafka import TopicPartition
+
+        tp = TopicPartition(self._settings.topic, partition)
+        timeout = self._settings.connect_timeout_s
+        low, high = self._ask_kafka(
+            lambda: consumer.get_watermark_offsets(tp, timeout=timeout),
+            f"the offsets of partition {partition}",
+        )
+        return int(low), int(high)
+
+    def _ask_kafka(self, request: Callable[[], T], what: str, attempts: int = 10) -> T:
+        """Run a broker request, riding out a coordinator or leader that moves or restarts.
+
+        Raises:
+            KafkaUnavailable: If it still fails after ``attempts`` tries.
+        """
+        from confluent_kafka import KafkaException
+
+        pause = 0.5
+        for attempt in range(1, attempts + 1):
+            try:
+                return request()
+            except KafkaException as exc:
+                if attempt == attempts:
+                    raise KafkaUnavailable(f"cannot read {what}: {exc}") from exc
+                log.warning(
+                    "Kafka request failed; retrying",
+                    extra={"what": what, "error": str(exc), "attempt": attempt},
+                )
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _progress(self, elapsed: float) -> None:
         log.info(

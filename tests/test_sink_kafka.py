@@ -217,11 +217,14 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
         streamed,
         "g-crash",
         f"s3://{bucket}/lake",
-        # Small files and an age cut: many commits, and cuts that differ on replay.
+        # Small files, an age cut and a small memory budget: many commits, and cuts that
+        # differ on replay (the landed file must win).
         "--max-rows-per-file",
         "4000",
         "--max-file-age",
         "1.5",
+        "--set",
+        "memory_budget_bytes=4194304",
     )
     rng = random.Random(20261125)
     log = tmp_path / "sink.log"
