@@ -1,9 +1,10 @@
-"""Command line: ``txnsim generate``, ``txnsim stream`` and ``txnsim config show``.
+"""Command line: ``txnsim`` generate, stream, validate, report and config show.
 
 Exit codes: 0 success (a stream stopped by SIGINT/SIGTERM flushes and exits 0); 2
 invalid input (arguments, settings, reference data), with one message naming the
 field; 1 a failure while running (output folder not writable, Kafka unreachable,
-delivery failed); 4 a stream fell further behind schedule than ``--max-lag``.
+delivery failed); 3 ``validate`` found a violation (the JSON report names it); 4 a stream
+fell further behind schedule than ``--max-lag``.
 Nothing is written before the settings are fully validated.
 """
 
@@ -14,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,22 @@ def _settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output folder (out)")
 
 
+def _metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (/metrics)"
+    )
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address to serve metrics on")
+
+
+def _serve_metrics(args: argparse.Namespace) -> None:
+    from simulator import metrics
+
+    try:
+        metrics.serve(args.metrics_port, args.metrics_host)
+    except OSError as exc:
+        raise ConfigError(f"--metrics-port {args.metrics_port}: {exc}") from exc
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="txnsim", description="Seeded card-transaction simulator."
@@ -90,10 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="simulate days and land them as Parquet in a folder")
     _settings_arguments(gen)
+    _metrics_arguments(gen)
     stream = commands.add_parser(
         "stream", help="stream the simulation onto Kafka as Avro, in simulated time"
     )
     _settings_arguments(stream)
+    _metrics_arguments(stream)
     stream.add_argument(
         "--speed",
         type=_speed,
@@ -114,11 +134,25 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="fail when this many simulated seconds behind (stream.max_lag_s)",
     )
+    report = commands.add_parser(
+        "report", help="an HTML page of figures (plus PNG files) about a landed folder"
+    )
+    report.add_argument("dir", type=Path, help="a folder landed by txnsim generate")
+    report.add_argument(
+        "--out", type=Path, default=Path("report.html"), help="HTML file; PNGs go next to it"
+    )
     config = commands.add_parser("config", help="inspect settings")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     show = config_commands.add_parser("show", help="print the effective settings")
     _settings_arguments(show)
     show.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    check = commands.add_parser(
+        "validate", help="check a landed dataset (a folder or s3://bucket/prefix); JSON report"
+    )
+    check.add_argument("target", help="dataset root holding transactions/, or s3://bucket/prefix")
+    check.add_argument(
+        "--spill-dir", type=Path, help="where hashed ids are spilled (default: a temp folder)"
+    )
     return parser
 
 
@@ -179,7 +213,9 @@ def _generate(settings: Settings) -> None:
     from simulator.generate import generate  # heavy imports only when running
 
     settings, streams, source = _seeded(settings)
-    bind(seed=streams.entropy, config_hash=settings.config_hash()[:12])
+    bind(
+        run_id=uuid.uuid4().hex[:12], seed=streams.entropy, config_hash=settings.config_hash()[:12]
+    )
     summary = generate(settings, streams, seed_source=source)
     sys.stdout.write(
         orjson.dumps(
@@ -208,7 +244,9 @@ def _stream(settings: Settings, *, live: bool) -> None:
     from simulator.stream_job import run_stream
 
     settings, streams, _ = _seeded(settings)
-    bind(seed=streams.entropy, config_hash=settings.config_hash()[:12])
+    bind(
+        run_id=uuid.uuid4().hex[:12], seed=streams.entropy, config_hash=settings.config_hash()[:12]
+    )
     live_from = dt.datetime.now(tz=dt.UTC) if live else None
     stats = run_stream(settings, streams, live_from=live_from)
     summary = {
@@ -221,6 +259,25 @@ def _stream(settings: Settings, *, live: bool) -> None:
     sys.stdout.write(orjson.dumps(summary).decode() + "\n")
 
 
+def _report(root: Path, out: Path) -> None:
+    from simulator.report import render_report  # matplotlib only when reporting
+
+    figures = render_report(root, out)
+    summary = {"out": str(out), "figures": [str(p) for p in figures.values()]}
+    sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+
+
+def _validate(target: str, spill_dir: Path | None) -> int:
+    from simulator.validate import validate
+
+    report = validate(target, environ=os.environ, spill_dir=spill_dir)
+    sys.stdout.write(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    if report.violations:
+        sys.stderr.write(f"txnsim: {target}: violations: {', '.join(report.violations)}\n")
+        return 3
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = _parser()
@@ -229,10 +286,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.log_level, json=None if args.log_format is None else args.log_format == "json"
     )
     try:
+        if args.command == "validate":
+            return _validate(args.target, args.spill_dir)
+        if args.command == "report":
+            _report(args.dir, args.out)
+            return 0
         settings = build_settings(args)
         if args.command == "config":
             _show(settings, args.format)
             return 0
+        _serve_metrics(args)
         if args.command == "stream":
             _stream(settings, live=args.start == "now")
             return 0

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from simulator import metrics
 from simulator.catalog_tables import catalog_tables
 from simulator.config import Settings
 from simulator.engine import SliceSource
@@ -149,6 +150,8 @@ def generate(
             for part in source:
                 lander.land(part.start.date(), part.table)
                 total += part.table.num_rows
+                metrics.count_events(part.table)
+                metrics.SIMULATED_TIME.set(part.end.timestamp())
                 elapsed = max(wall() - sim_began, 1e-9)
                 done = (part.end - start) / (end - start)
                 log.info(

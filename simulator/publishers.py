@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from simulator import metrics
 from simulator.config import KafkaConfig
 from simulator.errors import SimulatorError
 
@@ -289,6 +290,7 @@ class KafkaPublisher:
         try:
             future = await self._producer.send_batch(batch, self._config.topic, partition=partition)
         except KafkaError as exc:
+            metrics.PRODUCE_ERRORS.inc()
             raise PublishError(f"cannot submit a batch to partition {partition}: {exc}") from exc
         self._in_flight.append(future)
 
@@ -298,6 +300,7 @@ class KafkaPublisher:
         try:
             await future
         except KafkaError as exc:
+            metrics.PRODUCE_ERRORS.inc()
             raise PublishError(
                 f"delivery failed after retries: {type(exc).__name__}: {exc}"
             ) from exc

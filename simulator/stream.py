@@ -23,7 +23,9 @@ from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from simulator import metrics
 from simulator.avro_codec import RawAvro, TableEncoder
 from simulator.clock import SimClock, WallSource
 from simulator.engine import SliceSource
@@ -66,6 +68,9 @@ class StreamStats:
 class _Chunk:
     event_us: np.ndarray
     records: OutRecords
+    #: Per row, an index into ``scenarios`` (for the events metric).
+    scenario: np.ndarray
+    scenarios: list[str]
 
 
 class Streamer:
@@ -142,12 +147,22 @@ class Streamer:
                 records = OutRecords(
                     keys, values, event_us[lo:hi] // 1000, card_partition[card[lo:hi]]
                 )
-                await self._queue.put(_Chunk(event_us[lo:hi], records))
+                codes = pc.dictionary_encode(sub.column("fraud_scenario").fill_null("none"))
+                codes = codes.combine_chunks()
+                await self._queue.put(
+                    _Chunk(
+                        event_us[lo:hi],
+                        records,
+                        codes.indices.to_numpy(zero_copy_only=False),
+                        codes.dictionary.to_pylist(),
+                    )
+                )
         await self._queue.put(None)
 
     async def _release(self, stop: asyncio.Event, producer: asyncio.Task[None]) -> None:
         clock, stats = self._clock, self.stats
         next_progress = self._wall.now() + self._progress_every_s
+        began, first_us = self._wall.now(), None
         while True:
             chunk = await self._until_stopped(self._queue.get(), stop, producer)
             if chunk is None:
@@ -171,10 +186,20 @@ class Streamer:
                             np.searchsorted(chunk.event_us, clock.simulated_now_us(), side="right")
                         ),
                     )
+                handed = self._wall.now()
                 await self._publisher.publish(chunk.records.take(i, j))
+                metrics.PRODUCE_LATENCY.observe(self._wall.now() - handed)
+                _count_released(chunk, i, j)
                 stats.released += j - i
                 stats.simulated_until_us = int(chunk.event_us[j - 1])
                 stats.lag_s = clock.lag_s(stats.simulated_until_us)
+                metrics.STREAM_LAG.set(stats.lag_s)
+                metrics.SIMULATED_TIME.set(stats.simulated_until_us / 1e6)
+                if first_us is None:
+                    first_us = int(chunk.event_us[i])
+                wall_s = self._wall.now() - began
+                if wall_s > 0:
+                    metrics.STREAM_SPEED.set((stats.simulated_until_us - first_us) / 1e6 / wall_s)
                 stats.max_lag_s = max(stats.max_lag_s, lag, stats.lag_s)
                 i = j
                 if self._wall.now() >= next_progress:
@@ -218,3 +243,12 @@ class Streamer:
                 "max_lag_s": round(self.stats.max_lag_s, 3),
             },
         )
+
+
+def _count_released(chunk: _Chunk, lo: int, hi: int) -> None:
+    counts = np.bincount(chunk.scenario[lo:hi], minlength=len(chunk.scenarios))
+    for name, count in zip(chunk.scenarios, counts.tolist(), strict=True):
+        if count:
+            metrics.EVENTS.labels(type="transaction", scenario=name).inc(count)
+            if name != "none":
+                metrics.FRAUD_INJECTED.labels(scenario=name).inc(count)
