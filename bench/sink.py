@@ -27,10 +27,10 @@ import time
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-PARTITIONS = 6
 
 
 def main() -> None:
@@ -38,38 +38,17 @@ def main() -> None:
     parser.add_argument("--cardholders", type=int, default=200_000)
     args = parser.parse_args()
 
-    import pyarrow.dataset as ds
-    from confluent_kafka import Producer
-
-    from simulator.avro_codec import RawAvro, RecordDecoder, TableEncoder
+    from bench.sink_topic import PARTITIONS, fill_topic, generate_day
+    from simulator.avro_codec import RawAvro, RecordDecoder
     from simulator.avro_decode import TableDecoder
-    from simulator.generate import generate
-    from simulator.partitioner import partitions_for
     from simulator.schema import transaction_schema
-    from simulator.seeding import Streams
-    from simulator.settings import load_settings
     from tests.kafka_broker import ensure_kafka
     from tests.s3_server import start_s3_server
 
     work = Path(tempfile.mkdtemp(prefix="bench-sink-"))
-    settings = load_settings(
-        None,
-        {
-            "seed": 7,
-            "days": 1,
-            "out": str(work / "batch"),
-            "cache_dir": str(Path(tempfile.gettempdir()) / "txnsim-bench-cache"),
-            "population": {"cardholders": args.cardholders},
-        },
-        environ=False,
-    )
-    generate(settings, Streams(7), seed_source="configured")
-    table = ds.dataset(work / "batch" / "transactions", format="parquet", partitioning="hive")
-    table = table.to_table().drop_columns(["dt"])
+    day = generate_day(args.cardholders, work)
+    table, values = day.table, day.values
     schema = transaction_schema()
-    values = TableEncoder(schema, RawAvro()).encode(table)
-    keys = table.column("card_id").to_pylist()
-    partition_of = partitions_for(table.column("card_id").combine_chunks(), PARTITIONS).tolist()
 
     # Baseline: decoding alone, in polls of the sink's default size.
     decoder = TableDecoder(schema, RawAvro())
@@ -77,6 +56,17 @@ def main() -> None:
     for lo in range(0, len(values), 20_000):
         decoder.decode(values[lo : lo + 20_000])
     decode_s = time.perf_counter() - began
+    # Baseline: Parquet encoding alone (the sink's writer settings), in files of one partition.
+    from simulator.config import WriterConfig
+    from simulator.output import parquet_bytes
+
+    writer = WriterConfig(
+        rows_per_file=250_000, row_group_size=131_072, compression="zstd", compression_level=3
+    )
+    began = time.perf_counter()
+    for p in range(PARTITIONS):
+        parquet_bytes(table.filter(pa.array([q == p for q in day.partitions])), writer, None)
+    parquet_s = time.perf_counter() - began
     sample = values[:20_000]
     reference = RecordDecoder(schema, RawAvro())
     began = time.perf_counter()
@@ -87,23 +77,8 @@ def main() -> None:
     bootstrap, stop_kafka = ensure_kafka()
     s3 = start_s3_server()
     try:
-        topic = f"bench-sink-{uuid.uuid4().hex[:8]}"
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(60)
-        producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "linger.ms": 20,
-                "queue.buffering.max.messages": 1_000_000,
-            }
-        )
-        for value, key, partition in zip(values, keys, partition_of, strict=True):
-            producer.produce(topic, value=value, key=key.encode(), partition=partition)
-            producer.poll(0)
-        producer.flush(120)
-
+        topic = fill_topic(bootstrap, day, "bench-sink")
+        consume_s = _consume_only(bootstrap, topic, len(values))
         bucket = s3.bucket(f"bench-{uuid.uuid4().hex[:8]}")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TXNSIM_", "AWS_"))}
         began = time.perf_counter()
@@ -146,11 +121,39 @@ def main() -> None:
         "landed_events_per_s_incl_process_start": round(summary["rows_landed"] / wall_s),
         "decode_only_events_per_s": round(len(values) / decode_s),
         "fastavro_per_record_events_per_s": round(len(sample) / fastavro_s),
+        "consume_only_events_per_s": round(len(values) / consume_s),
+        "parquet_only_rows_per_s": round(len(values) / parquet_s),
         "ratio_to_decode_only": round(landed / (len(values) / decode_s), 3),
         "floor_events_per_s": 60_000,
         "seconds": {"sink": summary["seconds"], "sink_wall": round(wall_s, 2)},
     }
     print(json.dumps(report, indent=2))
+
+
+def _consume_only(bootstrap: str, topic: str, count: int) -> float:
+    """Seconds for librdkafka to hand every record's value to Python, nothing else."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-consume-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    began = None
+    try:
+        while seen < count:
+            messages = consumer.consume(num_messages=20_000, timeout=1.0)
+            if messages and began is None:
+                began = time.perf_counter()
+            seen += len([m.value() for m in messages])
+    finally:
+        consumer.close()
+    return time.perf_counter() - (began or time.perf_counter())
 
 
 if __name__ == "__main__":

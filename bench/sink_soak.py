@@ -25,8 +25,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PARTITIONS = 6
-
 
 def main() -> int:
     parser = argparse.ArgumentParser()
@@ -37,56 +35,21 @@ def main() -> int:
 
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
 
-    from simulator.avro_codec import RawAvro, TableEncoder
-    from simulator.generate import generate
-    from simulator.partitioner import partitions_for
-    from simulator.schema import transaction_schema
-    from simulator.seeding import Streams
-    from simulator.settings import load_settings
+    from bench.sink_topic import fill_topic, generate_day
     from tests.kafka_broker import ensure_kafka
     from tests.s3_server import start_s3_server
 
     work = Path(tempfile.mkdtemp(prefix="soak-sink-"))
-    settings = load_settings(
-        None,
-        {
-            "seed": 7,
-            "days": 1,
-            "out": str(work / "batch"),
-            "cache_dir": str(Path(tempfile.gettempdir()) / "txnsim-bench-cache"),
-            "population": {"cardholders": args.cardholders},
-        },
-        environ=False,
-    )
-    generate(settings, Streams(7), seed_source="configured")
-    table = ds.dataset(work / "batch" / "transactions", format="parquet", partitioning="hive")
-    table = table.to_table().drop_columns(["dt"])
-    values = TableEncoder(transaction_schema(), RawAvro()).encode(table)
-    keys = table.column("card_id").to_pylist()
-    partition_of = partitions_for(table.column("card_id").combine_chunks(), PARTITIONS).tolist()
-    expected = set(table.column("transaction_id").to_pylist())
+    day = generate_day(args.cardholders, work)
+    expected = set(day.table.column("transaction_id").to_pylist())
 
     bootstrap, stop_kafka = ensure_kafka()
     s3 = start_s3_server()
     rng = random.Random(args.seed)
     log = work / "sink.log"
     try:
-        topic = f"soak-{uuid.uuid4().hex[:8]}"
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(60)
-        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
-        for value, key, partition in zip(values, keys, partition_of, strict=True):
-            while True:
-                try:
-                    producer.produce(topic, value=value, key=key.encode(), partition=partition)
-                    break
-                except BufferError:
-                    producer.poll(0.1)
-            producer.poll(0)
-        producer.flush(120)
+        topic = fill_topic(bootstrap, day, "soak")
 
         bucket = s3.bucket(f"soak-{uuid.uuid4().hex[:8]}")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TXNSIM_", "AWS_"))}
@@ -149,7 +112,7 @@ def main() -> int:
         unique = set(pc.unique(ids).to_pylist())
         report = {
             "benchmark": "sink_soak",
-            "events": len(values),
+            "events": len(day.values),
             "cycles": args.cycles,
             "kills": kills,
             "files": len(s3.keys(bucket, "lake/transactions")),

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from simulator.config import require_sasl_credentials
 from simulator.errors import ConfigError
 from simulator.settings import format_validation_error
 
@@ -75,13 +76,9 @@ class SinkSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> SinkSettings:
-        if self.security_protocol.startswith("SASL") and (
-            self.sasl_mechanism is None or self.sasl_username is None or self.sasl_password is None
-        ):
-            raise ValueError(
-                f"security_protocol {self.security_protocol} needs sasl_mechanism, "
-                "sasl_username and sasl_password"
-            )
+        require_sasl_credentials(
+            self.security_protocol, self.sasl_mechanism, self.sasl_username, self.sasl_password
+        )
         if self.retry_cap_s < self.retry_base_s:
             raise ValueError("retry_cap_s must be at least retry_base_s")
         return self

@@ -31,6 +31,7 @@ __all__ = [
     "StreamConfig",
     "TravelConfig",
     "WriterConfig",
+    "require_sasl_credentials",
 ]
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -255,14 +256,24 @@ class KafkaConfig(_Model):
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaConfig:
-        if self.security_protocol.startswith("SASL") and (
-            self.sasl_mechanism is None or self.sasl_username is None or self.sasl_password is None
-        ):
-            raise ValueError(
-                f"security_protocol {self.security_protocol} needs sasl_mechanism, "
-                "sasl_username and sasl_password"
-            )
+        require_sasl_credentials(
+            self.security_protocol, self.sasl_mechanism, self.sasl_username, self.sasl_password
+        )
         return self
+
+
+def require_sasl_credentials(
+    protocol: str, mechanism: str | None, username: str | None, password: SecretStr | None
+) -> None:
+    """A SASL protocol needs a mechanism, a username and a password.
+
+    Raises:
+        ValueError: Naming what is missing (pydantic reports it against the model).
+    """
+    if protocol.startswith("SASL") and (mechanism is None or username is None or password is None):
+        raise ValueError(
+            f"security_protocol {protocol} needs sasl_mechanism, sasl_username and sasl_password"
+        )
 
 
 class StreamConfig(_Model):
