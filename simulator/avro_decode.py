@@ -118,9 +118,21 @@ def _gather(buf: np.ndarray, start: np.ndarray, sizes: np.ndarray) -> tuple[np.n
 _Read = Callable[[_Cursor], pa.Array]
 
 
+#: fastavro turns timestamps into Python datetimes: 0001-01-01 to 9999-12-31, in microseconds
+#: since the epoch. A value outside does not decode there, so it may not decode here.
+_DATETIME_US = (-62_135_596_800_000_000, 253_402_300_799_999_999)
+
+
 def _read_long(arrow: pa.DataType) -> _Read:
+    bounds = None
+    if pa.types.is_timestamp(arrow):
+        per_us = {"us": 1, "ms": 1000}[arrow.unit]
+        bounds = (-(-_DATETIME_US[0] // per_us), _DATETIME_US[1] // per_us)
+
     def read(cursor: _Cursor) -> pa.Array:
         values = cursor.long()
+        if bounds is not None:
+            cursor.fail((values < bounds[0]) | (values > bounds[1]))
         if arrow.bit_width == 32:
             cursor.fail((values < -(2**31)) | (values >= 2**31))
             values = values.astype(np.int32)

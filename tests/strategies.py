@@ -50,3 +50,28 @@ def transactions(draw: st.DrawFn) -> dict[str, Any]:
 
 def uint64s() -> st.SearchStrategy[int]:
     return st.integers(min_value=0, max_value=2**64 - 1)
+
+
+def sample_transaction(**changes: Any) -> dict[str, Any]:
+    """One valid card-present transaction record, with ``changes`` applied."""
+    record: dict[str, Any] = {
+        "transaction_id": "0123456789abcdef",
+        "event_time": dt.datetime(2026, 11, 24, 12, 30, tzinfo=dt.UTC),
+        "card_id": "card-1",
+        "cardholder_id": "ch-1",
+        "merchant_id": "m-1",
+        "amount": Decimal("12.34"),
+        "currency": "EUR",
+        "mcc": "5411",
+        "channel": "card_present",
+        "pos_entry_mode": "chip",
+        "merchant_country": "FR",
+        "merchant_city": "Lyon",
+        "merchant_lat": 45.76,
+        "merchant_lon": 4.84,
+        "previous_transaction_id": None,
+        "is_fraud": False,
+        "fraud_scenario": None,
+        "fraud_case_id": None,
+    }
+    return {**record, **changes}

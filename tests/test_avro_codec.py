@@ -27,7 +27,7 @@ from simulator.schema import EventSchema, arrow_type, transaction_schema
 from simulator.seeding import Streams
 from simulator.settings import load_settings
 from simulator.world import build_world
-from tests.strategies import transactions
+from tests.strategies import sample_transaction, transactions
 
 SCHEMA = transaction_schema()
 FRAMINGS: list[Framing] = [RawAvro(), ConfluentWireFormat(42)]
@@ -53,26 +53,7 @@ def _read(value: bytes, schema: EventSchema = SCHEMA) -> Any:
 
 @pytest.fixture
 def transaction() -> dict[str, Any]:
-    return {
-        "transaction_id": "0123456789abcdef",
-        "event_time": dt.datetime(2026, 11, 24, 12, 30, tzinfo=dt.UTC),
-        "card_id": "card-1",
-        "cardholder_id": "ch-1",
-        "merchant_id": "m-1",
-        "amount": Decimal("12.34"),
-        "currency": "EUR",
-        "mcc": "5411",
-        "channel": "card_present",
-        "pos_entry_mode": "chip",
-        "merchant_country": "FR",
-        "merchant_city": "Lyon",
-        "merchant_lat": 45.76,
-        "merchant_lon": 4.84,
-        "previous_transaction_id": None,
-        "is_fraud": False,
-        "fraud_scenario": None,
-        "fraud_case_id": None,
-    }
+    return sample_transaction()
 
 
 def test_all_lists_the_public_names() -> None:
