@@ -28,3 +28,12 @@ def test_default_handler_writes_to_the_current_stderr(monkeypatch: pytest.Monkey
     monkeypatch.setattr(sys, "stderr", later)
     logging.getLogger("txnsim.test").info("after the swap")
     assert "after the swap" in later.getvalue()
+
+
+def test_extras_with_integer_keys_still_make_a_json_line() -> None:
+    # e.g. end offsets by partition number: once crashed the formatter (a lost line).
+    buffer = io.StringIO()
+    configure_logging("INFO", stream=buffer, json=True)
+    logging.getLogger("txnsim.test").info("ends", extra={"ends": {0: 5, 1: 7}})
+    line = orjson.loads(buffer.getvalue().splitlines()[-1])
+    assert line["ends"] == {"0": 5, "1": 7}
