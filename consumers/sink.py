@@ -10,8 +10,11 @@ Exactly once, by construction:
   the same files and finds them landed. When a file was cut otherwise (age, budget,
   catching up) or by another member before a rebalance, the landed object wins: its
   metadata says which offsets it holds, and those are dropped from what is held here.
-* On a rebalance nothing is being written (landing happens between polls): revoked
-  partitions' buffers are dropped uncommitted, and their new owner re-reads them.
+* On a rebalance, files in flight for the revoked partitions are waited for; what is
+  held for them is dropped uncommitted, and their new owner re-reads it (and adopts a
+  file that landed meanwhile).
+* Parquet encoding and uploads run in two writer threads, one file per partition at a
+  time, while the loop goes on reading; past the memory budget it waits for them.
 
 The consumer is librdkafka's (confluent-kafka): aiokafka's consumer builds a Python
 object per record and measured about 3x slower here, below the sink's floor.
@@ -21,8 +24,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -90,6 +95,15 @@ class SinkStats:
         }
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """What landing a cut did: wrote it, or found a landed file covering offsets to here."""
+
+    size: int = 0
+    last_event_us: int = 0
+    adopted_through: int | None = None
+
+
 class Sink:
     """One member of the sink's consumer group.
 
@@ -136,6 +150,11 @@ class Sink:
             monotonic=monotonic,
         )
         self._consumer: Any = None
+        # Parquet encoding and uploads overlap with consuming (Arrow and sockets release
+        # the GIL); the loop still decides every cut and every commit.
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="txnsim-land")
+        self._in_flight: dict[int, tuple[Cut, Future[_Outcome]]] = {}
+        self._lock = threading.Lock()
 
     # --- Control ---------------------------------------------------------------------------
 
@@ -151,7 +170,8 @@ class Sink:
         self._stopping = True
 
     def _count_retry(self, _: Exception) -> None:
-        self.stats.store_retries += 1
+        with self._lock:  # called from writer threads
+            self.stats.store_retries += 1
         metrics.SINK_STORE_RETRIES.inc()
 
     # --- Main loop -------------------------------------------------------------------------
@@ -187,7 +207,8 @@ class Sink:
                 now = self._monotonic()
                 self._ingest(messages, now)
                 self._cut_outside_records(now)
-                self._land()
+                # Over the memory budget: stop reading until the files in flight are landed.
+                self._land(wait=self._held_bytes() > settings.memory_budget_bytes)
                 self._commit()
                 if now - last_progress >= settings.progress_every_s:
                     last_progress = now
@@ -197,6 +218,8 @@ class Sink:
                     break
             self._finish()
         finally:
+            self._abandon = True  # a writer still retrying gives up: nothing is committed
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self.stats.seconds = self._monotonic() - began
             self._consumer.close()
         log.info("sink stopped", extra=self.stats.as_json())
@@ -206,7 +229,7 @@ class Sink:
         """Land everything held and commit it (a clean stop or the end of a catch-up)."""
         for partition_log in self._logs.values():
             partition_log.close()
-        self._land()
+        self._land(wait=True)
         self._commit()
 
     # --- Kafka -----------------------------------------------------------------------------
@@ -248,9 +271,11 @@ class Sink:
         )
 
     def _on_revoke(self, _: Any, revoked: list[Any]) -> None:
-        # Nothing is being written between polls: what is held is uncommitted and dropped;
-        # the partitions' next owner re-reads it from the committed offsets.
+        # A file in flight for these partitions is waited for (landed but uncommitted, the
+        # next owner adopts it); what is held is dropped uncommitted and re-read from the
+        # committed offsets by the partitions' next owner.
         self.stats.rebalances += 1
+        self._drain([tp.partition for tp in revoked])
         for tp in revoked:
             self._logs.pop(tp.partition, None)
             self._committed.pop(tp.partition, None)
@@ -285,6 +310,9 @@ class Sink:
             dead = [_dead_letter(batch[index], reason) for index, reason in decoded.errors]
             partition_log.add(offsets, sizes, decoded, dead, now)
 
+    def _held_bytes(self) -> int:
+        return sum(partition_log.held_bytes for partition_log in self._logs.values())
+
     def _cut_outside_records(self, now: float) -> None:
         settings = self._settings
         for partition, partition_log in self._logs.items():
@@ -304,21 +332,66 @@ class Sink:
 
     # --- Landing ---------------------------------------------------------------------------
 
-    def _land(self) -> None:
+    def _land(self, *, wait: bool = False) -> None:
+        """Land dead letters now, and move each partition's cuts through the writer pool.
+
+        One cut per partition is in flight at a time: a landed file found in its place may
+        cover later offsets, which must be dropped before the next cut is named. With
+        ``wait``, returns only when every cut held is landed.
+        """
         for partition, partition_log in list(self._logs.items()):
             while partition_log.dead:
                 self._land_dead_letter(partition, partition_log.dead[0])
                 partition_log.dead.pop(0)
-            while partition_log.cuts:
+            while True:
+                pending = self._in_flight.get(partition)
+                if pending is not None:
+                    cut, future = pending
+                    if not wait and not future.done():
+                        break
+                    outcome = future.result()  # a conflict or store error surfaces here
+                    del self._in_flight[partition]
+                    self._settle(partition, partition_log, cut, outcome)
+                if not partition_log.cuts:
+                    break
                 cut = partition_log.cuts[0]
-                landed_through = self._land_cut(partition, cut)
-                if landed_through is None:
-                    partition_log.cuts.pop(0)
-                else:
-                    partition_log.skip_through(landed_through)
+                self._in_flight[partition] = (
+                    cut,
+                    self._pool.submit(self._land_cut, partition, cut),
+                )
+                if not wait:
+                    break
 
-    def _land_cut(self, partition: int, cut: Cut) -> int | None:
-        """Land ``cut``; None if this call wrote it, else the last offset of the landed file."""
+    def _settle(
+        self, partition: int, partition_log: PartitionLog, cut: Cut, outcome: _Outcome
+    ) -> None:
+        if outcome.adopted_through is not None:
+            self.stats.files_adopted += 1
+            metrics.SINK_ADOPTED.inc()
+            partition_log.skip_through(outcome.adopted_through)
+            return
+        partition_log.cuts.pop(0)
+        self.stats.files_landed += 1
+        self.stats.rows_landed += cut.rows
+        self.stats.bytes_landed += outcome.size
+        self.stats.freshness_us[partition] = outcome.last_event_us
+        metrics.SINK_FILES.inc()
+        metrics.SINK_ROWS.inc(cut.rows)
+        metrics.SINK_BYTES.inc(outcome.size)
+
+    def _drain(self, partitions: list[int]) -> None:
+        """Wait for the cuts in flight for ``partitions`` (revoked: their outcome is moot)."""
+        for partition in partitions:
+            pending = self._in_flight.pop(partition, None)
+            if pending is None:
+                continue
+            try:
+                pending[1].result()
+            except SimulatorError as exc:
+                log.warning("a revoked partition's file failed", extra={"error": str(exc)})
+
+    def _land_cut(self, partition: int, cut: Cut) -> _Outcome:
+        """Encode and land ``cut`` (in a writer thread); what happened."""
         settings = self._settings
         key = file_key(TABLE, cut.day, settings.topic, partition, cut.first)
         metadata = {
@@ -337,15 +410,8 @@ class Sink:
         )
         payload = data.to_pybytes()
         if self._retry(lambda: self._store.put_if_absent(key, payload, metadata), f"put {key}"):
-            self.stats.files_landed += 1
-            self.stats.rows_landed += cut.rows
-            self.stats.bytes_landed += len(payload)
-            event_time = table.column("event_time")
-            self.stats.freshness_us[partition] = int(event_time[-1].value)
-            metrics.SINK_FILES.inc()
-            metrics.SINK_ROWS.inc(cut.rows)
-            metrics.SINK_BYTES.inc(len(payload))
-            return None
+            last_event_us = int(table.column("event_time")[-1].value)
+            return _Outcome(size=len(payload), last_event_us=last_event_us)
         existing = self._retry(lambda: self._store.head(key), f"head {key}")
         if existing is None:  # removed since the put: let the next round put it again
             raise StoreError(f"{key}: the put found an object, then the object was gone")
@@ -360,13 +426,11 @@ class Sink:
                 f"{cut.first}..{cut.last}: expected {ours}, found {existing}; "
                 "nothing was overwritten and nothing past it is committed"
             )
-        self.stats.files_adopted += 1
-        metrics.SINK_ADOPTED.inc()
         log.info(
             "file already landed; adopting it",
             extra={"key": key, "ours": [cut.first, cut.last], "landed": [cut.first, int(last)]},
         )
-        return int(last)
+        return _Outcome(adopted_through=int(last))
 
     def _land_dead_letter(self, partition: int, letter: DeadLetter) -> None:
         settings = self._settings
