@@ -1,9 +1,13 @@
-"""Reading a whole topic back, for tests (no test functions here)."""
+"""Reading a whole topic back and streaming into one, for tests (no test functions here)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -69,3 +73,32 @@ async def _read_all(bootstrap: str, topic: str, timeout_s: float) -> dict[int, l
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 120.0) -> dict[int, list[Consumed]]:
     """Every record of ``topic`` by partition, up to the end offsets seen at start."""
     return asyncio.run(_read_all(bootstrap, topic, timeout_s))
+
+
+def spawn_stream(bootstrap: str, topic: str, cache_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    """``txnsim stream`` of a small population in a subprocess (JSON logs on stderr)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "simulator",
+        "--log-format",
+        "json",
+        "stream",
+        "--seed",
+        "7",
+        "--cardholders",
+        "3000",
+        "--set",
+        "population.block_size=500",
+        "--set",
+        f"cache_dir={cache_dir}",
+        "--bootstrap-servers",
+        bootstrap,
+        "--topic",
+        topic,
+        "--partitions",
+        "4",
+        *extra,
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TXNSIM_")}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -30,9 +31,16 @@ def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def scrape_while(
-    proc: subprocess.Popen[bytes], port: int, ready: str, timeout_s: float = 180
+    proc: subprocess.Popen[Any],
+    port: int,
+    ready: str,
+    timeout_s: float = 180,
+    at_least: float = 1,
 ) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """Scrape until sample ``ready`` is positive, while ``proc`` still runs."""
+    """Scrape until sample ``ready`` (summed over labels) reaches ``at_least``.
+
+    Fails if ``proc`` ends first.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the command ended before it could be scraped"
@@ -41,7 +49,7 @@ def scrape_while(
         except OSError:
             time.sleep(0.2)
             continue
-        if sum(value for _, value in samples.get(ready, [])) > 0:
+        if sum(value for _, value in samples.get(ready, [])) >= at_least:
             return samples
         time.sleep(0.2)
-    raise TimeoutError(f"{ready} stayed at zero for {timeout_s} s")
+    raise TimeoutError(f"{ready} stayed below {at_least} for {timeout_s} s")

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.kafka_read import spawn_stream
 from tests.prometheus import free_port, scrape_while
 
 
@@ -75,38 +76,16 @@ def test_stream_serves_lag_speed_and_produce_latency(
     kafka_bootstrap: str, topic: str, cache_dir: Path
 ) -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simulator",
-            "--log-format",
-            "json",
-            "stream",
-            "--seed",
-            "7",
-            "--cardholders",
-            "3000",
-            "--set",
-            "population.block_size=500",
-            "--set",
-            f"cache_dir={cache_dir}",
-            "--bootstrap-servers",
-            kafka_bootstrap,
-            "--topic",
-            topic,
-            "--partitions",
-            "2",
-            "--speed",
-            "3600",
-            "--days",
-            "1",
-            "--metrics-port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env(),
+    proc = spawn_stream(
+        kafka_bootstrap,
+        topic,
+        cache_dir,
+        "--speed",
+        "3600",
+        "--days",
+        "1",
+        "--metrics-port",
+        str(port),
     )
     try:
         samples = scrape_while(proc, port, "txnsim_events_total")

@@ -31,7 +31,7 @@ from simulator.seeding import Streams
 from simulator.stream_job import run_stream
 from tests.conftest import read_transactions, run, small_settings
 from tests.kafka_broker import local_kafka_for, restart_local_kafka
-from tests.prometheus import free_port, scrape_while
+from tests.prometheus import free_port, scrape, scrape_while
 from tests.s3_server import S3Server
 
 pytestmark = pytest.mark.kafka
@@ -401,7 +401,10 @@ def test_idle_partitions_flush_by_age_while_running(streamed: Streamed, tmp_path
     proc = _spawn(command, None, log)
     try:
         _wait_until(lambda: len(list(lake.rglob("*.parquet"))) >= PARTITIONS, 180, log)
-        samples = scrape_while(proc, port, "txnsim_sink_commits_total")
+        # Files are counted when the loop settles them, a moment after they appear.
+        samples = scrape_while(proc, port, "txnsim_sink_files_written_total", at_least=PARTITIONS)
+        time.sleep(1)  # the commit that follows the files, and its gauges
+        samples = scrape(port)
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=120)
     finally:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +19,7 @@ from simulator.seeding import Streams
 from simulator.stream_job import run_stream
 from tests.conftest import read_transactions, run, small_settings
 from tests.kafka_broker import local_kafka_for, restart_local_kafka
-from tests.kafka_read import Consumed, read_topic
+from tests.kafka_read import Consumed, read_topic, spawn_stream
 
 pytestmark = pytest.mark.kafka
 
@@ -94,36 +91,6 @@ def test_unreachable_broker_is_a_clear_error_within_the_timeout(
     assert time.monotonic() - began < 60
 
 
-def _spawn_stream(
-    bootstrap: str, topic: str, cache_dir: Path, *extra: str
-) -> subprocess.Popen[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "simulator",
-        "--log-format",
-        "json",
-        "stream",
-        "--seed",
-        "7",
-        "--cardholders",
-        "3000",
-        "--set",
-        "population.block_size=500",
-        "--set",
-        f"cache_dir={cache_dir}",
-        "--bootstrap-servers",
-        bootstrap,
-        "--topic",
-        topic,
-        "--partitions",
-        "4",
-        *extra,
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TXNSIM_")}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
 def _wait_for_records(bootstrap: str, topic: str, at_least: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -139,7 +106,7 @@ def _wait_for_records(bootstrap: str, topic: str, at_least: int, timeout_s: floa
 def test_sigterm_stops_releasing_flushes_and_exits_0(
     kafka_bootstrap: str, topic: str, cache_dir: Path
 ) -> None:
-    proc = _spawn_stream(kafka_bootstrap, topic, cache_dir, "--speed", "600", "--days", "1")
+    proc = spawn_stream(kafka_bootstrap, topic, cache_dir, "--speed", "600", "--days", "1")
     try:
         _wait_for_records(kafka_bootstrap, topic, 50, timeout_s=120)
         proc.send_signal(signal.SIGTERM)
@@ -167,7 +134,7 @@ def test_broker_restart_mid_stream_loses_and_duplicates_nothing(
         pytest.skip(
             "the broker was not started by scripts/kafka-local, so it cannot be restarted here"
         )
-    proc = _spawn_stream(
+    proc = spawn_stream(
         kafka_bootstrap,
         topic,
         cache_dir,
