@@ -320,8 +320,7 @@ class Sink:
             done = self._ends is not None and partition_log.next >= self._ends.get(partition, 0)
             if old or done:
                 partition_log.close()
-        held = {p: pl.held_bytes for p, pl in self._logs.items()}
-        total = sum(held.values())
+        total = self._held_bytes()
         while total > settings.memory_budget_bytes:
             largest = max(self._logs, key=lambda p: self._logs[p].open_bytes)
             freed = self._logs[largest].open_bytes

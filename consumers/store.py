@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import time
 import urllib.parse
 import uuid
@@ -233,6 +234,8 @@ class Retrying:
         should_stop: Polled between attempts; True ends the retries (e.g. on SIGTERM).
         on_retry: Called with the failure before each pause (metrics, logs).
         sleep: The pause function (injected in tests).
+        monotonic: The clock for ``give_up_s`` (injected in tests).
+        jitter: Draws in [0, 1) that scale each pause by 0.5-1.5 (injected in tests).
     """
 
     base_s: float = 0.2
@@ -242,13 +245,11 @@ class Retrying:
     on_retry: Callable[[StoreUnavailable], None] = lambda exc: None
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
-    _jitter: Any = field(default=None, repr=False)
+    #: A draw in [0, 1) that spreads pauses over 0.5-1.5x (clients do not retry in step).
+    jitter: Callable[[], float] = field(default_factory=lambda: random.Random().random)
 
     def __call__(self, operation: Callable[[], T], what: str) -> T:
         """Run ``operation`` until it succeeds, a permanent error, a stop or the deadline."""
-        import random
-
-        jitter = self._jitter or random.Random()  # jitter only; no output depends on it
         began = self.monotonic()
         pause = self.base_s
         attempt = 1
@@ -271,7 +272,7 @@ class Retrying:
                         "error": str(exc),
                     },
                 )
-                self.sleep(pause * (0.5 + jitter.random()))
+                self.sleep(pause * (0.5 + self.jitter()))
                 pause = min(self.cap_s, pause * 2)
                 attempt += 1
 

@@ -218,7 +218,7 @@ def test_retrying_backs_off_exponentially_up_to_the_cap() -> None:
         sleep=clock.sleep,
         monotonic=clock.monotonic,
         on_retry=lambda exc: seen.append(str(exc)),
-        _jitter=_Jitter(0.5, 0.0, 0.99),
+        jitter=_Jitter(0.5, 0.0, 0.99).random,
     )
     operation, calls = _failing(8)
     assert retrying(operation, "put") == "done"
