@@ -25,7 +25,7 @@ from simulator.sampling import cdf, draw_categorical
 from simulator.travel import Whereabouts
 from simulator.world import World
 
-__all__ = ["BlockEvents", "SliceContext", "simulate_block"]
+__all__ = ["BlockEvents", "SliceContext", "amounts_minor", "simulate_block"]
 
 _US_PER_MINUTE = 60_000_000
 
@@ -145,7 +145,7 @@ def simulate_block(world: World, where: Whereabouts, ctx: SliceContext, block: i
     card = holders.card_offset[holder] + np.minimum(slot, holders.card_count[holder] - 1)
 
     merchant, channel = _choose_merchants(world, ctx, rng, holder, owner, group, loc_row)
-    amount_minor = _amounts(world, rng, holder, merchant)
+    amount_minor = amounts_minor(world, rng, holder, merchant)
 
     modes = ctx.entry_mode_cdf
     entry = np.where(
@@ -215,9 +215,10 @@ def _choose_merchants(
     return merchant, channel
 
 
-def _amounts(
+def amounts_minor(
     world: World, rng: np.random.Generator, holder: np.ndarray, merchant: np.ndarray
 ) -> np.ndarray:
+    """Amounts (minor units of each merchant's currency) from the per-MCC spend model."""
     table = world.amounts
     n = len(holder)
     mcc = world.merchants.mcc[merchant]

@@ -27,6 +27,7 @@ __all__ = [
     "Merchants",
     "build_cardholders",
     "build_merchants",
+    "card_ids",
     "city_radius_km",
     "string_ids",
 ]
@@ -50,6 +51,11 @@ def string_ids(prefix: str, start: int, count: int, width: int) -> pa.StringArra
     step = len(head) + width
     offsets = np.arange(0, step * (count + 1), step, dtype=np.int32)
     return pa.StringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(body.tobytes()))
+
+
+def card_ids(start: int, count: int) -> pa.StringArray:
+    """Card ids for card indices ``start .. start+count-1`` (replacement cards continue the run)."""
+    return string_ids("card-", start, count, 10)
 
 
 def city_radius_km(settings: Settings, population: np.ndarray) -> np.ndarray:
@@ -210,7 +216,7 @@ def build_cardholders(
         card_cum=cum,
     )
     cards = Cards(
-        ids=string_ids("card-", 0, card_total, 10),
+        ids=card_ids(0, card_total),
         holder=ccol["holder"],
         card_type=ccol["card_type"],
         network=ccol["network"],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from simulator.catalog import CHANNEL_ECOMMERCE
+from simulator.catalog import CHANNEL_ECOMMERCE, card_ids
+from simulator.fraud.cards import NEVER, CardRegistry
 from simulator.reference import mcc_description
 from simulator.world import World
 
@@ -16,10 +17,68 @@ def _strings(values: list[str], index: np.ndarray) -> pa.Array:
     return pa.array(values, pa.string()).take(pa.array(index.astype(np.int64)))
 
 
-def catalog_tables(world: World) -> dict[str, pa.Table]:
-    """``cardholders``, ``cards`` and ``merchants`` tables of the world."""
-    h, c, m, cities = world.holders, world.cards, world.merchants, world.cities
+def _cards(world: World, registry: CardRegistry | None, end_us: int) -> pa.Table:
+    """The world's cards and the replacements issued before ``end_us``."""
+    c, h = world.cards, world.holders
     card_cfg = world.settings.population.cards
+    base = len(c)
+    n = base
+    block_at = np.full(base, NEVER, dtype=np.int64)
+    replaces = np.full(base, -1, dtype=np.int64)
+    holder = c.holder.astype(np.int64)
+    if registry is not None:
+        n = len(registry)
+        block_at = registry.block_at[:n]
+        replaces = registry.replaces[:n]
+        holder = registry.holder[:n]
+    issued_at = np.full(n, NEVER, dtype=np.int64)
+    issued_at[base:] = block_at[replaces[base:]]
+    rows = np.flatnonzero(issued_at < end_us)
+    rows = np.concatenate([np.arange(base), rows[rows >= base]])
+    old = rows >= base
+    ids = pa.concat_arrays([c.ids, card_ids(base, n - base)]) if n > base else c.ids
+    blocked = block_at[rows]
+    return pa.table(
+        {
+            "card_id": ids.take(pa.array(rows)),
+            "cardholder_id": h.ids.take(pa.array(holder[rows])),
+            "card_type": _strings(list(card_cfg.types), _inherited(c.card_type, replaces, rows)),
+            "network": _strings(list(card_cfg.networks), _inherited(c.network, replaces, rows)),
+            "credit_limit": pa.array(_inherited(c.credit_limit, replaces, rows)),
+            "is_primary": pa.array(_inherited(c.is_primary, replaces, rows)),
+            "issued_at": _times(issued_at[rows], ~old),
+            "replaces_card_id": ids.take(pa.array(np.where(old, replaces[rows], 0), mask=~old)),
+            "blocked_at": _times(blocked, blocked >= end_us),
+        }
+    )
+
+
+def _inherited(values: np.ndarray, replaces: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """A replacement card keeps the attributes of the card it replaces (through the chain)."""
+    base = len(values)
+    src = rows.copy()
+    while (src >= base).any():
+        later = src >= base
+        src[later] = replaces[src[later]]
+    return values[src]
+
+
+def _times(us: np.ndarray, null: np.ndarray) -> pa.Array:
+    return pa.array(np.where(null, 0, us), pa.int64(), mask=null).cast(pa.timestamp("us", tz="UTC"))
+
+
+def catalog_tables(
+    world: World, cards: CardRegistry | None = None, end_us: int = NEVER
+) -> dict[str, pa.Table]:
+    """``cardholders``, ``cards`` and ``merchants`` tables of the world.
+
+    Args:
+        world: The built world.
+        cards: Blocks and reissues of a run; replacement cards issued before ``end_us``
+            are listed after the world's cards, each naming the card it replaces.
+        end_us: End of the run (microseconds since the epoch).
+    """
+    h, m, cities = world.holders, world.merchants, world.cities
     home = h.home_city
     cardholders = pa.table(
         {
@@ -34,16 +93,7 @@ def catalog_tables(world: World) -> dict[str, pa.Table]:
             "card_count": pa.array(h.card_count.astype(np.int8)),
         }
     )
-    cards = pa.table(
-        {
-            "card_id": c.ids,
-            "cardholder_id": h.ids.take(pa.array(c.holder.astype(np.int64))),
-            "card_type": _strings(list(card_cfg.types), c.card_type),
-            "network": _strings(list(card_cfg.networks), c.network),
-            "credit_limit": pa.array(c.credit_limit),
-            "is_primary": pa.array(c.is_primary),
-        }
-    )
+    card_table = _cards(world, cards, end_us)
     online = m.channel == CHANNEL_ECOMMERCE
     merchants = pa.table(
         {
@@ -65,4 +115,4 @@ def catalog_tables(world: World) -> dict[str, pa.Table]:
             "price_level": pa.array(m.price),
         }
     )
-    return {"cardholders": cardholders, "cards": cards, "merchants": merchants}
+    return {"cardholders": cardholders, "cards": card_table, "merchants": merchants}

@@ -18,6 +18,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from simulator.config_fraud import FraudConfig
+
 __all__ = [
     "AmountModel",
     "CalendarConfig",
@@ -319,6 +321,7 @@ class Settings(BaseSettings):
     calendar: CalendarConfig
     currency_per_usd: dict[CurrencyCode, Positive]
     null_rates: dict[str, Probability]
+    fraud: FraudConfig
     writer: WriterConfig
     kafka: KafkaConfig
     stream: StreamConfig
@@ -375,12 +378,22 @@ class Settings(BaseSettings):
                 f"(got {self.start_date}..{last})"
             )
         blocks = -(-self.population.cardholders // self.population.block_size)
-        if blocks > MAX_BLOCKS:
+        if blocks > MAX_BLOCKS - 1:
             raise ValueError(
                 f"population.cardholders / population.block_size gives {blocks} blocks; "
-                f"at most {MAX_BLOCKS} (raise block_size)"
+                f"at most {MAX_BLOCKS - 1} (raise block_size)"
             )
+        self._check_scenarios()
         return self
+
+    def _check_scenarios(self) -> None:
+        from simulator.fraud.registry import build_scenario
+
+        for name, scenario in self.fraud.scenarios.items():
+            try:
+                build_scenario(name, scenario.params)
+            except ValueError as exc:
+                raise ValueError(f"fraud.scenarios.{name}: {exc}") from None
 
     def simulation_dict(self) -> dict[str, Any]:
         """The settings that decide the events (not where they go, nor how fast)."""

@@ -23,6 +23,7 @@ import pyarrow as pa
 from simulator.assemble import Assembler
 from simulator.behaviour import BlockEvents, SliceContext, simulate_block
 from simulator.environment import Environment, from_us, to_us
+from simulator.fraud.cards import CardRegistry
 from simulator.travel import Whereabouts
 from simulator.world import World
 
@@ -43,6 +44,8 @@ class Slice:
     end: dt.datetime
     table: pa.Table
     card: np.ndarray
+    labels: pa.Table
+    new_cards: pa.StringArray
 
 
 def _simulate(
@@ -90,6 +93,11 @@ class SliceSource:
         self._workers = workers
         self._assembler = Assembler(world)
         self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def cards(self) -> CardRegistry:
+        """Blocks and reissues so far (the world's cards, then replacements)."""
+        return self._assembler.planner.cards
 
     @property
     def world(self) -> World:
@@ -165,8 +173,8 @@ class SliceSource:
                 at = start + step * len(pending)
                 pending.append((at, submit(at)))
             at, result = pending.popleft()
-            table, card = self._assembler.table(result())
-            ready.append(Slice(at, at + step, table, card))
+            out = self._assembler.table(result(), at)
+            ready.append(Slice(at, at + step, out.table, out.card, out.labels, out.new_cards))
             if due(start + step):
                 env.schedule(to_us(start + step), on_slice, name="slice")
 

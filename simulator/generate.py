@@ -19,6 +19,8 @@ from simulator import metrics
 from simulator.catalog_tables import catalog_tables
 from simulator.config import Settings
 from simulator.engine import SliceSource
+from simulator.environment import to_us
+from simulator.fraud_summary import FraudTally, write_labels
 from simulator.output import FileRecord, PartitionWriter, write_json_atomic, write_parquet_file
 from simulator.schema import transaction_schema
 from simulator.seeding import Streams
@@ -139,17 +141,17 @@ def generate(
 
     files: list[FileRecord] = []
     total = 0
+    fraud = FraudTally(world)
+    labels: list[pa.Table] = []
     # Workers fork when the source is entered: before any writer thread exists.
     with SliceSource(world, start, end, settings.workers) as source:
-        for name, table in catalog_tables(world).items():
-            files.append(
-                write_parquet_file(out, f"catalog/{name}.parquet", table, settings.writer, metadata)
-            )
         sim_began = wall()
         with _Lander(out, settings, metadata) as lander:
             for part in source:
                 lander.land(part.start.date(), part.table)
                 total += part.table.num_rows
+                fraud.add(part.table)
+                labels.append(part.labels)
                 metrics.count_events(part.table)
                 metrics.SIMULATED_TIME.set(part.end.timestamp())
                 elapsed = max(wall() - sim_began, 1e-9)
@@ -164,8 +166,16 @@ def generate(
                         "eta_s": round(elapsed / done * (1 - done), 1),
                     },
                 )
+        cards = source.cards
+        for name, table in catalog_tables(world, cards, to_us(end)).items():
+            files.append(
+                write_parquet_file(out, f"catalog/{name}.parquet", table, settings.writer, metadata)
+            )
     files.extend(lander.files)
     partitions = lander.partitions
+    label_table = pa.concat_tables(labels) if labels else None
+    if label_table is not None:
+        files.extend(write_labels(out, label_table, settings, metadata))
 
     manifest = {
         "format_version": 1,
@@ -184,6 +194,7 @@ def generate(
             "merchants": len(world.merchants),
         },
         "partitions": partitions,
+        "fraud": fraud.summary(settings.fraud.target_rate, cards, to_us(end), label_table),
         "files": [f.as_json() for f in sorted(files, key=lambda f: f.path)],
     }
     write_json_atomic(out / "manifest.json", manifest)

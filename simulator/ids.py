@@ -15,6 +15,7 @@ import pyarrow as pa
 
 __all__ = [
     "FIRST_DAY",
+    "FRAUD_BLOCK",
     "LAST_DAY",
     "MAX_BLOCKS",
     "MAX_ROWS_PER_BLOCK_SLICE",
@@ -26,6 +27,8 @@ __all__ = [
 _DAY_BITS, _SLICE_BITS, _BLOCK_BITS, _INDEX_BITS = 17, 5, 16, 26
 _EPOCH = dt.date(1970, 1, 1).toordinal()
 MAX_BLOCKS = 1 << _BLOCK_BITS
+#: The block number reserved for fraud campaigns' transactions (populations use the others).
+FRAUD_BLOCK = MAX_BLOCKS - 1
 #: First and last simulated dates the id layout can hold.
 FIRST_DAY = dt.date(1970, 1, 1)
 LAST_DAY = FIRST_DAY + dt.timedelta(days=(1 << _DAY_BITS) - 1)

@@ -4,7 +4,10 @@
   simulated event time. A partition is written to a hidden temporary folder and
   swapped in whole, so re-running a command replaces its files instead of adding
   to them, and a reader never sees half a day.
-* ``catalog/{cardholders,cards,merchants}.parquet``.
+* ``labels/dt=YYYY-MM-DD/part-NNNNN.parquet``: fraud labels of the run's transactions,
+  by the UTC date the label becomes available (which may be after the run's last day).
+* ``catalog/{cardholders,cards,merchants}.parquet``, written after the run, so the
+  cards include the replacements issued for blocked cards.
 * ``manifest.json``: written last, so its presence means the run completed.
 
 Files are written to memory first and hashed as they are written to disk; the
@@ -125,15 +128,21 @@ class PartitionWriter:
         day: The partition's date.
         writer: File cutting and compression settings.
         metadata: Key-value metadata added to every file's schema.
+        dataset: Folder of the dataset under the root (``transactions``, ``labels``).
     """
 
     def __init__(
-        self, root: Path, day: dt.date, writer: WriterConfig, metadata: dict[bytes, bytes]
+        self,
+        root: Path,
+        day: dt.date,
+        writer: WriterConfig,
+        metadata: dict[bytes, bytes],
+        dataset: str = "transactions",
     ) -> None:
         self._root = root
-        self._relative = f"transactions/dt={day.isoformat()}"
+        self._relative = f"{dataset}/dt={day.isoformat()}"
         self._final = root / self._relative
-        self._staging = root / "transactions" / f".dt={day.isoformat()}.{uuid.uuid4().hex}.staging"
+        self._staging = root / dataset / f".dt={day.isoformat()}.{uuid.uuid4().hex}.staging"
         self._writer = writer
         self._metadata = metadata
         self._files: list[FileRecord] = []

@@ -249,13 +249,11 @@ def _add_batch(
 
 def _add_labels(agg: Aggregates, root: Path) -> None:
     agg.label_delay_hist = np.zeros(len(DELAY_EDGES) - 1, np.int64)
-    for batch in _batches(root, "labels", ["event_time", "label_available_at"]):
-        if {"event_time", "label_available_at"} - set(batch.schema.names):
-            raise ConfigError(
-                f"report: {root / 'labels'} needs columns event_time and label_available_at"
-            )
+    for batch in _batches(root, "labels", ["event_time", "label_time"]):
+        if {"event_time", "label_time"} - set(batch.schema.names):
+            raise ConfigError(f"report: {root / 'labels'} needs columns event_time and label_time")
         delay = pc.subtract(
-            pc.cast(batch["label_available_at"], pa.timestamp("us", "UTC")),
+            pc.cast(batch["label_time"], pa.timestamp("us", "UTC")),
             pc.cast(batch["event_time"], pa.timestamp("us", "UTC")),
         )
         micros = pc.cast(delay, pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)

@@ -182,7 +182,7 @@ def _draw_fraud(agg: Aggregates) -> Figure:
         delays.set_xlabel(f"label delay, days (last bin: {DELAY_EDGES[-2]:.0f}+)")
         delays.set_ylabel("labels")
         delays.yaxis.set_major_locator(MaxNLocator(integer=True))
-        delays.set_title(f"Label delay, label_available_at - event_time ({agg.labels:,})")
+        delays.set_title(f"Label delay, label_time - event_time ({agg.labels:,})")
     else:
         delays.set_axis_off()
         delays.text(0.5, 0.5, "no labels/ folder", ha="center", va="center", fontsize=14)

@@ -24,7 +24,7 @@ of the same card, never the row itself, and no transaction precedes two others; 
 complete run, i.e. with a manifest, every previous id exists and a card has one first
 transaction, otherwise those two are counted as informational), ``null_rates`` (each
 configured rate within ``5`` binomial standard errors plus ``0.001``; coordinates blank
-together) and ``fraud_rate`` (the observed rate; against ``fraud.rate`` when configured;
+together) and ``fraud_rate`` (the observed rate; against ``fraud.target_rate`` when configured;
 labels consistent with ``is_fraud``).
 
 This module owns the row pass, the rate checks and the :func:`validate` entry; the id
@@ -155,6 +155,11 @@ class _Scanner:
         labelled = _numpy(col["fraud_scenario"].is_valid(), False)
         cased = _numpy(col["fraud_case_id"].is_valid(), False)
         flag("fraud_label_inconsistent", np.where(fraud, ~labelled, labelled | cased), pos)
+        if "label_available_at" in col:
+            at = col["label_available_at"]
+            early = pc.less(at, col["event_time"])
+            flag("label_before_event", _numpy(early, False), pos)
+            flag("label_without_fraud", ~fraud & _numpy(at.is_valid(), False), pos)
 
 
 def _scan(
@@ -209,10 +214,12 @@ def _null_rates(scan: _Scanner, findings: Findings, manifest: dict[str, Any] | N
 
 def _fraud_rate(scan: _Scanner, findings: Findings, manifest: dict[str, Any] | None) -> Check:
     settings = (manifest or {}).get("config", {}).get("fraud")
-    expected = settings.get("rate") if isinstance(settings, dict) else None
+    expected = settings.get("target_rate") if isinstance(settings, dict) else None
     reason = "the configuration sets no fraud rate" if manifest else "no manifest.json"
     check = rate_check("fraud_rate", scan.fraud, scan.rows, expected, reason)
-    labels = findings.check("fraud_rate", ["fraud_label_inconsistent"])
+    labels = findings.check(
+        "fraud_rate", ["fraud_label_inconsistent", "label_before_event", "label_without_fraud"]
+    )
     check.details |= labels.details
     check.examples = labels.examples
     if labels.status == "violation":

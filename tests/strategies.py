@@ -45,6 +45,7 @@ def transactions(draw: st.DrawFn) -> dict[str, Any]:
         if fraud
         else None,
         "fraud_case_id": draw(_ids) if fraud else None,
+        "label_available_at": draw(st.none() | _moment) if fraud else None,
     }
 
 
@@ -73,5 +74,6 @@ def sample_transaction(**changes: Any) -> dict[str, Any]:
         "is_fraud": False,
         "fraud_scenario": None,
         "fraud_case_id": None,
+        "label_available_at": None,
     }
     return {**record, **changes}

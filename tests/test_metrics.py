@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from simulator.settings import load_settings
 from tests.kafka_read import spawn_stream
 from tests.prometheus import free_port, scrape_while
 
@@ -55,7 +56,9 @@ def test_generate_serves_metrics_during_the_run(tmp_path: Path, cache_dir: Path)
     assert proc.returncode == 0, err.decode()[-2000:]
     events = samples["txnsim_events_total"]
     assert {labels["type"] for labels, _ in events} == {"transaction"}
-    assert {labels["scenario"] for labels, _ in events} == {"none"}  # no fraud scenarios yet
+    scenarios = {labels["scenario"] for labels, _ in events}
+    assert "none" in scenarios  # genuine transactions
+    assert scenarios - {"none"} <= set(load_settings(environ=False).fraud.scenarios)
     (simulated,) = samples["txnsim_simulated_time_seconds"]
     assert simulated[1] >= 1_700_000_000  # a Unix timestamp, not a count
     # Every log line is JSON with the run id and seed.

@@ -92,8 +92,11 @@ def test_aggregates_add_up(day: Path) -> None:
     assert freq.sum() == rows
     assert np.all(np.diff(freq) <= 0)
     assert 0 < len(freq) <= (agg.merchants_in_catalog or 0)
-    assert agg.fraud_rows == 0
-    assert agg.label_delay_hist is None
+    fraud = orjson.loads((day / "manifest.json").read_bytes())["fraud"]
+    assert agg.fraud_rows == fraud["transactions"] > 0
+    assert dict(agg.fraud_by_scenario) == fraud["by_scenario"]
+    assert agg.label_delay_hist is not None
+    assert agg.labels == fraud["labels"]["rows"]
 
 
 def test_hours_are_local_where_the_transaction_happens(day: Path) -> None:
@@ -154,7 +157,7 @@ def _synthetic(root: Path) -> None:
     labels = pa.table(
         {
             "event_time": pa.array(label_times, pa.timestamp("us", tz="UTC")),
-            "label_available_at": pa.array(
+            "label_time": pa.array(
                 [t + d for t, d in zip(label_times, delays, strict=True)],
                 pa.timestamp("us", tz="UTC"),
             ),

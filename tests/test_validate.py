@@ -162,8 +162,10 @@ def test_a_clean_day_passes(capsys: pytest.CaptureFixture[str], clean: Path) -> 
         "fraud_rate",
     }
     assert all(c["status"] == "ok" for n, c in checks.items() if n != "fraud_rate")
-    assert checks["fraud_rate"]["status"] == "skipped"  # no fraud settings yet
-    assert checks["fraud_rate"]["observed"] == 0.0
+    fraud = checks["fraud_rate"]
+    assert fraud["status"] == "ok"
+    assert fraud["expected"] == 0.002
+    assert abs(fraud["observed"] - 0.002) <= 0.0002  # prevalence is held, not drawn
 
 
 def test_the_two_day_landed_run_passes(landed: tuple[Path, RunSummary]) -> None:

@@ -1,0 +1,87 @@
+"""Settings of the fraud model: prevalence, scenario mix, hotspots, labels.
+
+Scenario parameters are kept here as plain mappings: each scenario's own pydantic
+model (see :mod:`simulator.fraud.contract`) validates them when the settings are
+built, so an error names ``fraud.scenarios.<name>.params.<field>``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["Delay", "FraudConfig", "Hotspot", "ScenarioConfig"]
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+Mcc = Annotated[str, Field(pattern=r"^[0-9]{4}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Delay(_Model):
+    """A log-normal delay in hours, capped."""
+
+    median_hours: Positive
+    sigma: NonNegative
+    max_hours: Positive
+
+    @model_validator(mode="after")
+    def _cap(self) -> Delay:
+        if self.max_hours < self.median_hours:
+            raise ValueError("max_hours must be at least median_hours")
+        return self
+
+
+class Hotspot(_Model):
+    """Where fraudsters cash out: merchant categories and an amount band (US dollars)."""
+
+    mccs: list[Mcc] = Field(min_length=1)
+    amount_usd: tuple[Positive, Positive]
+    weight: NonNegative
+
+    @model_validator(mode="after")
+    def _band(self) -> Hotspot:
+        if self.amount_usd[0] >= self.amount_usd[1]:
+            raise ValueError("amount_usd must be [low, high] with low < high")
+        return self
+
+
+class ScenarioConfig(_Model):
+    """One scenario in the mix."""
+
+    share: NonNegative = Field(description="Relative share of fraudulent transactions by count.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class FraudConfig(_Model):
+    """How much fraud, of which kinds, and how it is found out."""
+
+    target_rate: Annotated[float, Field(ge=0.0, le=0.2)] = Field(
+        description="Fraudulent share of all transactions, by count."
+    )
+    scenarios: dict[str, ScenarioConfig]
+    hotspots: dict[str, Hotspot]
+    unlabelled_share: Probability = Field(description="Fraudulent transactions never labelled.")
+    false_dispute_rate: Probability = Field(
+        description="Genuine transactions wrongly disputed (labelled fraud by a chargeback)."
+    )
+    false_dispute_delay: Delay
+    warmup_days: int = Field(
+        ge=0,
+        le=120,
+        description="Days of campaigns planned before the run, so cases already under way "
+        "when it starts reach into it.",
+    )
+
+    @model_validator(mode="after")
+    def _mix(self) -> FraudConfig:
+        if self.target_rate > 0 and not any(s.share > 0 for s in self.scenarios.values()):
+            raise ValueError("target_rate > 0 needs at least one scenario with a positive share")
+        if not self.hotspots or not any(h.weight > 0 for h in self.hotspots.values()):
+            raise ValueError("hotspots must name at least one hotspot with a positive weight")
+        return self

@@ -1,0 +1,271 @@
+"""What a scenario may read while planning: victims, their cards, merchants, amounts.
+
+A :class:`CampaignContext` wraps the read-only :class:`~simulator.world.World` and the
+planner's card registry (which card a cardholder holds at a given time, after blocks
+and reissues). Every method that draws takes the caller's generator, so a campaign's
+randomness stays in its own stream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Callable, Iterable
+from functools import cache
+
+import numpy as np
+
+from simulator.behaviour import amounts_minor
+from simulator.catalog import CHANNEL_CARD_PRESENT
+from simulator.config_fraud import Delay, Hotspot
+from simulator.geo import haversine_km
+from simulator.sampling import cdf
+from simulator.world import World
+
+__all__ = ["CampaignContext", "draw_delays_us"]
+
+_US_PER_HOUR = 3_600_000_000
+
+#: The active card of a card index at an instant (follows reissues).
+CardResolver = Callable[[int, int], int]
+
+
+def draw_delays_us(rng: np.random.Generator, delay: Delay, n: int) -> np.ndarray:
+    """``n`` log-normal delays in microseconds, capped at ``delay.max_hours``."""
+    hours = np.minimum(
+        delay.median_hours * np.exp(delay.sigma * rng.standard_normal(n)), delay.max_hours
+    )
+    return (hours * _US_PER_HOUR).astype(np.int64)
+
+
+class CampaignContext:
+    """The world as scenarios see it.
+
+    Args:
+        world: The built world.
+        hotspots: Cash-out hotspots by name.
+        resolve_card: The planner's view of which card replaced which, and when.
+    """
+
+    def __init__(
+        self, world: World, hotspots: dict[str, Hotspot], resolve_card: CardResolver
+    ) -> None:
+        self.world = world
+        self._resolve = resolve_card
+        m = world.merchants
+        self._m_city = m.city
+        self._cp = m.channel == CHANNEL_CARD_PRESENT
+        self._mcc_code = np.array([int(c) for c in world.mcc_codes], dtype=np.int64)[m.mcc]
+        self._holder_cdf = cdf(world.holders.rate)
+        cp_idx = np.flatnonzero(self._cp)
+        order = np.argsort(m.city[cp_idx], kind="stable")
+        self._cp_by_city = cp_idx[order]
+        self._cp_city_sorted = m.city[self._cp_by_city]
+        self._cp_cities = np.unique(self._cp_city_sorted)
+        by_home = np.argsort(world.holders.home_city, kind="stable")
+        self._holders_by_city = by_home
+        self._holder_city_sorted = world.holders.home_city[by_home]
+        self._hotspots = [h for h in hotspots.values() if h.weight > 0]
+        self._hotspot_cdf = cdf([h.weight for h in self._hotspots])
+        modes = list(world.settings.pos_entry_modes)
+        self.entry_modes = {name: i for i, name in enumerate(modes)}
+        self.ecommerce_mode = len(modes)
+        self._pools: dict[
+            tuple[int | None, tuple[str, ...] | None], tuple[np.ndarray, np.ndarray]
+        ] = {}
+
+    # Victims and cards -----------------------------------------------------------
+
+    def victims(self, rng: np.random.Generator, k: int) -> np.ndarray:
+        """``k`` cardholders, more active ones more likely (their cards are used more)."""
+        u = rng.random(k)
+        return np.minimum(
+            np.searchsorted(self._holder_cdf, u, side="right"), len(self._holder_cdf) - 1
+        )
+
+    def neighbours_of(self, city: int) -> list[int]:
+        """The city and its neighbouring merchant cities, nearest first."""
+        places = self.world.places
+        row = int(places.row_of_city[city])
+        cities = [city]
+        if row >= 0:
+            seg = int(places.near.lookup(np.array([row]))[0])
+            if seg >= 0:
+                rows = places.near.items[places.near.starts[seg] : places.near.ends[seg]]
+                cities += places.location_city[rows].tolist()
+        return list(dict.fromkeys(cities))
+
+    def residents(self, rng: np.random.Generator, cities: list[int], k: int) -> np.ndarray:
+        """Up to ``k`` distinct cardholders living in ``cities`` (fewer if fewer live there)."""
+        parts = []
+        for city in cities:
+            lo = np.searchsorted(self._holder_city_sorted, city, side="left")
+            hi = np.searchsorted(self._holder_city_sorted, city, side="right")
+            parts.append(self._holders_by_city[lo:hi])
+        pool = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        if len(pool) <= k:
+            return pool
+        return rng.choice(pool, size=k, replace=False)
+
+    def card_of(self, holder: int, at_us: int, slot: int = 0) -> int:
+        """The card the cardholder holds in ``slot`` (0: primary) at ``at_us``, after reissues."""
+        h = self.world.holders
+        slot = min(slot, int(h.card_count[holder]) - 1)
+        return self._resolve(int(h.card_offset[holder]) + slot, at_us)
+
+    def home_city(self, holder: int) -> int:
+        """City index of the cardholder's home."""
+        return int(self.world.holders.home_city[holder])
+
+    # Places and time ---------------------------------------------------------------
+
+    def distance_km(self, city_a: int, city_b: int) -> float:
+        """Great-circle distance between two cities."""
+        c = self.world.cities
+        return float(
+            haversine_km(
+                np.array([c.lat[city_a]]),
+                np.array([c.lon[city_a]]),
+                np.array([c.lat[city_b]]),
+                np.array([c.lon[city_b]]),
+            )[0]
+        )
+
+    def far_city(self, rng: np.random.Generator, from_city: int, min_km: float) -> int:
+        """A merchant city at least ``min_km`` away (by population), else the farthest one."""
+        cities = self._cp_cities
+        c = self.world.cities
+        n = len(cities)
+        km = haversine_km(
+            np.full(n, c.lat[from_city]), np.full(n, c.lon[from_city]), c.lat[cities], c.lon[cities]
+        )
+        far = np.flatnonzero(km >= min_km)
+        if not len(far):
+            return int(cities[int(np.argmax(km))])
+        cum = cdf(c.population[cities[far]].astype(np.float64))
+        return int(
+            cities[far[min(int(np.searchsorted(cum, rng.random(), side="right")), len(far) - 1)]]
+        )
+
+    def at_local_hour(
+        self, rng: np.random.Generator, after_us: int, city: int, weights: list[float] | None
+    ) -> int:
+        """An instant within 24 h after ``after_us``, its local hour in ``city`` by ``weights``."""
+        if weights is None:
+            return after_us + int(rng.random() * 24 * _US_PER_HOUR)
+        offset_h = _utc_offset_hours(str(self.world.cities.timezone[city]), after_us)
+        local = (after_us / _US_PER_HOUR + offset_h) % 24
+        hour = int(np.searchsorted(cdf(weights), rng.random(), side="right"))
+        wait = ((min(hour, 23) - local) % 24 + rng.random()) % 24
+        return after_us + int(wait * _US_PER_HOUR)
+
+    # Merchants -----------------------------------------------------------------------
+
+    def _merchants_in(self, cities: list[int]) -> np.ndarray:
+        c = np.asarray(cities, dtype=self._cp_city_sorted.dtype)
+        lo = np.searchsorted(self._cp_city_sorted, c, side="left")
+        hi = np.searchsorted(self._cp_city_sorted, c, side="right")
+        if len(c) == 1:
+            return self._cp_by_city[int(lo[0]) : int(hi[0])]
+        return np.concatenate([self._cp_by_city[a:b] for a, b in zip(lo, hi, strict=True)])
+
+    def _pool(
+        self, key: tuple[int | None, tuple[str, ...] | None]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Merchants (card present near a city, or online) of some MCCs, with their CDF."""
+        cached = self._pools.get(key)
+        if cached is not None:
+            return cached
+        city, mccs = key
+        pool = (
+            self._merchants_in(self.neighbours_of(city))
+            if city is not None
+            else np.flatnonzero(~self._cp)
+        )
+        if mccs is not None and pool.size:
+            wanted = np.isin(self._mcc_code[pool], [int(m) for m in mccs])
+            if wanted.any():
+                pool = pool[wanted]
+        if not pool.size:
+            where = "online" if city is None else f"near city {city}"
+            raise LookupError(f"no merchant {where}")
+        cached = (pool, cdf(self.world.merchants.weight[pool]))
+        self._pools[key] = cached
+        return cached
+
+    def _pick(
+        self, rng: np.random.Generator, key: tuple[int | None, tuple[str, ...] | None], k: int
+    ) -> np.ndarray:
+        pool, cum = self._pool(key)
+        return pool[np.minimum(np.searchsorted(cum, rng.random(k), side="right"), len(pool) - 1)]
+
+    def nearby_merchants(
+        self, rng: np.random.Generator, city: int, k: int, mccs: Iterable[str] | None = None
+    ) -> np.ndarray:
+        """``k`` card-present merchants in or near ``city`` (by popularity), optionally by MCC.
+
+        Falls back to any nearby merchant when none of those MCCs is near.
+        """
+        return self._pick(rng, (city, None if mccs is None else tuple(sorted(mccs))), k)
+
+    def online_merchants(
+        self, rng: np.random.Generator, k: int, mccs: Iterable[str] | None = None
+    ) -> np.ndarray:
+        """``k`` e-commerce merchants by popularity, optionally of some MCCs."""
+        return self._pick(rng, (None, None if mccs is None else tuple(sorted(mccs))), k)
+
+    def is_foreign(self, merchant: np.ndarray, holder: int) -> np.ndarray:
+        """Whether each merchant is registered outside the cardholder's home country."""
+        w = self.world
+        return w.country_of_city[w.merchants.city[merchant]] != w.holder_country[holder]
+
+    # Amounts -------------------------------------------------------------------------
+
+    def to_minor(self, usd: np.ndarray, merchant: np.ndarray) -> np.ndarray:
+        """US-dollar amounts in minor units of each merchant's currency (at least 1)."""
+        w = self.world
+        scale = w.currency_scale[
+            w.currency_of_country[w.country_of_city[w.merchants.city[merchant]]]
+        ]
+        return np.maximum(np.rint(np.asarray(usd) * scale * 100.0), 1).astype(np.int64)
+
+    def ordinary_amounts(
+        self, rng: np.random.Generator, holder: np.ndarray, merchant: np.ndarray
+    ) -> np.ndarray:
+        """Amounts drawn from the same per-MCC model as genuine spending (minor units)."""
+        return amounts_minor(self.world, rng, holder, merchant)
+
+    def hotspot(
+        self, rng: np.random.Generator, k: int, city: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``k`` cash-out purchases: merchants of a hotspot's MCCs and amounts in its band.
+
+        Online merchants when ``city`` is None, else card-present ones near ``city``.
+        Returns merchants and amounts in minor units.
+        """
+        which = np.minimum(
+            np.searchsorted(self._hotspot_cdf, rng.random(k), side="right"), len(self._hotspots) - 1
+        )
+        merchant = np.empty(k, dtype=np.int64)
+        usd = np.empty(k)
+        for h in np.unique(which).tolist():
+            spot = self._hotspots[h]
+            rows = np.flatnonzero(which == h)
+            if city is None:
+                merchant[rows] = self.online_merchants(rng, len(rows), spot.mccs)
+            else:
+                merchant[rows] = self.nearby_merchants(rng, city, len(rows), spot.mccs)
+            lo, hi = np.log(spot.amount_usd[0]), np.log(spot.amount_usd[1])
+            usd[rows] = np.exp(lo + (hi - lo) * rng.random(len(rows)))
+        return merchant, self.to_minor(np.round(usd, 2), merchant)
+
+
+@cache
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(name)
+
+
+def _utc_offset_hours(zone: str, at_us: int) -> float:
+    when = dt.datetime.fromtimestamp(at_us / 1e6, tz=dt.UTC)
+    offset = when.astimezone(_zone(zone)).utcoffset() or dt.timedelta(0)
+    return offset.total_seconds() / 3600.0

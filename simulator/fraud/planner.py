@@ -1,0 +1,351 @@
+"""The fraud planner: how many campaigns start, what reaches each slice, detection, labels.
+
+Prevalence is held by construction, not by a coin per transaction. For each slice the
+planner knows how many genuine transactions the population made (``legit``) and sets
+the slice's quota of fraudulent ones to ``legit * r / (1 - r)`` (with the remainder
+carried to the next slice), so the fraud rate by count is the target whatever the
+span or the population. Campaigns start at the rate that keeps the quota filled on
+average (each scenario's share of the quota over its mean transactions per campaign);
+the exact count is then met by stopping the newest campaigns early (an earlier
+detection) or starting extra short ones.
+
+The planner runs in one process, slice after slice, drawing from streams keyed by the
+slice and by the campaign's sequence number, so the plan depends on the seed, the
+settings and the genuine counts only: not on how blocks were split across workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from simulator.config_fraud import FraudConfig
+from simulator.fraud.cards import NEVER, CardRegistry
+from simulator.fraud.context import CampaignContext, draw_delays_us
+from simulator.fraud.contract import Campaign, Scenario
+from simulator.fraud.registry import build_scenario
+from simulator.world import World
+
+__all__ = ["FraudPlanner", "FraudRows"]
+
+_US_PER_DAY = 86_400_000_000
+_CALIBRATION_CAMPAIGNS = 32
+_TOPUP_ATTEMPTS = 10_000
+
+
+@dataclass(frozen=True)
+class FraudRows:
+    """The campaign transactions of one slice (fraudulent and staged genuine ones).
+
+    Attributes:
+        scenario: Scenario index per row (into :attr:`FraudPlanner.names`).
+        case: Campaign sequence number per row.
+        fraud: False for the genuine cardholder's staged transactions.
+        label_at_us: When the fraud is labelled, -1 for never (and for genuine rows).
+    """
+
+    time_us: np.ndarray
+    card: np.ndarray
+    merchant: np.ndarray
+    amount_minor: np.ndarray
+    entry_mode: np.ndarray
+    fraud: np.ndarray
+    scenario: np.ndarray
+    case: np.ndarray
+    label_at_us: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.time_us)
+
+
+@dataclass
+class _Live:
+    case: int
+    scenario: int
+    start_us: int
+    rows: Campaign
+    label_at_us: np.ndarray
+    pos: int = 0
+
+
+class FraudPlanner:
+    """Plans fraud slice by slice for one run.
+
+    Args:
+        world: The built world.
+        config: The fraud settings.
+        slice_us: Slice length in microseconds.
+    """
+
+    def __init__(self, world: World, config: FraudConfig, slice_us: int) -> None:
+        self._world = world
+        self._config = config
+        self._slice_us = slice_us
+        mix = [(n, c) for n, c in sorted(config.scenarios.items()) if c.share > 0]
+        self.names = [n for n, _ in mix]
+        self._scenarios: list[Scenario[Any]] = [build_scenario(n, c.params) for n, c in mix]
+        total = sum(c.share for _, c in mix) or 1.0
+        self._share = np.array([c.share / total for _, c in mix])
+        #: Per scenario, whether its labels come from chargebacks (else issuer confirmation).
+        self.label_sources = np.array(
+            [sc.params.label_source == "chargeback" for sc in self._scenarios], dtype=bool
+        )
+        self.cards = CardRegistry(world)
+        self.ctx = CampaignContext(world, dict(config.hotspots), self.cards.resolve)
+        self._live: list[_Live] = []
+        #: Fraud rows emitted so far by scenario (steers top-ups and trims to the mix).
+        self._emitted = np.zeros(len(self._scenarios))
+        self._next_case = 0
+        self._carry = 0.0
+        self._warmed = False
+        self._mean, self._fast, self._reach = self._calibrate()
+
+    @property
+    def rate(self) -> float:
+        """The target fraud rate by count."""
+        return self._config.target_rate
+
+    def _calibrate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per scenario: mean fraud rows per campaign, share within a day, reach.
+
+        The mean counts fraud rows that survive detection; the share is of those rows
+        within a day of the campaign's start; the reach is how far after its start a
+        campaign's last row can fall.
+
+        Planned on a scratch card registry with its own streams, so it changes nothing.
+        """
+        streams = self._world.streams
+        scratch = CampaignContext(self._world, dict(self._config.hotspots), lambda c, _t: c)
+        mean = np.ones(len(self._scenarios))
+        fast = np.zeros(len(self._scenarios))
+        reach = np.zeros(len(self._scenarios), dtype=np.int64)
+        for i, sc in enumerate(self._scenarios):
+            counts, quick = 0, 0
+            for k in range(_CALIBRATION_CAMPAIGNS):
+                rng = streams.generator("fraud-calibration", i, k)
+                rows = sc.plan(scratch, rng, 0)
+                keep, _ = _detect(sc, rows, rng, {})
+                mask = keep & rows.fraud
+                counts += int(mask.sum())
+                quick += int((mask & (rows.time_us < _US_PER_DAY)).sum())
+                if len(rows):
+                    reach[i] = max(reach[i], int(rows.time_us.max()))
+            mean[i] = max(counts / _CALIBRATION_CAMPAIGNS, 1e-3)
+            fast[i] = quick / max(counts, 1)
+        return mean, fast, reach
+
+    def plan_slice(self, start_us: int, legit: int) -> FraudRows:
+        """Plan up to the end of the slice starting at ``start_us`` and return its rows.
+
+        Args:
+            start_us: Slice start (microseconds since the epoch, a slice boundary).
+            legit: Genuine transactions the population made in this slice.
+        """
+        if self.rate <= 0 or not self._scenarios:
+            return _empty()
+        if not self._warmed:
+            self._warmed = True
+            days = self._config.warmup_days
+            first = start_us - days * _US_PER_DAY
+            for s in range(first, start_us, self._slice_us):
+                self._warm(s, legit, start_us)
+        return self._slice(start_us, legit)
+
+    def _begin(self, s0: int, legit: int, run_start: int) -> tuple[np.random.Generator, float]:
+        """Start this slice's campaigns at the steady rate; skip those ending before the run."""
+        rng = self._world.streams.generator("fraud-slice", s0 // self._slice_us)
+        expected = legit * self.rate / (1.0 - self.rate)
+        starts = expected * self._share / self._mean
+        for i in range(len(self._scenarios)):
+            n = int(starts[i]) + int(rng.random() < starts[i] - int(starts[i]))
+            for _ in range(n):
+                at = s0 + int(rng.random() * self._slice_us)
+                if at + self._reach[i] >= run_start:
+                    self._start(i, at)
+        return rng, expected
+
+    def _warm(self, s0: int, legit: int, run_start: int) -> None:
+        """Plan a slice before the run: only its campaigns' later rows matter."""
+        self._begin(s0, legit, run_start)
+        self._gather(s0 + self._slice_us)
+        self._live = [c for c in self._live if c.pos < len(c.rows)]
+
+    def _slice(self, s0: int, legit: int) -> FraudRows:
+        s1 = s0 + self._slice_us
+        rng, expected = self._begin(s0, legit, s0)
+        quota = int(expected + self._carry)
+        self._carry = expected + self._carry - quota
+        taken = self._gather(s1)
+        attempts = 0
+        while True:
+            # A later campaign or a trim may have blocked a card earlier than rows taken.
+            taken = self._unblocked(taken)
+            fraud = _fraud_count(taken)
+            if fraud > quota:
+                self._trim(taken, fraud - quota)
+                continue
+            if fraud == quota or attempts >= _TOPUP_ATTEMPTS:
+                break
+            attempts += 1
+            live = self._start(
+                self._topup_choice(rng), s0 + int(rng.random() * self._slice_us * 0.9)
+            )
+            taken += self._gather(s1, only=live)
+        for c, idx in taken:
+            self._emitted[c.scenario] += int(np.count_nonzero(c.rows.fraud[idx]))
+        self._live = [c for c in self._live if c.pos < len(c.rows)]
+        return _rows(taken)
+
+    def _start(self, i: int, at_us: int) -> _Live:
+        case = self._next_case
+        self._next_case += 1
+        sc = self._scenarios[i]
+        rng = self._world.streams.generator("fraud-campaign", case)
+        rows = sc.plan(self.ctx, rng, at_us)
+        keep, blocks = _detect(sc, rows, rng, {})
+        for card, when in blocks.items():
+            self.cards.block(card, when)
+        rows = _subset(rows, keep)
+        order = np.argsort(rows.time_us, kind="stable")
+        rows = _subset(rows, order)
+        label = self._labels(sc, rows, rng)
+        live = _Live(case, i, at_us, rows, label)
+        self._live.append(live)
+        return live
+
+    def _labels(self, sc: Scenario[Any], rows: Campaign, rng: np.random.Generator) -> np.ndarray:
+        p = sc.params
+        n = len(rows)
+        delay = draw_delays_us(rng, p.label_delay, n)
+        never = rng.random(n) < self._config.unlabelled_share
+        blocked = self.cards.block_at[rows.card] if p.blocks_card else np.full(n, NEVER)
+        found = np.where(blocked == NEVER, rows.time_us, np.maximum(blocked, rows.time_us))
+        return np.where(never | ~rows.fraud, -1, found + delay)
+
+    def _gather(self, s1: int, only: _Live | None = None) -> list[tuple[_Live, np.ndarray]]:
+        """Take every live campaign's rows before ``s1``; fraud on a blocked card is dropped."""
+        out = []
+        for c in [only] if only is not None else self._live:
+            hi = int(np.searchsorted(c.rows.time_us, s1, side="left"))
+            if hi <= c.pos:
+                continue
+            idx = np.arange(c.pos, hi)
+            blocked = self.cards.block_at[c.rows.card[idx]] <= c.rows.time_us[idx]
+            out.append((c, idx[~(c.rows.fraud[idx] & blocked)]))
+            c.pos = hi
+        return out
+
+    def _topup_choice(self, rng: np.random.Generator) -> int:
+        """A short scenario to fill a shortfall, the ones furthest below their share first."""
+        deficit = np.maximum(self._share * (self._emitted.sum() + 1) - self._emitted, 0.0)
+        weight = deficit * self._fast
+        if weight.sum() <= 0:
+            weight = self._share * self._fast
+        if weight.sum() <= 0:
+            weight = self._share
+        cum = np.cumsum(weight / weight.sum())
+        return min(int(np.searchsorted(cum, rng.random(), side="right")), len(cum) - 1)
+
+    def _surplus(self, scenario: int) -> float:
+        return float(self._emitted[scenario] - self._share[scenario] * self._emitted.sum())
+
+    def _unblocked(self, taken: list[tuple[_Live, np.ndarray]]) -> list[tuple[_Live, np.ndarray]]:
+        out = []
+        for c, idx in taken:
+            blocked = self.cards.block_at[c.rows.card[idx]] <= c.rows.time_us[idx]
+            out.append((c, idx[~(c.rows.fraud[idx] & blocked)]))
+        return out
+
+    def _trim(self, taken: list[tuple[_Live, np.ndarray]], excess: int) -> None:
+        """Stop the newest campaigns early until ``excess`` fraud rows are gone.
+
+        A stopped campaign was detected sooner: its cards are blocked at the first
+        dropped row and nothing of it happens afterwards.
+        """
+        # Scenarios above their share give way first, newest campaigns first.
+        order = sorted(
+            range(len(taken)),
+            key=lambda j: (-self._surplus(taken[j][0].scenario), -taken[j][0].case),
+        )
+        for j in order:
+            if excess <= 0:
+                return
+            c, idx = taken[j]
+            frauds = idx[c.rows.fraud[idx]]
+            drop = min(excess, len(frauds))
+            if drop == 0:
+                continue
+            cut = int(frauds[len(frauds) - drop])
+            when = int(c.rows.time_us[cut])
+            if self._scenarios[c.scenario].params.blocks_card:
+                later = c.rows.card[cut:][c.rows.fraud[cut:]]
+                for card in np.unique(later).tolist():
+                    self.cards.block(int(card), when)
+            taken[j] = (c, idx[idx < cut])
+            c.pos = len(c.rows)
+            excess -= drop
+
+
+def _detect(
+    sc: Scenario[Any], rows: Campaign, rng: np.random.Generator, known: dict[int, int]
+) -> tuple[np.ndarray, dict[int, int]]:
+    """Detection: each defrauded card is blocked a delay after its first fraud.
+
+    Returns the rows that still happen (fraud before the block, every staged genuine
+    row) and the block time of each card.
+    """
+    p = sc.params
+    keep = np.ones(len(rows), dtype=bool)
+    blocks = dict(known)
+    if not p.blocks_card:
+        return keep, blocks
+    d = p.detection_delay
+    for card in np.unique(rows.card[rows.fraud]).tolist():
+        first = int(rows.time_us[rows.fraud & (rows.card == card)].min())
+        when = first + int(draw_delays_us(rng, d, 1)[0])
+        blocks[card] = min(blocks.get(card, when), when)
+        keep &= ~(rows.fraud & (rows.card == card) & (rows.time_us >= blocks[card]))
+    return keep, blocks
+
+
+def _fraud_count(taken: list[tuple[_Live, np.ndarray]]) -> int:
+    return sum(int(np.count_nonzero(c.rows.fraud[idx])) for c, idx in taken)
+
+
+def _subset(rows: Campaign, index: np.ndarray) -> Campaign:
+    return Campaign(
+        time_us=rows.time_us[index],
+        card=rows.card[index],
+        merchant=rows.merchant[index],
+        amount_minor=rows.amount_minor[index],
+        entry_mode=rows.entry_mode[index],
+        fraud=rows.fraud[index],
+    )
+
+
+def _rows(taken: list[tuple[_Live, np.ndarray]]) -> FraudRows:
+    parts = [(c, r) for c, r in taken if len(r)]
+    if not parts:
+        return _empty()
+
+    def col(get: str) -> np.ndarray:
+        return np.concatenate([getattr(c.rows, get)[r] for c, r in parts])
+
+    return FraudRows(
+        time_us=col("time_us"),
+        card=col("card"),
+        merchant=col("merchant"),
+        amount_minor=col("amount_minor"),
+        entry_mode=col("entry_mode"),
+        fraud=col("fraud"),
+        scenario=np.concatenate([np.full(len(r), c.scenario, dtype=np.int32) for c, r in parts]),
+        case=np.concatenate([np.full(len(r), c.case, dtype=np.int64) for c, r in parts]),
+        label_at_us=np.concatenate([c.label_at_us[r] for c, r in parts]),
+    )
+
+
+def _empty() -> FraudRows:
+    z = np.zeros(0, dtype=np.int64)
+    return FraudRows(z, z, z, z, z.astype(np.int8), z.astype(bool), z.astype(np.int32), z, z)

@@ -1,0 +1,384 @@
+"""The built-in fraud scenarios, each shaped after its real-world pattern.
+
+Their default parameters are in ``simulator/data/defaults.yaml`` (``fraud.scenarios``),
+each number with its source. Every scenario draws only from the generator it is given.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import numpy as np
+from pydantic import Field, model_validator
+from typing_extensions import override
+
+from simulator.fraud.contract import Campaign, Scenario, ScenarioParams
+
+if TYPE_CHECKING:
+    from simulator.fraud.context import CampaignContext
+
+__all__ = [
+    "AccountTakeover",
+    "CardTesting",
+    "CompromisedMerchant",
+    "FirstParty",
+    "ImpossibleTravel",
+    "LostStolen",
+]
+
+_US_PER_MINUTE = 60_000_000
+_US_PER_HOUR = 60 * _US_PER_MINUTE
+_US_PER_DAY = 24 * _US_PER_HOUR
+
+Count = Annotated[int, Field(ge=1, le=10_000)]
+Hours = Annotated[float, Field(gt=0.0)]
+Usd = Annotated[float, Field(gt=0.0)]
+
+
+class _Range(ScenarioParams):
+    @model_validator(mode="after")
+    def _ordered(self) -> _Range:
+        for name, value in self:
+            if (
+                isinstance(value, tuple)
+                and len(value) == 2
+                and all(isinstance(v, int | float) for v in value)
+                and value[0] > value[1]
+            ):
+                raise ValueError(f"{name} must be [low, high] with low <= high")
+        return self
+
+
+def _between(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
+    return int(rng.integers(bounds[0], bounds[1] + 1))
+
+
+def _log_uniform(rng: np.random.Generator, band: tuple[float, float], k: int) -> np.ndarray:
+    lo, hi = np.log(band[0]), np.log(band[1])
+    return np.round(np.exp(lo + (hi - lo) * rng.random(k)), 2)
+
+
+class _Rows:
+    """Accumulates a campaign's transactions."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("time_us", "card", "merchant", "amount_minor", "entry_mode", "fraud")
+        }
+
+    def add(
+        self,
+        time_us: np.ndarray,
+        card: int | np.ndarray,
+        merchant: np.ndarray,
+        amount_minor: np.ndarray,
+        entry_mode: int | np.ndarray,
+        *,
+        fraud: bool = True,
+    ) -> None:
+        n = len(time_us)
+        self.cols["time_us"].append(np.asarray(time_us, dtype=np.int64))
+        self.cols["card"].append(np.broadcast_to(np.asarray(card, dtype=np.int64), (n,)))
+        self.cols["merchant"].append(np.asarray(merchant, dtype=np.int64))
+        self.cols["amount_minor"].append(np.asarray(amount_minor, dtype=np.int64))
+        self.cols["entry_mode"].append(np.broadcast_to(np.asarray(entry_mode, dtype=np.int8), (n,)))
+        self.cols["fraud"].append(np.full(n, fraud))
+
+    def campaign(self) -> Campaign:
+        empty = {
+            "time_us": np.int64,
+            "card": np.int64,
+            "merchant": np.int64,
+            "amount_minor": np.int64,
+            "entry_mode": np.int8,
+            "fraud": bool,
+        }
+        return Campaign(
+            **{
+                k: np.concatenate(v) if v else np.zeros(0, dtype=empty[k])
+                for k, v in self.cols.items()
+            }
+        )
+
+
+class CardTestingParams(_Range):
+    """Parameters of card testing (defaults: ``fraud.scenarios`` in defaults.yaml)."""
+
+    cards: tuple[Count, Count]
+    test_merchants: tuple[Count, Count]
+    tests_per_card: tuple[Count, Count]
+    test_mccs: list[str] = Field(min_length=1)
+    test_amount_usd: tuple[Usd, Usd]
+    burst_minutes: Hours
+    cashout_share: float = Field(ge=0.0, le=1.0)
+    cashouts_per_card: tuple[Count, Count]
+    cashout_delay_hours: Hours
+
+
+class CardTesting(Scenario[CardTestingParams]):
+    """Stolen card numbers tested with micro-amount online authorisations, then cashed out.
+
+    A batch of card numbers is tried in a burst at a few online merchants (digital goods
+    and donations are typical); the numbers that work are used for high-value online
+    purchases a few hours later.
+    """
+
+    name = "card_testing"
+
+    Params = CardTestingParams
+
+    @override
+    def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
+        p = self.params
+        rows = _Rows()
+        holders = ctx.victims(rng, _between(rng, p.cards))
+        start = ctx.at_local_hour(rng, start_us, ctx.home_city(int(holders[0])), p.hour_weights)
+        sites = ctx.online_merchants(rng, _between(rng, p.test_merchants), p.test_mccs)
+        burst_us = p.burst_minutes * _US_PER_MINUTE
+        for holder in holders.tolist():
+            card = ctx.card_of(holder, start)
+            k = _between(rng, p.tests_per_card)
+            t = start + np.sort((rng.random(k) * burst_us).astype(np.int64))
+            merchant = sites[rng.integers(len(sites), size=k)]
+            usd = _log_uniform(rng, p.test_amount_usd, k)
+            rows.add(t, card, merchant, ctx.to_minor(usd, merchant), ctx.ecommerce_mode)
+            if rng.random() < p.cashout_share:
+                m = _between(rng, p.cashouts_per_card)
+                first = t[-1] + int(rng.exponential(p.cashout_delay_hours) * _US_PER_HOUR)
+                gaps = (rng.exponential(0.5, m) * _US_PER_HOUR).astype(np.int64)
+                merchant, amount = ctx.hotspot(rng, m)
+                rows.add(first + np.cumsum(gaps), card, merchant, amount, ctx.ecommerce_mode)
+        return rows.campaign()
+
+
+class CompromisedMerchantParams(_Range):
+    """Parameters of compromised merchant (defaults: ``fraud.scenarios`` in defaults.yaml)."""
+
+    breach_mccs: list[str] = Field(min_length=1)
+    breach_days: tuple[Count, Count]
+    cards: tuple[Count, Count]
+    dormancy_days: tuple[float, float]
+    frauds_per_card: tuple[Count, Count]
+    fraud_span_hours: Hours
+    online_share: float = Field(ge=0.0, le=1.0)
+    far_km: Usd
+    cashout_share: float = Field(ge=0.0, le=1.0)
+
+
+class CompromisedMerchant(Scenario[CompromisedMerchantParams]):
+    """A breach at one merchant (a common point of purchase); its cards are defrauded later.
+
+    During the breach window, cardholders living nearby shop at the merchant as usual
+    (those genuine purchases are part of the campaign, not fraud). After a dormancy the
+    stolen data is used elsewhere: online, or card present far away (cloned stripe).
+    """
+
+    name = "compromised_merchant"
+
+    Params = CompromisedMerchantParams
+
+    @override
+    def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
+        p = self.params
+        rows = _Rows()
+        anchor = int(ctx.victims(rng, 1)[0])
+        city = ctx.home_city(anchor)
+        site = int(ctx.nearby_merchants(rng, city, 1, p.breach_mccs)[0])
+        breach_us = _between(rng, p.breach_days) * _US_PER_DAY
+        holders = ctx.residents(rng, ctx.neighbours_of(city), _between(rng, p.cards))
+        n = len(holders)
+        if n == 0:
+            return rows.campaign()
+        visit = start_us + (rng.random(n) * breach_us).astype(np.int64)
+        cards = np.array([ctx.card_of(int(h), int(t)) for h, t in zip(holders, visit, strict=True)])
+        sites = np.full(n, site)
+        amount = ctx.ordinary_amounts(rng, holders, sites)
+        rows.add(visit, cards, sites, amount, ctx.entry_modes.get("chip", 0), fraud=False)
+        # The stolen data is sold on and used after a dormancy: online, or cloned cards
+        # in one far-away city (one crew per breach).
+        first = (
+            start_us + breach_us + (rng.uniform(*p.dormancy_days, n) * _US_PER_DAY).astype(np.int64)
+        )
+        per_card = rng.integers(p.frauds_per_card[0], p.frauds_per_card[1] + 1, n)
+        owner = np.repeat(np.arange(n), per_card)
+        t = first[owner] + (rng.random(len(owner)) * p.fraud_span_hours * _US_PER_HOUR).astype(
+            np.int64
+        )
+        # The number stolen is the one used at the breached merchant, even if reissued since.
+        card = cards[owner]
+        online = (rng.random(n) < p.online_share)[owner]
+        far = ctx.far_city(rng, city, p.far_km)
+        for is_online, mode in (
+            (True, ctx.ecommerce_mode),
+            (False, ctx.entry_modes.get("magstripe", 0)),
+        ):
+            sel = np.flatnonzero(online == is_online)
+            if len(sel):
+                merchant, amount = _cashout_or_ordinary(
+                    ctx,
+                    rng,
+                    holders[owner[sel]],
+                    len(sel),
+                    p.cashout_share,
+                    None if is_online else far,
+                )
+                rows.add(t[sel], card[sel], merchant, amount, mode)
+        return rows.campaign()
+
+
+def _cashout_or_ordinary(
+    ctx: CampaignContext,
+    rng: np.random.Generator,
+    holder: int | np.ndarray,
+    k: int,
+    cashout_share: float,
+    city: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    merchant, amount = ctx.hotspot(rng, k, city)
+    plain = np.flatnonzero(rng.random(k) >= cashout_share)
+    if len(plain):
+        if city is None:
+            merchant[plain] = ctx.online_merchants(rng, len(plain))
+        else:
+            merchant[plain] = ctx.nearby_merchants(rng, city, len(plain))
+        owners = np.broadcast_to(np.asarray(holder), (k,))[plain]
+        amount[plain] = ctx.ordinary_amounts(rng, owners, merchant[plain])
+    return merchant, amount
+
+
+class AccountTakeoverParams(_Range):
+    """Parameters of account takeover (defaults: ``fraud.scenarios`` in defaults.yaml)."""
+
+    purchases: tuple[Count, Count]
+    first_gap_hours: Hours
+    gap_ratio: float = Field(gt=0.0, le=1.0)
+    cashout_share: float = Field(ge=0.0, le=1.0)
+
+
+class AccountTakeover(Scenario[AccountTakeoverParams]):
+    """A fraudster takes over the online account: high-value orders at rising velocity."""
+
+    name = "account_takeover"
+
+    Params = AccountTakeoverParams
+
+    @override
+    def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
+        p = self.params
+        rows = _Rows()
+        holder = int(ctx.victims(rng, 1)[0])
+        start = ctx.at_local_hour(rng, start_us, ctx.home_city(holder), p.hour_weights)
+        k = _between(rng, p.purchases)
+        jitter = rng.uniform(0.75, 1.25, k - 1)
+        gaps = np.sort(p.first_gap_hours * p.gap_ratio ** np.arange(k - 1) * jitter)[::-1]
+        t = start + np.concatenate([[0], np.cumsum(gaps * _US_PER_HOUR)]).astype(np.int64)
+        merchant, amount = _cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, None)
+        rows.add(t, ctx.card_of(holder, start), merchant, amount, ctx.ecommerce_mode)
+        return rows.campaign()
+
+
+class LostStolenParams(_Range):
+    """Parameters of lost or stolen card (defaults: ``fraud.scenarios`` in defaults.yaml)."""
+
+    purchases: tuple[Count, Count]
+    mean_gap_minutes: Hours
+    cashout_share: float = Field(ge=0.0, le=1.0)
+
+
+class LostStolen(Scenario[LostStolenParams]):
+    """A lost or stolen card spent fast, card present, near where it was lost."""
+
+    name = "lost_stolen"
+
+    Params = LostStolenParams
+
+    @override
+    def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
+        p = self.params
+        rows = _Rows()
+        holder = int(ctx.victims(rng, 1)[0])
+        city = ctx.home_city(holder)
+        start = ctx.at_local_hour(rng, start_us, city, p.hour_weights)
+        k = _between(rng, p.purchases)
+        gaps = rng.exponential(p.mean_gap_minutes, k) * _US_PER_MINUTE
+        gaps[0] = 0
+        t = start + np.cumsum(gaps).astype(np.int64)
+        merchant, amount = _cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, city)
+        contactless = ctx.entry_modes.get("contactless", 0)
+        rows.add(t, ctx.card_of(holder, start), merchant, amount, contactless)
+        return rows.campaign()
+
+
+class ImpossibleTravelParams(_Range):
+    """Parameters of impossible travel (defaults: ``fraud.scenarios`` in defaults.yaml)."""
+
+    min_km: Usd
+    min_speed_kmh: Usd = Field(description="The implied speed is at least this (no flight).")
+    gap_hours: tuple[float, float]
+    purchases: tuple[Count, Count]
+    span_hours: Hours
+    cashout_share: float = Field(ge=0.0, le=1.0)
+
+
+class ImpossibleTravel(Scenario[ImpossibleTravelParams]):
+    """A cloned card used card present far away, hours after the holder shopped at home."""
+
+    name = "impossible_travel"
+
+    Params = ImpossibleTravelParams
+
+    @override
+    def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
+        p = self.params
+        rows = _Rows()
+        holder = int(ctx.victims(rng, 1)[0])
+        home = ctx.home_city(holder)
+        at_home = ctx.at_local_hour(rng, start_us, home, p.hour_weights)
+        card = ctx.card_of(holder, at_home)
+        shop = ctx.nearby_merchants(rng, home, 1)
+        chip = ctx.entry_modes.get("chip", 0)
+        amount = ctx.ordinary_amounts(rng, np.array([holder]), shop)
+        rows.add(np.array([at_home]), card, shop, amount, chip, fraud=False)
+        gap_h = rng.uniform(*p.gap_hours)
+        far = ctx.far_city(rng, home, max(p.min_km, gap_h * p.min_speed_kmh))
+        # Too few far places (a small country): shorten the gap instead.
+        gap_h = min(gap_h, ctx.distance_km(home, far) / p.min_speed_kmh * rng.uniform(0.5, 1.0))
+        first = at_home + int(gap_h * _US_PER_HOUR)
+        k = _between(rng, p.purchases)
+        t = first + np.sort((rng.random(k) * p.span_hours * _US_PER_HOUR).astype(np.int64))
+        t[0] = first
+        merchant, amount = _cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, far)
+        rows.add(t, card, merchant, amount, ctx.entry_modes.get("magstripe", 0))
+        return rows.campaign()
+
+
+class FirstPartyParams(_Range):
+    """Parameters of first-party fraud (defaults: ``fraud.scenarios`` in defaults.yaml)."""
+
+    purchases: tuple[Count, Count]
+    span_days: Hours
+    online_mccs: list[str] = Field(min_length=1)
+    spend_factor: tuple[float, float]
+
+
+class FirstParty(Scenario[FirstPartyParams]):
+    """The cardholder's own ordinary-looking purchases, disputed weeks later."""
+
+    name = "first_party"
+
+    Params = FirstPartyParams
+
+    @override
+    def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
+        p = self.params
+        rows = _Rows()
+        holder = int(ctx.victims(rng, 1)[0])
+        start = ctx.at_local_hour(rng, start_us, ctx.home_city(holder), p.hour_weights)
+        k = _between(rng, p.purchases)
+        t = start + np.sort((rng.random(k) * p.span_days * _US_PER_DAY).astype(np.int64))
+        t[0] = start
+        merchant = ctx.online_merchants(rng, k, p.online_mccs)
+        amount = ctx.ordinary_amounts(rng, np.full(k, holder), merchant)
+        amount = np.maximum(np.rint(amount * rng.uniform(*p.spend_factor, k)), 1).astype(np.int64)
+        rows.add(t, ctx.card_of(holder, start), merchant, amount, ctx.ecommerce_mode)
+        return rows.campaign()
