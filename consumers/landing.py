@@ -1,9 +1,10 @@
 """Cutting one Kafka partition's records into Parquet files, decided by the records alone.
 
 A :class:`PartitionLog` takes a partition's records in offset order, in batches of any
-size, and closes files ("cuts") by three rules: the event date (UTC) changes, the file
-reached ``max_rows`` rows, or adding the next record would pass ``max_bytes`` of Avro
-value. So the same offsets give the same files however they were polled. A file's name
+size, and closes files ("cuts") by four rules: the event date (UTC) changes, the writer
+schema changes (a file never mixes schemas), the file reached ``max_rows`` rows, or
+adding the next record would pass ``max_bytes`` of Avro value. So the same offsets give
+the same files however they were polled. A file's name
 holds its partition and first offset; its key-value metadata, its offset range.
 
 Records that do not decode become dead letters; they never open a file. Two other cuts
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simulator.avro_decode import Decoded
+from simulator.schema import EventSchema, transaction_schema
 
 __all__ = ["Cut", "DeadLetter", "Limits", "PartitionLog", "file_key"]
 
@@ -38,12 +40,14 @@ class Limits:
 
 @dataclass
 class Cut:
-    """A closed file: rows of one event date, consecutive records of one partition."""
+    """A closed file: rows of one event date and writer schema, consecutive in a partition."""
 
     day: dt.date
     tables: list[pa.Table]
     offsets: np.ndarray
     value_bytes: int
+    #: The writer schema of every row (the file's Arrow schema and fingerprint).
+    schema: EventSchema = field(default_factory=transaction_schema)
 
     @property
     def first(self) -> int:
@@ -72,7 +76,13 @@ class Cut:
         if keep.all():
             return self
         start = int(np.argmax(keep))
-        return Cut(self.day, [self.table().slice(start)], self.offsets[start:], self.value_bytes)
+        return Cut(
+            self.day,
+            [self.table().slice(start)],
+            self.offsets[start:],
+            self.value_bytes,
+            self.schema,
+        )
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,7 @@ class DeadLetter:
 @dataclass
 class _Open:
     day: dt.date
+    schema: EventSchema
     tables: list[pa.Table] = field(default_factory=list)
     offsets: list[np.ndarray] = field(default_factory=list)
     rows: int = 0
@@ -98,7 +109,9 @@ class _Open:
     opened_at: float = 0.0
 
     def close(self) -> Cut:
-        return Cut(self.day, self.tables, np.concatenate(self.offsets), self.value_bytes)
+        return Cut(
+            self.day, self.tables, np.concatenate(self.offsets), self.value_bytes, self.schema
+        )
 
 
 class PartitionLog:
@@ -129,8 +142,9 @@ class PartitionLog:
         decoded: Decoded,
         dead: list[DeadLetter],
         now: float,
+        schema: EventSchema | None = None,
     ) -> None:
-        """Take the next records of the partition.
+        """Take the next records of the partition, all written with one schema.
 
         Args:
             offsets: The offsets of the polled records, increasing.
@@ -138,7 +152,10 @@ class PartitionLog:
             decoded: The records decoded (``decoded.rows`` index ``offsets``).
             dead: The records that did not decode.
             now: A monotonic time, for the age of the open file.
+            schema: The writer schema they were decoded with (default: the full
+                transaction schema); a change of schema cuts the open file.
         """
+        schema = schema or transaction_schema()
         if len(offsets):
             self.next = max(self.next, int(offsets[-1]) + 1)
         self.dead += [letter for letter in dead if letter.offset > self._skip_through]
@@ -153,10 +170,16 @@ class PartitionLog:
         else:
             rows = decoded.rows
         days = _days(table.column("event_time"))
-        self._append(table, row_offsets, days, sizes[rows], now)
+        self._append(table, row_offsets, days, sizes[rows], now, schema)
 
     def _append(
-        self, table: pa.Table, offsets: np.ndarray, days: np.ndarray, sizes: np.ndarray, now: float
+        self,
+        table: pa.Table,
+        offsets: np.ndarray,
+        days: np.ndarray,
+        sizes: np.ndarray,
+        now: float,
+        schema: EventSchema,
     ) -> None:
         limits = self._limits
         cumulative = np.cumsum(sizes)
@@ -170,11 +193,14 @@ class PartitionLog:
                 else count
             )
             current = self._open
-            if current is not None and (current.day - _EPOCH).days != day:
+            if current is not None and (
+                (current.day - _EPOCH).days != day
+                or current.schema.fingerprint != schema.fingerprint
+            ):
                 self.close()
                 current = None
             if current is None:
-                current = self._open = _Open(_EPOCH + dt.timedelta(days=day), opened_at=now)
+                current = self._open = _Open(_EPOCH + dt.timedelta(days=day), schema, opened_at=now)
             room_rows = limits.max_rows - current.rows
             # Rows fit while the file's value bytes stay within max_bytes; an empty file
             # takes at least one row, however large.
@@ -216,6 +242,7 @@ class PartitionLog:
                 # The kept rows reopen a file starting at the first of them.
                 self._open = _Open(
                     rest.day,
+                    rest.schema,
                     [rest.table()],
                     [rest.offsets],
                     rest.rows,

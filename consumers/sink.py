@@ -7,9 +7,14 @@ Exactly once, by construction:
 * Offsets are committed only after every file and dead letter before them is durable,
   so a crash at any point re-reads only records whose files may or may not exist.
 * Files are cut by the records alone (see :mod:`consumers.landing`), so re-reading cuts
-  the same files and finds them landed. When a file was cut otherwise (age, budget,
-  catching up) or by another member before a rebalance, the landed object wins: its
-  metadata says which offsets it holds, and those are dropped from what is held here.
+  the same files and finds them landed. A record's writer schema is part of the record:
+  its ``txnsim.schema.fingerprint`` header picks the decoder among the known transaction
+  schemas (full, or public without the label fields), and a file holds one schema (its
+  Arrow schema and recorded fingerprint are that schema's). A missing or unknown
+  fingerprint decodes with the full schema, and a record that does not is a dead letter.
+  When a file was cut otherwise (age, budget, catching up) or by another member before a
+  rebalance, the landed object wins: its metadata says which offsets it holds, and those
+  are dropped from what is held here.
 * On a rebalance, files in flight for the revoked partitions are waited for; what is
   held for them is dropped uncommitted, and their new owner re-reads it (and adopts a
   file that landed meanwhile).
@@ -43,7 +48,7 @@ from simulator.avro_decode import TableDecoder
 from simulator.config import WriterConfig
 from simulator.errors import SimulatorError
 from simulator.output import parquet_bytes
-from simulator.schema import transaction_schema
+from simulator.schema import EventSchema, known_transaction_schemas, transaction_schema
 
 __all__ = ["KafkaUnavailable", "Sink", "SinkConflict", "SinkStats"]
 
@@ -52,6 +57,9 @@ log = logging.getLogger("txnsim.sink")
 T = TypeVar("T")
 
 TABLE = "transactions"
+
+#: The header naming the writer schema's fingerprint (set by ``txnsim stream``).
+FINGERPRINT_HEADER = "txnsim.schema.fingerprint"
 
 
 class KafkaUnavailable(SimulatorError):
@@ -126,7 +134,12 @@ class Sink:
         self._factory = consumer_factory or _confluent_consumer
         self._monotonic = monotonic
         self._schema = transaction_schema()
-        self._decoder = TableDecoder(self._schema, RawAvro())
+        #: Writer schemas by fingerprint (bytes, as in the header), each with its decoder.
+        self._decoders: dict[bytes, tuple[EventSchema, TableDecoder]] = {
+            fingerprint.encode(): (schema, TableDecoder(schema, RawAvro()))
+            for fingerprint, schema in known_transaction_schemas().items()
+        }
+        self._fallback = self._decoders[self._schema.fingerprint.encode()]
         self._limits = Limits(settings.max_rows_per_file, settings.max_bytes_per_file)
         self._writer = WriterConfig(
             rows_per_file=settings.max_rows_per_file,
@@ -303,12 +316,18 @@ class Sink:
                     continue
             self.stats.consumed += len(batch)
             metrics.SINK_CONSUMED.inc(len(batch))
-            values = [m.value() or b"" for m in batch]
-            offsets = np.fromiter((m.offset() for m in batch), dtype=np.int64, count=len(batch))
-            sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-            decoded = self._decoder.decode(values)
-            dead = [_dead_letter(batch[index], reason) for index, reason in decoded.errors]
-            partition_log.add(offsets, sizes, decoded, dead, now)
+            # Runs of consecutive records with one writer schema, in offset order.
+            prints = [_fingerprint(m.headers()) for m in batch]
+            bounds = [0, *(i for i in range(1, len(prints)) if prints[i] != prints[i - 1])]
+            for lo, hi in zip(bounds, [*bounds[1:], len(batch)], strict=True):
+                schema, decoder = self._decoders.get(prints[lo] or b"", self._fallback)
+                run = batch[lo:hi]
+                values = [m.value() or b"" for m in run]
+                offsets = np.fromiter((m.offset() for m in run), dtype=np.int64, count=len(run))
+                sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+                decoded = decoder.decode(values)
+                dead = [_dead_letter(run[index], reason) for index, reason in decoded.errors]
+                partition_log.add(offsets, sizes, decoded, dead, now, schema)
 
     def _held_bytes(self) -> int:
         return sum(partition_log.held_bytes for partition_log in self._logs.values())
@@ -399,7 +418,7 @@ class Sink:
             "first-offset": str(cut.first),
             "last-offset": str(cut.last),
             "rows": str(cut.rows),
-            "schema-fingerprint": self._schema.fingerprint,
+            "schema-fingerprint": cut.schema.fingerprint,
         }
         table = cut.table()
         data = parquet_bytes(
@@ -577,6 +596,14 @@ class Sink:
                 "partitions": sorted(self._logs),
             },
         )
+
+
+def _fingerprint(headers: list[tuple[str, bytes | None]] | None) -> bytes | None:
+    """The writer schema's fingerprint from a record's headers, if it has one."""
+    for name, value in headers or ():
+        if name == FINGERPRINT_HEADER:
+            return value
+    return None
 
 
 def _dead_letter(message: Any, reason: str) -> DeadLetter:

@@ -124,6 +124,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     stream.add_argument("--topic", help="topic, created if missing (kafka.topic)")
     stream.add_argument(
+        "--labels-topic",
+        help="topic of the fraud labels, created if missing (kafka.labels_topic)",
+    )
+    stream.add_argument(
+        "--labels",
+        choices=["separate", "inline"],
+        help="separate: transactions without label fields (default); inline: with them "
+        "(stream.labels)",
+    )
+    stream.add_argument(
         "--partitions", type=int, help="partitions when creating the topic (kafka.partitions)"
     )
     stream.add_argument(
@@ -175,12 +185,17 @@ def _cli_layer(args: argparse.Namespace) -> dict[str, Any]:
         for flag, key in (
             ("bootstrap_servers", "bootstrap_servers"),
             ("topic", "topic"),
+            ("labels_topic", "labels_topic"),
             ("partitions", "partitions"),
         )
     }
     if any(v is not None for v in kafka.values()):
         layer["kafka"] = {k: v for k, v in kafka.items() if v is not None}
-    stream = {"speed": getattr(args, "speed", None), "max_lag_s": getattr(args, "max_lag", None)}
+    stream = {
+        "speed": getattr(args, "speed", None),
+        "max_lag_s": getattr(args, "max_lag", None),
+        "labels": getattr(args, "labels", None),
+    }
     if any(v is not None for v in stream.values()):
         layer["stream"] = {k: v for k, v in stream.items() if v is not None}
     return layer
@@ -251,9 +266,12 @@ def _stream(settings: Settings, *, live: bool) -> None:
     stats = run_stream(settings, streams, live_from=live_from)
     summary = {
         "released": stats.released,
+        "labels_released": stats.labels_released,
         "stopped_early": stats.stopped_early,
         "max_lag_s": round(stats.max_lag_s, 3),
         "topic": settings.kafka.topic,
+        "labels_topic": settings.kafka.labels_topic,
+        "labels": settings.stream.labels,
         "seed": streams.entropy,
     }
     sys.stdout.write(orjson.dumps(summary).decode() + "\n")

@@ -237,6 +237,11 @@ class KafkaConfig(_Model):
 
     bootstrap_servers: str = Field(min_length=1)
     topic: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    labels_topic: str = Field(
+        default="fraud_labels",
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="Topic of the fraud labels, released at their label time; created if missing.",
+    )
     partitions: int = Field(
         ge=1, le=10_000, description="Partition count when the topic is created."
     )
@@ -290,6 +295,12 @@ class StreamConfig(_Model):
     chunk_rows: int = Field(ge=1, le=1_000_000, description="Rows encoded and queued together.")
     queue_chunks: int = Field(ge=1, le=1000, description="Encoded chunks waiting for release.")
     progress_every_s: Positive
+    labels: Literal["separate", "inline"] = Field(
+        default="separate",
+        description="separate: transactions carry no label fields (a scorer under test must "
+        "not see the answer), labels go to kafka.labels_topic only; inline: transactions "
+        "carry them too (the labels topic is still written).",
+    )
 
 
 class Settings(BaseSettings):

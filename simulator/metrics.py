@@ -33,6 +33,12 @@ FRAUD_INJECTED = Counter(
     ["scenario"],
     registry=REGISTRY,
 )
+LABELS = Counter(
+    "txnsim_labels",
+    "Fraud labels released onto the labels topic, by source (issuer_confirmed, chargeback).",
+    ["source"],
+    registry=REGISTRY,
+)
 SIMULATED_TIME = Gauge(
     "txnsim_simulated_time_seconds",
     "Simulated time reached, as a Unix timestamp.",

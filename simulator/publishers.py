@@ -130,12 +130,17 @@ class KafkaPublisher:
 
     Per-record ``send()`` costs a coroutine and a future per record; building
     per-partition batches directly avoids both. In-flight batches are bounded, so a
-    slow broker blocks :meth:`publish` instead of growing memory.
+    slow broker blocks :meth:`publish` instead of growing memory. One instance writes
+    one topic (``topic``, by default ``kafka.topic``); the stream uses a second one for
+    ``kafka.labels_topic``.
     """
 
-    def __init__(self, config: KafkaConfig, headers: list[tuple[str, bytes]]) -> None:
+    def __init__(
+        self, config: KafkaConfig, headers: list[tuple[str, bytes]], topic: str | None = None
+    ) -> None:
         self._config = config
         self._headers = headers
+        self.topic = topic or config.topic
         self._producer: Any = None
         self._in_flight: deque[asyncio.Future[Any]] = deque()
         self.partitions = config.partitions
@@ -182,7 +187,7 @@ class KafkaPublisher:
             )
             await asyncio.wait_for(self._producer.start(), cfg.connect_timeout_s)
             found = await asyncio.wait_for(
-                self._producer.partitions_for(cfg.topic), cfg.connect_timeout_s
+                self._producer.partitions_for(self.topic), cfg.connect_timeout_s
             )
         except (TimeoutError, KafkaError, OSError) as exc:
             await self.stop()
@@ -195,7 +200,7 @@ class KafkaPublisher:
             log.warning(
                 "topic exists with another partition count",
                 extra={
-                    "topic": cfg.topic,
+                    "topic": self.topic,
                     "partitions": self.partitions,
                     "configured": cfg.partitions,
                 },
@@ -214,12 +219,12 @@ class KafkaPublisher:
         await admin.start()
         try:
             existing = await admin.list_topics()
-            if cfg.topic in existing:
+            if self.topic in existing:
                 return
             response = await admin.create_topics(
                 [
                     NewTopic(
-                        cfg.topic,
+                        self.topic,
                         num_partitions=cfg.partitions,
                         replication_factor=cfg.replication_factor,
                     )
@@ -228,7 +233,7 @@ class KafkaPublisher:
             for name, code, *rest in getattr(response, "topic_errors", []):
                 if code not in (0, 36):  # 36: TOPIC_ALREADY_EXISTS (a concurrent creator won)
                     raise KafkaUnavailable(f"cannot create topic {name!r}: error {code} {rest}")
-            log.info("topic created", extra={"topic": cfg.topic, "partitions": cfg.partitions})
+            log.info("topic created", extra={"topic": self.topic, "partitions": cfg.partitions})
         finally:
             await admin.close()
 
@@ -288,7 +293,7 @@ class KafkaPublisher:
         from aiokafka.errors import KafkaError
 
         try:
-            future = await self._producer.send_batch(batch, self._config.topic, partition=partition)
+            future = await self._producer.send_batch(batch, self.topic, partition=partition)
         except KafkaError as exc:
             metrics.PRODUCE_ERRORS.inc()
             raise PublishError(f"cannot submit a batch to partition {partition}: {exc}") from exc

@@ -13,7 +13,18 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from schemas import load_schema
 from simulator.errors import SchemaError
 
-__all__ = ["EventSchema", "arrow_type", "transaction_schema"]
+__all__ = [
+    "LABEL_FIELDS",
+    "EventSchema",
+    "arrow_type",
+    "known_transaction_schemas",
+    "public_transaction_schema",
+    "transaction_schema",
+]
+
+#: The fields of ``transaction.avsc`` that carry the answer (ground truth and when it is
+#: learned); a scoring system under test must not see them.
+LABEL_FIELDS = ("is_fraud", "fraud_scenario", "fraud_case_id", "label_available_at")
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,30 @@ _PRIMITIVES: dict[str, pa.DataType] = {
 @cache
 def transaction_schema(name: str = "transaction") -> EventSchema:
     """Load, parse and derive the schema ``<name>.avsc`` once per process."""
-    raw = load_schema(name)
+    return _derive(name, load_schema(name))
+
+
+@cache
+def public_transaction_schema() -> EventSchema:
+    """``transaction.avsc`` without :data:`LABEL_FIELDS`: what a streamed scorer may see.
+
+    The same record name (``io.txnsim.Transaction``), so readers resolve it alike, but its
+    own fingerprint, which record headers and landed files carry.
+    """
+    raw = load_schema("transaction")
+    missing = set(LABEL_FIELDS) - {field["name"] for field in raw["fields"]}
+    if missing:
+        raise SchemaError(f"transaction schema lacks label field(s) {sorted(missing)}")
+    raw["fields"] = [field for field in raw["fields"] if field["name"] not in LABEL_FIELDS]
+    return _derive("transaction_public", raw)
+
+
+def known_transaction_schemas() -> dict[str, EventSchema]:
+    """The transaction schemas a stream may be written with, by fingerprint."""
+    return {s.fingerprint: s for s in (transaction_schema(), public_transaction_schema())}
+
+
+def _derive(name: str, raw: dict[str, Any]) -> EventSchema:
     try:
         parsed = fastavro.parse_schema(raw)
     except Exception as exc:

@@ -15,7 +15,7 @@ from simulator.engine import SliceSource
 from simulator.environment import to_us
 from simulator.publishers import KafkaPublisher, Publisher
 from simulator.seeding import Streams
-from simulator.stream import Streamer, StreamStats, record_headers
+from simulator.stream import Streamer, StreamStats, label_schema, record_headers, writer_schema
 from simulator.world import build_world
 
 __all__ = ["StreamPlan", "plan_stream", "run_stream"]
@@ -62,6 +62,7 @@ async def _stream(
     streams: Streams,
     plan: StreamPlan,
     publisher: Publisher,
+    labels_publisher: Publisher | None,
     wall: WallSource,
     source: SliceSource,
 ) -> StreamStats:
@@ -71,6 +72,8 @@ async def _stream(
         loop.add_signal_handler(sig, stop.set)
     try:
         await publisher.start()
+        if labels_publisher is not None:
+            await labels_publisher.start()
         speed = settings.stream.speed
         clock = SimClock(
             to_us(plan.release_from),
@@ -84,6 +87,9 @@ async def _stream(
             publisher,
             clock,
             wall,
+            labels_publisher=labels_publisher,
+            labels=settings.stream.labels,
+            end_us=to_us(plan.end),
             chunk_rows=settings.stream.chunk_rows,
             queue_chunks=settings.stream.queue_chunks,
             skip_before_us=to_us(plan.release_from),
@@ -92,6 +98,8 @@ async def _stream(
         return await streamer.run(stop)
     finally:
         await publisher.stop()
+        if labels_publisher is not None:
+            await labels_publisher.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
@@ -102,9 +110,15 @@ def run_stream(
     *,
     live_from: dt.datetime | None = None,
     publisher: Publisher | None = None,
+    labels_publisher: Publisher | None = None,
     wall: WallSource | None = None,
 ) -> StreamStats:
     """Build the world and stream it; SIGINT/SIGTERM stop releasing, flush and return.
+
+    Transactions go to ``publisher`` (by default ``kafka.topic``), in the schema
+    ``stream.labels`` chooses; fraud labels to ``labels_publisher`` at their label time,
+    up to the stream's end. Without ``publisher``, labels default to ``kafka.labels_topic``;
+    with an injected ``publisher`` and no ``labels_publisher``, no labels are released.
 
     Raises:
         KafkaUnavailable: If the cluster cannot be reached in time.
@@ -114,16 +128,24 @@ def run_stream(
     plan = plan_stream(settings, live_from)
     began = time.monotonic()
     world = build_world(settings, streams)
-    target = publisher or KafkaPublisher(settings.kafka, record_headers())
+    target = publisher or KafkaPublisher(
+        settings.kafka, record_headers(writer_schema(settings.stream.labels))
+    )
+    labels_target = labels_publisher
+    if labels_target is None and publisher is None:
+        labels_target = KafkaPublisher(
+            settings.kafka, record_headers(label_schema()), topic=settings.kafka.labels_topic
+        )
     # The source forks its workers before the event loop or any thread starts.
     with SliceSource(world, plan.slice_start, plan.end, settings.workers) as source:
         stats = asyncio.run(
-            _stream(settings, streams, plan, target, wall or MonotonicWall(), source)
+            _stream(settings, streams, plan, target, labels_target, wall or MonotonicWall(), source)
         )
     log.info(
         "stream finished",
         extra={
             "released": stats.released,
+            "labels_released": stats.labels_released,
             "stopped_early": stats.stopped_early,
             "max_lag_s": round(stats.max_lag_s, 3),
             "seconds": round(time.monotonic() - began, 2),

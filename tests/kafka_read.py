@@ -76,7 +76,10 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 120.0) -> dict[int
 
 
 def spawn_stream(bootstrap: str, topic: str, cache_dir: Path, *extra: str) -> subprocess.Popen[str]:
-    """``txnsim stream`` of a small population in a subprocess (JSON logs on stderr)."""
+    """``txnsim stream`` of a small population in a subprocess (JSON logs on stderr).
+
+    Labels go to ``<topic>-labels``, so concurrent tests never share a labels topic.
+    """
     cmd = [
         sys.executable,
         "-m",
@@ -96,6 +99,8 @@ def spawn_stream(bootstrap: str, topic: str, cache_dir: Path, *extra: str) -> su
         bootstrap,
         "--topic",
         topic,
+        "--labels-topic",
+        f"{topic}-labels",
         "--partitions",
         "4",
         *extra,

@@ -27,10 +27,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from simulator.schema import LABEL_FIELDS, public_transaction_schema, transaction_schema
 from simulator.seeding import Streams
 from simulator.stream_job import run_stream
 from tests.conftest import read_transactions, run, small_settings
 from tests.kafka_broker import local_kafka_for, restart_local_kafka
+from tests.kafka_read import read_topic
 from tests.prometheus import free_port, scrape, scrape_while
 from tests.s3_server import S3Server
 
@@ -61,8 +63,13 @@ def streamed(
         population={"cardholders": 170_000, "block_size": 8192},
         days=1,
         start_date="2026-11-24",
-        kafka={"bootstrap_servers": kafka_bootstrap, "topic": topic, "partitions": PARTITIONS},
-        stream={"speed": "max"},
+        kafka={
+            "bootstrap_servers": kafka_bootstrap,
+            "topic": topic,
+            "labels_topic": f"{topic}-labels",
+            "partitions": PARTITIONS,
+        },
+        stream={"speed": "max"},  # labels separate: the public schema, as a scorer sees it
     )
     run(settings)
     stats = run_stream(settings, Streams(7))
@@ -169,9 +176,10 @@ def _assert_exactly_once(root: Path, streamed: Streamed, dead: int = 0) -> pa.Ta
     ids = landed.column("transaction_id")
     assert landed.num_rows + dead == streamed.expected.num_rows, "lost or duplicated rows"
     assert len(pa.compute.unique(ids)) == landed.num_rows, "duplicated transaction ids"
+    assert not set(LABEL_FIELDS) & set(landed.column_names), "the stream leaked the answer"
     if dead == 0:
         landed = landed.sort_by("transaction_id")
-        columns = streamed.expected.column_names
+        columns = [c for c in streamed.expected.column_names if c not in LABEL_FIELDS]
         assert landed.select(columns).equals(streamed.expected.select(columns))
     return landed
 
@@ -199,6 +207,7 @@ def test_sink_lands_exactly_what_generate_writes_on_s3(
     assert (
         meta.metadata[b"txnsim.sink.schema-fingerprint"]
         == meta.metadata[b"avro.schema.fingerprint"]
+        == public_transaction_schema().fingerprint.encode()
     )
     # Landing again with the same group is a no-op: everything is committed.
     again = _land(
@@ -342,7 +351,12 @@ def test_poison_message_is_dead_lettered_and_the_rest_lands(
         tmp_path / "batch",
         cache_dir,
         population={"cardholders": 2000, "block_size": 500},
-        kafka={"bootstrap_servers": kafka_bootstrap, "topic": topic, "partitions": 1},
+        kafka={
+            "bootstrap_servers": kafka_bootstrap,
+            "topic": topic,
+            "labels_topic": f"{topic}-labels",
+            "partitions": 1,
+        },
         stream={"speed": "max"},
     )
     half = run_stream(settings, Streams(7)).released
@@ -380,6 +394,74 @@ def test_poison_message_is_dead_lettered_and_the_rest_lands(
     assert "does not decode" in letter["error"] or "bytes left" in letter["error"]
     landed = ds.dataset(dest / "transactions", format="parquet", partitioning="hive").to_table()
     assert landed.num_rows == summary["rows_landed"] == summary["consumed"] - 1
+
+
+def test_each_writer_schema_lands_in_its_own_files(
+    kafka_bootstrap: str, tmp_path: Path, cache_dir: Path
+) -> None:
+    """Full (inline), public (separate) and header-less records: one schema per file."""
+    from confluent_kafka import Producer
+
+    topic = f"schemas-{uuid.uuid4().hex[:8]}"
+    settings = small_settings(
+        tmp_path / "batch",
+        cache_dir,
+        population={"cardholders": 1000, "block_size": 500},
+        kafka={
+            "bootstrap_servers": kafka_bootstrap,
+            "topic": topic,
+            "labels_topic": f"{topic}-labels",
+            "partitions": 1,
+        },
+        stream={"speed": "max", "labels": "inline"},
+    )
+    inline = run_stream(settings, Streams(7)).released
+    public_settings = settings.model_copy(
+        update={"stream": settings.stream.model_copy(update={"labels": "separate"})}
+    )
+    public = run_stream(public_settings, Streams(8)).released
+    # A full-schema value without any header (an older producer): decoded with the full schema.
+    first = read_topic(kafka_bootstrap, topic)[0][0]
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce(topic, value=first.value, key=first.key, timestamp=first.timestamp_ms)
+    producer.flush(30)
+    dest = tmp_path / "lake"
+    summary = _land(
+        [
+            sys.executable,
+            "-m",
+            "consumers",
+            "--bootstrap-servers",
+            kafka_bootstrap,
+            "--topic",
+            topic,
+            "--group",
+            "g-schemas",
+            "--dest",
+            str(dest),
+            "--until-caught-up",
+        ],
+        None,
+        tmp_path / "sink.log",
+    )
+    assert summary["dead_letters"] == 0
+    assert summary["rows_landed"] == inline + public + 1
+    full, stripped = transaction_schema(), public_transaction_schema()
+    spans: dict[str, list[tuple[int, int]]] = {full.fingerprint: [], stripped.fingerprint: []}
+    for path in sorted((dest / "transactions").rglob("*.parquet")):
+        table = pq.read_table(path)
+        meta = table.schema.metadata
+        fingerprint = meta[META + b"schema-fingerprint"].decode()
+        assert meta[b"avro.schema.fingerprint"].decode() == fingerprint
+        schema = full if fingerprint == full.fingerprint else stripped
+        assert table.schema.remove_metadata().equals(schema.arrow.remove_metadata())
+        first_offset, last = int(meta[META + b"first-offset"]), int(meta[META + b"last-offset"])
+        spans[fingerprint].append((first_offset, last))
+    # Offsets 0..inline-1 are full, then public, then the one header-less (full) record.
+    full_offsets = sorted(o for a, b in spans[full.fingerprint] for o in range(a, b + 1))
+    public_offsets = sorted(o for a, b in spans[stripped.fingerprint] for o in range(a, b + 1))
+    assert full_offsets == [*range(inline), inline + public]
+    assert public_offsets == list(range(inline, inline + public))
 
 
 def test_idle_partitions_flush_by_age_while_running(streamed: Streamed, tmp_path: Path) -> None:

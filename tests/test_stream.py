@@ -9,25 +9,49 @@ from pathlib import Path
 
 import fastavro
 import numpy as np
+import pyarrow as pa
 import pytest
 
+from simulator.avro_codec import DecodeError, RawAvro, RecordDecoder
 from simulator.clock import FakeWall, LagExceeded, SimClock
 from simulator.engine import SliceSource
 from simulator.partitioner import partitions_for
 from simulator.publishers import MemoryPublisher
-from simulator.schema import transaction_schema
+from simulator.schema import LABEL_FIELDS, public_transaction_schema, transaction_schema
 from simulator.seeding import Streams
+from simulator.settings import load_settings
 from simulator.stream import Streamer
 from simulator.stream_job import plan_stream
 from simulator.world import World, build_world
 from tests.conftest import read_transactions, run, small_settings
 
 START = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+LABEL = transaction_schema("fraud_label")
+
+
+def fraud_overrides(rate: float = 0.05, hours: float = 2.0) -> list[str]:
+    """More fraud, detected and labelled within hours: labels inside a short stream."""
+    scenarios = load_settings(None, {}, [], environ=False).fraud.scenarios
+    return [f"fraud.target_rate={rate}"] + [
+        f"fraud.scenarios.{name}.params.{delay}.median_hours={hours}"
+        for name, scenario in scenarios.items()
+        for delay in ("detection_delay", "label_delay")
+        # Chargebacks (first-party fraud) keep their weeks: nothing to shorten there.
+        if delay in scenario.params and name != "first_party"
+    ]
 
 
 @pytest.fixture(scope="module")
 def hourly(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> World:
     settings = small_settings(tmp_path_factory.mktemp("w"), cache_dir, slice_hours=1)
+    return build_world(settings, Streams(7))
+
+
+@pytest.fixture(scope="module")
+def fraudy(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> World:
+    settings = small_settings(
+        tmp_path_factory.mktemp("f"), cache_dir, *fraud_overrides(), slice_hours=1
+    )
     return build_world(settings, Streams(7))
 
 
@@ -39,12 +63,28 @@ def _stream(
     wall: FakeWall,
     max_lag: float | None = None,
     stop_after: int | None = None,
+    labels_publisher: MemoryPublisher | None = None,
+    labels: str = "separate",
 ) -> Streamer:
     async def go() -> Streamer:
         await publisher.start()
+        if labels_publisher is not None:
+            await labels_publisher.start()
         clock = SimClock(int(START.timestamp() * 1e6), speed, wall, max_lag)
-        source = SliceSource(world, START, START + dt.timedelta(hours=hours))
-        streamer = Streamer(world, source, publisher, clock, wall, chunk_rows=500, queue_chunks=2)
+        end = START + dt.timedelta(hours=hours)
+        source = SliceSource(world, START, end)
+        streamer = Streamer(
+            world,
+            source,
+            publisher,
+            clock,
+            wall,
+            labels_publisher=labels_publisher,
+            labels=labels,  # type: ignore[arg-type]
+            end_us=int(end.timestamp() * 1e6),
+            chunk_rows=500,
+            queue_chunks=2,
+        )
         stop = asyncio.Event()
         if stop_after is not None:
             original = publisher.publish
@@ -61,8 +101,8 @@ def _stream(
     return asyncio.run(go())
 
 
-def _decoded(publisher: MemoryPublisher) -> dict[int, list[dict]]:
-    schema = transaction_schema().avro
+def _decoded(publisher: MemoryPublisher, full: bool = False) -> dict[int, list[dict]]:
+    schema = (transaction_schema() if full else public_transaction_schema()).avro
     return {
         p: [fastavro.schemaless_reader(io.BytesIO(v), schema) for _, v, _ in rows]
         for p, rows in publisher.records.items()
@@ -105,10 +145,11 @@ def test_keys_partitions_timestamps_and_values_match_generate(
         await Streamer(world, source, publisher, clock, wall).run(asyncio.Event())
 
     asyncio.run(go())
-    decoded = _decoded(publisher)
+    decoded = _decoded(publisher)  # the default: the public schema, no label fields
     assert sum(len(v) for v in decoded.values()) == batch.num_rows
+    # Replacement cards (issued after fraud is detected) partition by their ids too.
     expected_partition = partitions_for(batch.column("card_id").combine_chunks(), 12)
-    rows = batch.to_pylist()
+    rows = batch.drop_columns(list(LABEL_FIELDS)).to_pylist()
     for p, records in decoded.items():
         mine = [r for r, q in zip(rows, expected_partition.tolist(), strict=True) if q == p]
         assert records == mine
@@ -116,6 +157,95 @@ def test_keys_partitions_timestamps_and_values_match_generate(
         assert keys == [r["card_id"].encode() for r in mine]
         stamps = [t for _, _, t in publisher.records[p]]
         assert stamps == [int(r["event_time"].timestamp() * 1000) for r in mine]
+
+
+def _journal(*publishers: tuple[str, MemoryPublisher], wall: FakeWall) -> list[tuple]:
+    """Record every publish of ``publishers`` in one list: (name, key, value, ms, wall)."""
+    journal: list[tuple] = []
+    for name, publisher in publishers:
+        original = publisher.publish
+
+        async def recording(records, name=name, original=original):  # type: ignore[no-untyped-def]
+            await original(records)
+            for key, value, ts in zip(
+                records.keys, records.values, records.timestamps_ms.tolist(), strict=True
+            ):
+                journal.append((name, key, value, ts, wall.now()))
+
+        publisher.publish = recording  # type: ignore[method-assign]
+    return journal
+
+
+def _decode(schema: dict, value: bytes) -> dict:
+    return fastavro.schemaless_reader(io.BytesIO(value), schema)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def direct_labels(fraudy: World) -> list[dict]:
+    """The labels a day's slices decide, due before its end: what the stream must release."""
+    end = START + dt.timedelta(hours=24)
+    tables = [part.labels for part in SliceSource(fraudy, START, end)]
+    labels = pa.concat_tables(tables).to_pylist()
+    return [row for row in labels if row["label_time"] < end]
+
+
+@pytest.mark.parametrize("speed", [None, 3600.0])
+def test_labels_are_released_at_their_time_in_order_after_their_transactions(
+    fraudy: World, direct_labels: list[dict], speed: float | None
+) -> None:
+    wall = FakeWall(100.0)
+    publisher, labels = MemoryPublisher(partitions=6), MemoryPublisher(partitions=3)
+    journal = _journal(("tx", publisher), ("label", labels), wall=wall)
+    streamer = _stream(fraudy, 24, speed, publisher, wall, labels_publisher=labels)
+    released = [
+        (key, _decode(LABEL.avro, value), ts, at)
+        for name, key, value, ts, at in journal
+        if name == "label"
+    ]
+    expected = direct_labels
+    assert len(expected) > 20, "too few labels for a meaningful test"
+    assert streamer.stats.labels_released == len(released) == len(expected)
+    assert [r for _, r, _, _ in released] == sorted(expected, key=lambda r: r["label_time"])
+    times = [r["label_time"] for _, r, _, _ in released]
+    assert times == sorted(times)
+    clock = SimClock(int(START.timestamp() * 1e6), speed, FakeWall(100.0))
+    for key, record, ts, at in released:
+        assert key == record["card_id"].encode()
+        assert ts == int(record["label_time"].timestamp() * 1000)
+        # Released when the clock reached its label time, not before.
+        assert at >= clock.due(int(record["label_time"].timestamp() * 1e6)) - 1e-6
+    position = {
+        _decode(public_transaction_schema().avro, value)["transaction_id"]: i
+        for i, (n, _, value, _, _) in enumerate(journal)
+        if n == "tx"
+    }
+    for i, (n, _, value, _, _) in enumerate(journal):
+        if n == "label":
+            assert position[_decode(LABEL.avro, value)["transaction_id"]] < i
+    # Labels partition by card id, like the transactions.
+    for p, rows in labels.records.items():
+        keys = pa.array([k.decode() for k, _, _ in rows])
+        assert set(partitions_for(keys, 3).tolist()) == {p}
+
+
+def test_separate_has_no_label_fields_and_inline_has_them(fraudy: World) -> None:
+    separate, inline = MemoryPublisher(partitions=4), MemoryPublisher(partitions=4)
+    _stream(fraudy, 3, None, separate, FakeWall(), labels="separate")
+    _stream(fraudy, 3, None, inline, FakeWall(), labels="inline")
+    public = _decoded(separate)
+    full = _decoded(inline, full=True)
+    public_names = [f["name"] for f in public_transaction_schema().avro["fields"]]
+    assert not set(LABEL_FIELDS) & set(public_names)
+    assert all(list(r) == public_names for rows in public.values() for r in rows)
+    # The same transactions, in the same order; inline adds exactly the label fields.
+    stripped = {p: [{k: r[k] for k in public_names} for r in rows] for p, rows in full.items()}
+    assert stripped == public
+    frauds = [r for rows in full.values() for r in rows if r["is_fraud"]]
+    assert frauds
+    assert all(r["fraud_scenario"] for r in frauds)
+    # A public value is not a valid full-schema value (fewer fields): no silent misreads.
+    with pytest.raises(DecodeError):
+        RecordDecoder(transaction_schema(), RawAvro()).decode(separate.records[0][0][1])
 
 
 def test_a_slow_destination_shows_as_lag(hourly: World) -> None:

@@ -9,29 +9,49 @@ from pathlib import Path
 
 import fastavro
 import orjson
+import pyarrow as pa
+import pyarrow.dataset as ds
 import pytest
 
 from schemas import load_schema
 from simulator.cli import main
+from simulator.config import Settings
+from simulator.engine import SliceSource
 from simulator.partitioner import partitions_for
-from simulator.schema import transaction_schema
+from simulator.schema import LABEL_FIELDS, public_transaction_schema, transaction_schema
 from simulator.seeding import Streams
-from simulator.stream_job import run_stream
+from simulator.stream_job import plan_stream, run_stream
+from simulator.world import build_world
 from tests.conftest import read_transactions, run, small_settings
 from tests.kafka_broker import local_kafka_for, restart_local_kafka
 from tests.kafka_read import Consumed, read_topic, spawn_stream
+from tests.test_stream import fraud_overrides
 
 pytestmark = pytest.mark.kafka
 
 AVRO = fastavro.parse_schema(load_schema("transaction"))  # straight from the .avsc
+LABEL_AVRO = fastavro.parse_schema(load_schema("fraud_label"))
+# The default (stream.labels=separate): the .avsc without the label fields.
+PUBLIC_AVRO = fastavro.parse_schema(
+    {
+        **load_schema("transaction"),
+        "fields": [
+            f for f in load_schema("transaction")["fields"] if f["name"] not in LABEL_FIELDS
+        ],
+    }
+)
 
 
-def _decode(records: list[Consumed]) -> list[dict]:
-    return [fastavro.schemaless_reader(io.BytesIO(r.value), AVRO) for r in records]
+def _decode(records: list[Consumed], schema: dict = PUBLIC_AVRO) -> list[dict]:
+    return [fastavro.schemaless_reader(io.BytesIO(r.value), schema) for r in records]
 
 
-def _expected_by_partition(out: Path, partitions: int) -> dict[int, list[dict]]:
+def _expected_by_partition(
+    out: Path, partitions: int, *, inline: bool = False
+) -> dict[int, list[dict]]:
     batch = read_transactions(out).drop_columns(["dt"])
+    if not inline:
+        batch = batch.drop_columns(list(LABEL_FIELDS))
     where = partitions_for(batch.column("card_id").combine_chunks(), partitions).tolist()
     expected: dict[int, list[dict]] = {p: [] for p in range(partitions)}
     for row, p in zip(batch.to_pylist(), where, strict=True):
@@ -44,7 +64,12 @@ def test_stream_equals_generate_on_a_real_broker(
 ) -> None:
     common = {
         "days": 1,
-        "kafka": {"bootstrap_servers": kafka_bootstrap, "topic": topic, "partitions": 6},
+        "kafka": {
+            "bootstrap_servers": kafka_bootstrap,
+            "topic": topic,
+            "labels_topic": f"{topic}-labels",
+            "partitions": 6,
+        },
         "stream": {"speed": "max"},
     }
     settings = small_settings(tmp_path / "batch", cache_dir, **common)
@@ -54,7 +79,8 @@ def test_stream_equals_generate_on_a_real_broker(
     expected = _expected_by_partition(tmp_path / "batch", 6)
     assert stats.released == sum(len(v) for v in expected.values())
     assert sorted(consumed) == list(range(6))
-    fingerprint = transaction_schema().fingerprint.encode()
+    fingerprint = public_transaction_schema().fingerprint.encode()
+    assert fingerprint != transaction_schema().fingerprint.encode()
     for p, records in consumed.items():
         assert _decode(records) == expected[p], f"partition {p}"
         assert [r.key for r in records] == [row["card_id"].encode() for row in expected[p]]
@@ -63,6 +89,69 @@ def test_stream_equals_generate_on_a_real_broker(
         ]
         assert all(("txnsim.schema.fingerprint", fingerprint) in r.headers for r in records)
         assert [r.offset for r in records] == list(range(len(records)))
+
+
+def _label_order(row: dict) -> tuple:
+    return (row["label_time"], row["transaction_id"], row["source"])
+
+
+def _batch_labels(settings: Settings) -> list[dict]:
+    """Labels of ``txnsim generate`` due before the stream's end, in label-time order."""
+    out, end = settings.out, plan_stream(settings, None).end
+    if (out / "labels").is_dir():
+        table = ds.dataset(out / "labels", format="parquet", partitioning="hive").to_table()
+        rows = table.drop_columns(["dt"]).to_pylist()
+    else:  # pragma: no cover - before generate landed labels: the slices' labels directly
+        world = build_world(settings, Streams(7))
+        start = plan_stream(settings, None).slice_start
+        rows = pa.concat_tables([s.labels for s in SliceSource(world, start, end)]).to_pylist()
+    return sorted((r for r in rows if r["label_time"] < end), key=_label_order)
+
+
+def test_labels_topic_equals_batch_labels_and_inline_carries_the_answer(
+    kafka_bootstrap: str, topic: str, tmp_path: Path, cache_dir: Path
+) -> None:
+    labels_topic = f"{topic}-labels"
+    settings = small_settings(
+        tmp_path / "batch",
+        cache_dir,
+        *fraud_overrides(rate=0.02),
+        days=1,
+        kafka={
+            "bootstrap_servers": kafka_bootstrap,
+            "topic": topic,
+            "labels_topic": labels_topic,
+            "partitions": 3,
+        },
+        stream={"speed": "max", "labels": "inline"},
+    )
+    run(settings)
+    stats = run_stream(settings, Streams(7))
+    expected = _batch_labels(settings)
+    assert len(expected) >= 20, "too few labels for a meaningful test"
+    consumed = read_topic(kafka_bootstrap, labels_topic)
+    label_print = transaction_schema("fraud_label").fingerprint.encode()
+    released = []
+    for p, records in consumed.items():
+        rows = _decode(records, LABEL_AVRO)
+        times = [r["label_time"] for r in rows]
+        assert times == sorted(times), f"labels partition {p} out of label-time order"
+        assert [r.key for r in records] == [row["card_id"].encode() for row in rows]
+        assert [r.timestamp_ms for r in records] == [
+            int(row["label_time"].timestamp() * 1000) for row in rows
+        ]
+        assert all(("txnsim.schema.fingerprint", label_print) in r.headers for r in records)
+        released += rows
+    assert stats.labels_released == len(released)
+    assert sorted(released, key=_label_order) == expected
+    # Inline: the transactions carry the label fields, exactly as generate wrote them.
+    transactions = read_topic(kafka_bootstrap, topic)
+    want = _expected_by_partition(tmp_path / "batch", 3, inline=True)
+    full_print = transaction_schema().fingerprint.encode()
+    for p, records in transactions.items():
+        assert _decode(records, AVRO) == want[p], f"partition {p}"
+        assert all(("txnsim.schema.fingerprint", full_print) in r.headers for r in records)
+    assert any(r["is_fraud"] for rows in want.values() for r in rows)
 
 
 def test_unreachable_broker_is_a_clear_error_within_the_timeout(
