@@ -64,7 +64,7 @@ from simulator.id_spill import (
     hash_strings,
     member,
 )
-from simulator.schema import transaction_schema
+from simulator.schema import EventSchema
 from simulator.validate_dataset import (
     Catalogs,
     DataFile,
@@ -91,8 +91,9 @@ def _numpy(column: pa.Array, fill: Any) -> np.ndarray:
 class _Scanner:
     """One pass over the rows: per-row checks, tallies and spilled chain records."""
 
-    def __init__(self, spill: Spill, catalogs: Catalogs | None) -> None:
+    def __init__(self, spill: Spill, catalogs: Catalogs | None, schema: EventSchema) -> None:
         self.spill, self.catalogs = spill, catalogs
+        self.schema = schema
         self.tally = Tally()
         self.rows = 0
         self.nulls: Counter[str] = Counter()
@@ -108,7 +109,7 @@ class _Scanner:
         for name, array in col.items():
             self.nulls[name] += array.null_count
         flag = self.tally.flag
-        for f in transaction_schema().arrow:
+        for f in self.schema.arrow:
             if not f.nullable and col[f.name].null_count:
                 flag(f"null:{f.name}", _numpy(col[f.name].is_null(), False), pos)
 
@@ -150,6 +151,8 @@ class _Scanner:
         self.card_present_blank += int((present & lat_null).sum())
         flag("coordinates_split", lat_null != lon_null, pos)
 
+        if "is_fraud" not in self.schema.arrow.names:
+            return
         fraud = _numpy(col["is_fraud"], False)
         self.fraud += int(fraud.sum())
         labelled = _numpy(col["fraud_scenario"].is_valid(), False)
@@ -177,7 +180,7 @@ def _scan(
             meta = parquet.metadata
             groups = tuple(meta.row_group(g).num_rows for g in range(meta.num_row_groups))
             files.append(DataFile(fragment.path, day, scanner.rows, groups))
-            names = transaction_schema().arrow.names
+            names = data.schema.arrow.names
             # One decoding thread: per-thread allocator heaps cost more peak memory (measured
             # +10 MB) than the second core saves in time on a two-core machine.
             for batch in parquet.iter_batches(
@@ -255,7 +258,7 @@ def validate(
     bits = min(MAX_BUCKET_BITS, max(0, math.ceil(math.log2(max(2 * total / bucket_records, 1)))))
     with tempfile.TemporaryDirectory(prefix="txnsim-validate-", dir=spill_dir) as folder:
         spill = Spill(Path(folder), bits, min(bucket_records, FLUSH_RECORDS))
-        scan = _Scanner(spill, catalogs if isinstance(catalogs, Catalogs) else None)
+        scan = _Scanner(spill, catalogs if isinstance(catalogs, Catalogs) else None, data.schema)
         try:
             files = _scan(data, scannable, scan, batch_rows)
         except (OSError, pa.ArrowException) as exc:
@@ -273,7 +276,7 @@ def validate(
     confirm_duplicates(tally, pairs, ids)
     findings = Findings(tally, ids)
 
-    schema = transaction_schema()
+    schema = data.schema
     required = [f"null:{f.name}" for f in schema.arrow if not f.nullable]
     checks = [schema_check, findings.check("required_fields", required)]
     checks.append(findings.check("unique_transaction_id", ["duplicate_transaction_id"]))
@@ -299,5 +302,15 @@ def validate(
         findings.check("previous_transaction_chain", chain, (*partial, "first_transactions"))
     )
     checks.append(_null_rates(scan, findings, data.manifest))
-    checks.append(_fraud_rate(scan, findings, data.manifest))
+    if "is_fraud" in data.schema.arrow.names:
+        checks.append(_fraud_rate(scan, findings, data.manifest))
+    else:
+        checks.append(
+            Check(
+                "fraud_rate",
+                "skipped",
+                {"rows": scan.rows},
+                reason="the transactions carry no label fields (streamed with labels separate)",
+            )
+        )
     return Report(target, scan.rows, len(data.fragments), data.manifest is not None, checks)

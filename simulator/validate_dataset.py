@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from simulator.errors import ConfigError
 from simulator.id_spill import EXAMPLES, hash_strings, member
-from simulator.schema import transaction_schema
+from simulator.schema import EventSchema, known_transaction_schemas, transaction_schema
 from simulator.validate_report import Check
 
 __all__ = [
@@ -198,6 +198,9 @@ class Dataset:
     root: str
     fragments: list[Any]  # pyarrow.dataset fragments, by path
     manifest: dict[str, Any] | None  # present: a complete batch run
+    #: The full transaction schema, or the public one (no label fields) that a stream in
+    #: ``stream.labels=separate`` mode writes and the sink lands; the first file decides.
+    schema: EventSchema
 
 
 def locate(target: str, environ: Mapping[str, str]) -> Dataset:
@@ -214,11 +217,15 @@ def locate(target: str, environ: Mapping[str, str]) -> Dataset:
             tx_root, root = root, root.rsplit("/", 1)[0]
         partitioning = ds.partitioning(pa.schema([("dt", pa.string())]), flavor="hive")
         # An explicit schema: discovery opens no file (a corrupt one is the schema check's).
-        schema = transaction_schema().arrow
         dataset = ds.dataset(
-            tx_root, schema=schema, format="parquet", filesystem=fs, partitioning=partitioning
+            tx_root,
+            schema=transaction_schema().arrow,
+            format="parquet",
+            filesystem=fs,
+            partitioning=partitioning,
         )
         fragments = sorted(dataset.get_fragments(), key=lambda f: f.path)
+        schema = _written_with(fs, fragments)
         manifest_path = f"{root}/manifest.json"
         manifest = None
         if fs.get_file_info(manifest_path).type == pafs.FileType.File:
@@ -230,12 +237,26 @@ def locate(target: str, environ: Mapping[str, str]) -> Dataset:
         raise ConfigError(f"{target}: manifest.json is not valid JSON ({exc})") from exc
     if not fragments:
         raise ConfigError(f"{target}: not a dataset (no Parquet files under {tx_root})")
-    return Dataset(fs, root, fragments, manifest)
+    return Dataset(fs, root, fragments, manifest, schema)
+
+
+def _written_with(fs: pafs.FileSystem, fragments: list[Any]) -> EventSchema:
+    """The known schema the first readable file names in its footer, else the full one."""
+    for fragment in fragments[:1]:
+        try:
+            with fs.open_input_file(fragment.path) as handle:
+                stored = pq.ParquetFile(handle).schema_arrow.metadata or {}
+        except (pa.ArrowInvalid, OSError):
+            break
+        known = known_transaction_schemas()
+        fingerprint = stored.get(b"avro.schema.fingerprint", b"").decode()
+        return known.get(fingerprint, transaction_schema())
+    return transaction_schema()
 
 
 def check_schemas(data: Dataset) -> tuple[Check, list[Any], int]:
     """Footers only: the schema check, the files that can be scanned and their rows."""
-    schema = transaction_schema()
+    schema = data.schema
     found: dict[str, list[str]] = {}
     scannable, rows = [], 0
     for fragment in data.fragments:
@@ -251,9 +272,10 @@ def check_schemas(data: Dataset) -> tuple[Check, list[Any], int]:
             if ok:
                 scannable.append(fragment)
                 rows += parquet.metadata.num_rows
-    recorded = (data.manifest or {}).get("schema", {}).get("fingerprint", schema.fingerprint)
-    if recorded != schema.fingerprint:
-        found["manifest.json"] = [f"fingerprint {recorded}, expected {schema.fingerprint}"]
+    full = transaction_schema()
+    recorded = (data.manifest or {}).get("schema", {}).get("fingerprint", full.fingerprint)
+    if recorded != full.fingerprint:
+        found["manifest.json"] = [f"fingerprint {recorded}, expected {full.fingerprint}"]
     details = {
         "files": len(data.fragments),
         "files_with_problems": len(found),

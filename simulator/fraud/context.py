@@ -131,6 +131,18 @@ class CampaignContext:
             )[0]
         )
 
+    def merchant_distance_km(self, a: int, b: int) -> float:
+        """Distance between two card-present merchants' shops."""
+        m = self.world.merchants
+        return float(
+            haversine_km(
+                np.array([m.lat[a]]),
+                np.array([m.lon[a]]),
+                np.array([m.lat[b]]),
+                np.array([m.lon[b]]),
+            )[0]
+        )
+
     def far_city(self, rng: np.random.Generator, from_city: int, min_km: float) -> int:
         """A merchant city at least ``min_km`` away (by population), else the farthest one."""
         cities = self._cp_cities

@@ -341,13 +341,18 @@ class ImpossibleTravel(Scenario[ImpossibleTravelParams]):
         rows.add(np.array([at_home]), card, shop, amount, chip, fraud=False)
         gap_h = rng.uniform(*p.gap_hours)
         far = ctx.far_city(rng, home, max(p.min_km, gap_h * p.min_speed_kmh))
-        # Too few far places (a small country): shorten the gap instead.
-        gap_h = min(gap_h, ctx.distance_km(home, far) / p.min_speed_kmh * rng.uniform(0.5, 1.0))
-        first = at_home + int(gap_h * _US_PER_HOUR)
         k = _between(rng, p.purchases)
+        merchant, amount = _cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, far)
+        # Measured between the two shops; too few far places (a small country): a shorter gap.
+        cities = ctx.world.merchants.city
+        km = min(
+            ctx.merchant_distance_km(int(shop[0]), int(merchant[0])),
+            ctx.distance_km(int(cities[shop[0]]), int(cities[merchant[0]])),
+        )
+        gap_h = min(gap_h, km / p.min_speed_kmh * rng.uniform(0.5, 0.95))
+        first = at_home + int(gap_h * _US_PER_HOUR)
         t = first + np.sort((rng.random(k) * p.span_hours * _US_PER_HOUR).astype(np.int64))
         t[0] = first
-        merchant, amount = _cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, far)
         rows.add(t, card, merchant, amount, ctx.entry_modes.get("magstripe", 0))
         return rows.campaign()
 
