@@ -9,6 +9,8 @@ own child process (so peak RSS is that run's alone):
   (``rss_ratio_7d_to_1d``; memory must not grow with the span).
 * ``write_only``: the baseline: the 1-day table written to Parquet with the same settings,
   no simulation; ``steady_vs_write_only`` is the share of that ceiling the full model reaches.
+* ``no_fraud``: the same day with ``fraud.target_rate=0``; ``fraud_overhead`` is the share
+  of the run time the fraud planner (campaigns, warm-up, calibration, labels) adds.
 
 Usage: python bench/generate.py [--cardholders 100000] [--workers 1]
 """
@@ -47,6 +49,7 @@ def child(args: argparse.Namespace) -> None:
             "start_date": "2026-11-23",
             "cache_dir": args.cache,
             "population": {"cardholders": args.cardholders},
+            **({} if args.fraud_rate is None else {"fraud": {"target_rate": args.fraud_rate}}),
         },
         environ=False,
     )
@@ -73,7 +76,12 @@ def child(args: argparse.Namespace) -> None:
 
 
 def measure(
-    cardholders: int, days: int, workers: int, cache: str, write_only: bool = False
+    cardholders: int,
+    days: int,
+    workers: int,
+    cache: str,
+    write_only: bool = False,
+    fraud_rate: float | None = None,
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as out:
         cmd = [
@@ -93,6 +101,8 @@ def measure(
         ]
         if write_only:
             cmd.append("--write-only")
+        if fraud_rate is not None:
+            cmd += ["--fraud-rate", str(fraud_rate)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert proc.stdout is not None
         output = proc.stdout.read()
@@ -113,18 +123,22 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "txnsim-bench-cache"))
     parser.add_argument("--write-only", action="store_true")
+    parser.add_argument("--fraud-rate", type=float)
     args = parser.parse_args()
     if args.child:
         child(args)
         return
     one = measure(args.cardholders, 1, args.workers, args.cache, write_only=True)
     seven = measure(args.cardholders, 7, args.workers, args.cache)
+    no_fraud = measure(args.cardholders, 1, args.workers, args.cache, fraud_rate=0.0)
     report = {
         "benchmark": "generate",
         "cardholders": args.cardholders,
         "workers": args.workers,
         "one_day": one,
         "seven_days": seven,
+        "no_fraud": no_fraud,
+        "fraud_overhead": round(1 - float(no_fraud["seconds"]) / float(one["seconds"]), 3),  # type: ignore[arg-type]
         "rss_ratio_7d_to_1d": round(float(seven["peak_rss_mb"]) / float(one["peak_rss_mb"]), 3),  # type: ignore[arg-type]
         "steady_vs_write_only": round(
             float(one["steady_rows_per_s"]) / float(one["write_only_rows_per_s"]),

@@ -97,11 +97,11 @@ class CampaignContext:
 
     def residents(self, rng: np.random.Generator, cities: list[int], k: int) -> np.ndarray:
         """Up to ``k`` distinct cardholders living in ``cities`` (fewer if fewer live there)."""
-        parts = []
-        for city in cities:
-            lo = np.searchsorted(self._holder_city_sorted, city, side="left")
-            hi = np.searchsorted(self._holder_city_sorted, city, side="right")
-            parts.append(self._holders_by_city[lo:hi])
+        # Search with the array's own dtype: a Python int would convert the whole array.
+        c = np.asarray(cities, dtype=self._holder_city_sorted.dtype)
+        lo = np.searchsorted(self._holder_city_sorted, c, side="left")
+        hi = np.searchsorted(self._holder_city_sorted, c, side="right")
+        parts = [self._holders_by_city[a:b] for a, b in zip(lo, hi, strict=True)]
         pool = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         if len(pool) <= k:
             return pool
