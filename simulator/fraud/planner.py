@@ -31,7 +31,7 @@ from simulator.world import World
 __all__ = ["FraudPlanner", "FraudRows"]
 
 _US_PER_DAY = 86_400_000_000
-_CALIBRATION_CAMPAIGNS = 32
+_CALIBRATION_CAMPAIGNS = 96
 _TOPUP_ATTEMPTS = 10_000
 
 
