@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from simulator.avro_decode import Decoded
-from simulator.schema import EventSchema, transaction_schema
+from simulator.schema import EventSchema, landing_of, transaction_schema
 
 __all__ = ["Cut", "DeadLetter", "Limits", "PartitionLog", "file_key"]
 
@@ -169,7 +169,7 @@ class PartitionLog:
             row_offsets, rows = row_offsets[keep], decoded.rows[keep]
         else:
             rows = decoded.rows
-        days = _days(table.column("event_time"))
+        days = _days(table.column(landing_of(schema)[1]))
         self._append(table, row_offsets, days, sizes[rows], now, schema)
 
     def _append(

@@ -8,9 +8,11 @@ Exactly once, by construction:
   so a crash at any point re-reads only records whose files may or may not exist.
 * Files are cut by the records alone (see :mod:`consumers.landing`), so re-reading cuts
   the same files and finds them landed. A record's writer schema is part of the record:
-  its ``txnsim.schema.fingerprint`` header picks the decoder among the known transaction
-  schemas (full, or public without the label fields), and a file holds one schema (its
-  Arrow schema and recorded fingerprint are that schema's). A missing or unknown
+  its ``txnsim.schema.fingerprint`` header picks the decoder among the known schemas
+  (transactions, full or public without the label fields, and fraud labels), and a file
+  holds one schema (its Arrow schema and recorded fingerprint are that schema's).
+  Transactions land in ``transactions/`` by event date, labels in ``labels/`` by label
+  date. A missing or unknown
   fingerprint decodes with the full schema, and a record that does not is a dead letter.
   When a file was cut otherwise (age, budget, catching up) or by another member before a
   rebalance, the landed object wins: its metadata says which offsets it holds, and those
@@ -48,15 +50,13 @@ from simulator.avro_decode import TableDecoder
 from simulator.config import WriterConfig
 from simulator.errors import SimulatorError
 from simulator.output import parquet_bytes
-from simulator.schema import EventSchema, known_transaction_schemas, transaction_schema
+from simulator.schema import EventSchema, known_schemas, landing_of, transaction_schema
 
 __all__ = ["KafkaUnavailable", "Sink", "SinkConflict", "SinkStats"]
 
 log = logging.getLogger("txnsim.sink")
 
 T = TypeVar("T")
-
-TABLE = "transactions"
 
 #: The header naming the writer schema's fingerprint (set by ``txnsim stream``).
 FINGERPRINT_HEADER = "txnsim.schema.fingerprint"
@@ -137,7 +137,7 @@ class Sink:
         #: Writer schemas by fingerprint (bytes, as in the header), each with its decoder.
         self._decoders: dict[bytes, tuple[EventSchema, TableDecoder]] = {
             fingerprint.encode(): (schema, TableDecoder(schema, RawAvro()))
-            for fingerprint, schema in known_transaction_schemas().items()
+            for fingerprint, schema in known_schemas().items()
         }
         self._fallback = self._decoders[self._schema.fingerprint.encode()]
         self._limits = Limits(settings.max_rows_per_file, settings.max_bytes_per_file)
@@ -411,7 +411,7 @@ class Sink:
     def _land_cut(self, partition: int, cut: Cut) -> _Outcome:
         """Encode and land ``cut`` (in a writer thread); what happened."""
         settings = self._settings
-        key = file_key(TABLE, cut.day, settings.topic, partition, cut.first)
+        key = file_key(landing_of(cut.schema)[0], cut.day, settings.topic, partition, cut.first)
         metadata = {
             "topic": settings.topic,
             "partition": str(partition),

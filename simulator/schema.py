@@ -17,7 +17,9 @@ __all__ = [
     "LABEL_FIELDS",
     "EventSchema",
     "arrow_type",
+    "known_schemas",
     "known_transaction_schemas",
+    "landing_of",
     "public_transaction_schema",
     "transaction_schema",
 ]
@@ -110,6 +112,23 @@ def public_transaction_schema() -> EventSchema:
 def known_transaction_schemas() -> dict[str, EventSchema]:
     """The transaction schemas a stream may be written with, by fingerprint."""
     return {s.fingerprint: s for s in (transaction_schema(), public_transaction_schema())}
+
+
+def known_schemas() -> dict[str, EventSchema]:
+    """Every schema a topic of ours may carry (transactions and fraud labels), by fingerprint."""
+    labels = transaction_schema("fraud_label")
+    return {**known_transaction_schemas(), labels.fingerprint: labels}
+
+
+def landing_of(schema: EventSchema) -> tuple[str, str]:
+    """The dataset folder a schema's records land in, and the time column of their ``dt``.
+
+    Transactions land in ``transactions/`` by event date; fraud labels in ``labels/`` by
+    the date the label becomes available, as ``txnsim generate`` lands them.
+    """
+    if schema.name == "fraud_label":
+        return "labels", "label_time"
+    return "transactions", "event_time"
 
 
 def _derive(name: str, raw: dict[str, Any]) -> EventSchema:

@@ -9,6 +9,7 @@ by the offset ranges the files record (contiguous, disjoint, complete).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import itertools
 import os
 import random
@@ -35,6 +36,7 @@ from tests.kafka_broker import local_kafka_for, restart_local_kafka
 from tests.kafka_read import read_topic
 from tests.prometheus import free_port, scrape, scrape_while
 from tests.s3_server import S3Server
+from tests.test_stream import fraud_overrides
 
 pytestmark = pytest.mark.kafka
 
@@ -462,6 +464,65 @@ def test_each_writer_schema_lands_in_its_own_files(
     public_offsets = sorted(o for a, b in spans[stripped.fingerprint] for o in range(a, b + 1))
     assert full_offsets == [*range(inline), inline + public]
     assert public_offsets == list(range(inline, inline + public))
+
+
+def test_the_labels_topic_lands_like_generate_writes_labels(
+    kafka_bootstrap: str, tmp_path: Path, cache_dir: Path
+) -> None:
+    """Labels land in labels/dt=<label date>, equal to generate's labels due within the day."""
+    topic = f"labelled-{uuid.uuid4().hex[:8]}"
+    settings = small_settings(
+        tmp_path / "batch",
+        cache_dir,
+        *fraud_overrides(),
+        population={"cardholders": 3000, "block_size": 500},
+        kafka={
+            "bootstrap_servers": kafka_bootstrap,
+            "topic": topic,
+            "labels_topic": f"{topic}-labels",
+            "partitions": 2,
+        },
+        stream={"speed": "max"},
+    )
+    run(settings)
+    stats = run_stream(settings, Streams(7))
+    end = pa.scalar(dt.datetime(2026, 11, 25, tzinfo=dt.UTC), pa.timestamp("us", tz="UTC"))
+    batch = ds.dataset(settings.out / "labels", format="parquet", partitioning="hive").to_table()
+    due = batch.filter(pa.compute.less(batch.column("label_time"), end))
+    assert stats.labels_released == due.num_rows > 20
+    dest = tmp_path / "lake"
+    summary = _land(
+        [
+            sys.executable,
+            "-m",
+            "consumers",
+            "--bootstrap-servers",
+            kafka_bootstrap,
+            "--topic",
+            f"{topic}-labels",
+            "--group",
+            "g-labels",
+            "--dest",
+            str(dest),
+            "--until-caught-up",
+        ],
+        None,
+        tmp_path / "sink.log",
+    )
+    assert summary["dead_letters"] == 0
+    assert summary["rows_landed"] == due.num_rows
+    assert not (dest / "transactions").exists()
+    landed = ds.dataset(dest / "labels", format="parquet", partitioning="hive").to_table()
+    label_day = pa.compute.strftime(landed.column("label_time"), "%Y-%m-%d")
+    assert pa.compute.all(
+        pa.compute.equal(landed.column("dt").cast(pa.string()), label_day)
+    ).as_py()
+    columns = transaction_schema("fraud_label").arrow.names
+    assert (
+        landed.select(columns)
+        .sort_by("transaction_id")
+        .equals(due.select(columns).sort_by("transaction_id"))
+    )
 
 
 def test_idle_partitions_flush_by_age_while_running(streamed: Streamed, tmp_path: Path) -> None:
