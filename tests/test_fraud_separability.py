@@ -24,13 +24,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
-DAYS = 14
-TRAIN_DAYS = 9
+DAYS = 12
+TRAIN_DAYS = 8
 
 
 @pytest.fixture(scope="module")
 def run(cache_dir: Path) -> Run:
-    w = fr.with_fraud(fr.world(20_000, cache_dir), target_rate=0.01)
+    w = fr.with_fraud(fr.world(12_000, cache_dir), target_rate=0.01)
     return fr.simulate(w, DAYS)
 
 

@@ -100,7 +100,13 @@ class FraudPlanner:
         self._next_case = 0
         self._carry = 0.0
         self._warmed = False
-        self._mean, self._fast, self._reach = self._calibrate()
+        # Calibration plans sample campaigns: only worth it when fraud is wanted.
+        n = len(self._scenarios)
+        self._mean, self._fast, self._reach = (
+            self._calibrate()
+            if self.rate > 0 and n
+            else (np.ones(n), np.zeros(n), np.zeros(n, dtype=np.int64))
+        )
 
     @property
     def rate(self) -> float:
