@@ -102,11 +102,12 @@ class FraudPlanner:
         self._warmed = False
         # Calibration plans sample campaigns: only worth it when fraud is wanted.
         n = len(self._scenarios)
-        self._mean, self._fast, self._reach = (
+        calibration: tuple[np.ndarray, np.ndarray, np.ndarray] = (
             self._calibrate()
             if self.rate > 0 and n
             else (np.ones(n), np.zeros(n), np.zeros(n, dtype=np.int64))
         )
+        self._mean, self._fast, self._reach = calibration
 
     @property
     def rate(self) -> float:
