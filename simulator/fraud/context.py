@@ -122,26 +122,12 @@ class CampaignContext:
     def distance_km(self, city_a: int, city_b: int) -> float:
         """Great-circle distance between two cities."""
         c = self.world.cities
-        return float(
-            haversine_km(
-                np.array([c.lat[city_a]]),
-                np.array([c.lon[city_a]]),
-                np.array([c.lat[city_b]]),
-                np.array([c.lon[city_b]]),
-            )[0]
-        )
+        return _km(c.lat, c.lon, city_a, city_b)
 
     def merchant_distance_km(self, a: int, b: int) -> float:
         """Distance between two card-present merchants' shops."""
         m = self.world.merchants
-        return float(
-            haversine_km(
-                np.array([m.lat[a]]),
-                np.array([m.lon[a]]),
-                np.array([m.lat[b]]),
-                np.array([m.lon[b]]),
-            )[0]
-        )
+        return _km(m.lat, m.lon, a, b)
 
     def far_city(self, rng: np.random.Generator, from_city: int, min_km: float) -> int:
         """A merchant city at least ``min_km`` away (by population), else the farthest one."""
@@ -270,6 +256,11 @@ class CampaignContext:
             lo, hi = np.log(spot.amount_usd[0]), np.log(spot.amount_usd[1])
             usd[rows] = np.exp(lo + (hi - lo) * rng.random(len(rows)))
         return merchant, self.to_minor(np.round(usd, 2), merchant)
+
+
+def _km(lat: np.ndarray, lon: np.ndarray, a: int, b: int) -> float:
+    """Great-circle distance between points ``a`` and ``b`` of coordinate arrays."""
+    return float(haversine_km(lat[[a]], lon[[a]], lat[[b]], lon[[b]])[0])
 
 
 @cache
