@@ -6,7 +6,7 @@ in this run, alternately, best of ``--repeat`` wall-clock runs each:
 
 * ``baseline``: the naive path, ``table.to_pylist()`` then ``fastavro.schemaless_writer``
   into a fresh ``BytesIO`` per record.
-* ``table_encoder``: ``simulator.avro_codec.TableEncoder`` with raw Avro framing
+* ``table_encoder``: ``schemas.avro_encode.TableEncoder`` with raw Avro framing
   (``table_encoder_confluent``: with the 5-byte Confluent header).
 
 ``ratio`` is table_encoder over baseline; ``identical`` says both produced the same bytes.
@@ -32,12 +32,12 @@ sys.path.insert(0, str(ROOT))
 import fastavro  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from simulator.avro_codec import ConfluentWireFormat, RawAvro, TableEncoder  # noqa: E402
-from simulator.engine import SliceSource  # noqa: E402
-from simulator.schema import transaction_schema  # noqa: E402
-from simulator.seeding import Streams  # noqa: E402
-from simulator.settings import load_settings  # noqa: E402
-from simulator.world import build_world  # noqa: E402
+from schemas.avro_encode import ConfluentWireFormat, RawAvro, TableEncoder  # noqa: E402
+from schemas.event import transaction_schema  # noqa: E402
+from simulator.core.seeding import Streams  # noqa: E402
+from simulator.model.engine import SliceSource  # noqa: E402
+from simulator.settings.loading import load_settings  # noqa: E402
+from simulator.world.build import build_world  # noqa: E402
 
 
 def simulated_table(cardholders: int, cache: str) -> pa.Table:

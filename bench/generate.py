@@ -33,11 +33,11 @@ def child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
     import pyarrow.dataset as ds
 
-    from simulator.generate import generate
-    from simulator.output import write_parquet_file
-    from simulator.seeding import Streams
-    from simulator.settings import load_settings
-    from simulator.world import build_world
+    from simulator.batch.generate import generate
+    from simulator.batch.output import write_parquet_file
+    from simulator.core.seeding import Streams
+    from simulator.settings.loading import load_settings
+    from simulator.world.build import build_world
 
     settings = load_settings(
         None,

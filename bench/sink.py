@@ -39,9 +39,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench.sink_topic import PARTITIONS, fill_topic, generate_day
-    from simulator.avro_codec import RawAvro, RecordDecoder
-    from simulator.avro_decode import TableDecoder
-    from simulator.schema import transaction_schema
+    from schemas.avro_decode import TableDecoder
+    from schemas.avro_encode import RawAvro, RecordDecoder
+    from schemas.event import transaction_schema
     from tests.kafka_broker import ensure_kafka
     from tests.s3_server import start_s3_server
 
@@ -57,12 +57,9 @@ def main() -> None:
         decoder.decode(values[lo : lo + 20_000])
     decode_s = time.perf_counter() - began
     # Baseline: Parquet encoding alone (the sink's writer settings), in files of one partition.
-    from simulator.config import WriterConfig
-    from simulator.output import parquet_bytes
+    from schemas.parquet import ParquetFormat, parquet_bytes
 
-    writer = WriterConfig(
-        rows_per_file=250_000, row_group_size=131_072, compression="zstd", compression_level=3
-    )
+    writer = ParquetFormat(row_group_size=131_072, compression="zstd", compression_level=3)
     began = time.perf_counter()
     for p in range(PARTITIONS):
         parquet_bytes(table.filter(pa.array([q == p for q in day.partitions])), writer, None)

@@ -30,12 +30,12 @@ def generate_day(cardholders: int, work: Path) -> GeneratedDay:
     """Simulate 2026-11-24 (seed 7) into ``work/batch`` and encode it as the stream does."""
     import pyarrow.dataset as ds
 
-    from simulator.avro_codec import RawAvro, TableEncoder
-    from simulator.generate import generate
-    from simulator.partitioner import partitions_for
-    from simulator.schema import transaction_schema
-    from simulator.seeding import Streams
-    from simulator.settings import load_settings
+    from schemas.avro_encode import RawAvro, TableEncoder
+    from schemas.event import transaction_schema
+    from schemas.partitioner import partitions_for
+    from simulator.batch.generate import generate
+    from simulator.core.seeding import Streams
+    from simulator.settings.loading import load_settings
 
     settings = load_settings(
         None,

@@ -31,13 +31,13 @@ def main() -> None:
     parser.add_argument("--cardholders", type=int, default=20_000)
     args = parser.parse_args()
 
-    from simulator.avro_codec import RawAvro, TableEncoder
-    from simulator.engine import SliceSource
-    from simulator.schema import transaction_schema
-    from simulator.seeding import Streams
-    from simulator.settings import load_settings
-    from simulator.stream_job import run_stream
-    from simulator.world import build_world
+    from schemas.avro_encode import RawAvro, TableEncoder
+    from schemas.event import transaction_schema
+    from simulator.core.seeding import Streams
+    from simulator.model.engine import SliceSource
+    from simulator.settings.loading import load_settings
+    from simulator.stream.job import run_stream
+    from simulator.world.build import build_world
     from tests.kafka_broker import ensure_kafka
 
     bootstrap, stop = ensure_kafka()

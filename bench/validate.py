@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def generate_child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
-    from simulator.generate import generate
-    from simulator.seeding import Streams
-    from simulator.settings import load_settings
+    from simulator.batch.generate import generate
+    from simulator.core.seeding import Streams
+    from simulator.settings.loading import load_settings
 
     settings = load_settings(
         None,
@@ -47,7 +47,7 @@ def generate_child(args: argparse.Namespace) -> None:
 
 def validate_child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
-    from simulator.validate import validate
+    from simulator.validate.checks import validate
 
     began = time.perf_counter()
     report = validate(args.out)

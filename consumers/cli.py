@@ -19,13 +19,13 @@ from typing import Any
 
 import orjson
 
-from consumers.config import load_sink_settings
+from consumers.settings import load_sink_settings
 from consumers.sink import Sink
 from consumers.store import open_store
-from simulator import metrics
-from simulator.errors import ConfigError, SimulatorError
-from simulator.logs import bind, configure_logging
-from simulator.settings import parse_overrides
+from runtime import metrics
+from runtime.errors import ConfigError, TxnsimError
+from runtime.logs import bind, configure_logging
+from runtime.overrides import parse_overrides
 
 __all__ = ["main"]
 
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = open_store(
             settings.dest, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
         )
-    except (ConfigError, SimulatorError) as exc:
+    except (ConfigError, TxnsimError) as exc:
         print(f"txnsim-sink: {exc}", file=sys.stderr)
         return 2
     bind(run_id=uuid.uuid4().hex[:12], group=settings.group, topic=settings.topic)
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         stats = sink.run()
-    except SimulatorError as exc:
+    except TxnsimError as exc:
         log.error("sink failed", extra={"error": str(exc)})  # noqa: TRY400 - expected failure
         print(f"txnsim-sink: {exc}", file=sys.stderr)
         return 1

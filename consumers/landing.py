@@ -22,8 +22,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from simulator.avro_decode import Decoded
-from simulator.schema import EventSchema, landing_of, transaction_schema
+from schemas.avro_decode import Decoded
+from schemas.event import EventSchema, landing_of, transaction_schema
 
 __all__ = ["Cut", "DeadLetter", "Limits", "PartitionLog", "file_key"]
 

@@ -41,33 +41,23 @@ from typing import Any, TypeVar
 import numpy as np
 import orjson
 
-from consumers.config import SinkSettings
+from consumers import metrics
+from consumers.errors import KafkaUnavailable, SinkConflict, SinkError, StoreError
 from consumers.landing import Cut, DeadLetter, Limits, PartitionLog, file_key
-from consumers.store import PARQUET_METADATA_PREFIX, ObjectStore, Retrying, StoreError
-from simulator import metrics
-from simulator.avro_codec import RawAvro
-from simulator.avro_decode import TableDecoder
-from simulator.config import WriterConfig
-from simulator.errors import SimulatorError
-from simulator.output import parquet_bytes
-from simulator.schema import EventSchema, known_schemas, landing_of, transaction_schema
+from consumers.settings import SinkSettings
+from consumers.store import PARQUET_METADATA_PREFIX, ObjectStore, Retrying
+from schemas.avro_decode import TableDecoder
+from schemas.event import EventSchema, known_schemas, landing_of, transaction_schema
+from schemas.framing import FINGERPRINT_HEADER, RawAvro
+from schemas.parquet import ParquetFormat, parquet_bytes
 
-__all__ = ["KafkaUnavailable", "Sink", "SinkConflict", "SinkStats"]
+__all__ = ["Sink", "SinkStats"]
 
 log = logging.getLogger("txnsim.sink")
 
 T = TypeVar("T")
 
 #: The header naming the writer schema's fingerprint (set by ``txnsim stream``).
-FINGERPRINT_HEADER = "txnsim.schema.fingerprint"
-
-
-class KafkaUnavailable(SimulatorError):
-    """The cluster did not answer, or the topic does not exist."""
-
-
-class SinkConflict(SimulatorError):
-    """An object at a file's name is not a file this sink could have written for it."""
 
 
 @dataclass
@@ -141,8 +131,7 @@ class Sink:
         }
         self._fallback = self._decoders[self._schema.fingerprint.encode()]
         self._limits = Limits(settings.max_rows_per_file, settings.max_bytes_per_file)
-        self._writer = WriterConfig(
-            rows_per_file=settings.max_rows_per_file,
+        self._writer = ParquetFormat(
             row_group_size=settings.row_group_rows,
             compression="zstd",
             compression_level=settings.compression_level,
@@ -185,7 +174,7 @@ class Sink:
     def _count_retry(self, _: Exception) -> None:
         with self._lock:  # called from writer threads
             self.stats.store_retries += 1
-        metrics.SINK_STORE_RETRIES.inc()
+        metrics.STORE_RETRIES.inc()
 
     # --- Main loop -------------------------------------------------------------------------
 
@@ -315,7 +304,7 @@ class Sink:
                 if not batch:
                     continue
             self.stats.consumed += len(batch)
-            metrics.SINK_CONSUMED.inc(len(batch))
+            metrics.CONSUMED.inc(len(batch))
             # Runs of consecutive records with one writer schema, in offset order.
             prints = [_fingerprint(m.headers()) for m in batch]
             bounds = [0, *(i for i in range(1, len(prints)) if prints[i] != prints[i - 1])]
@@ -385,7 +374,7 @@ class Sink:
     ) -> None:
         if outcome.adopted_through is not None:
             self.stats.files_adopted += 1
-            metrics.SINK_ADOPTED.inc()
+            metrics.ADOPTED.inc()
             partition_log.skip_through(outcome.adopted_through)
             return
         partition_log.cuts.pop(0)
@@ -393,9 +382,9 @@ class Sink:
         self.stats.rows_landed += cut.rows
         self.stats.bytes_landed += outcome.size
         self.stats.freshness_us[partition] = outcome.last_event_us
-        metrics.SINK_FILES.inc()
-        metrics.SINK_ROWS.inc(cut.rows)
-        metrics.SINK_BYTES.inc(outcome.size)
+        metrics.FILES.inc()
+        metrics.ROWS.inc(cut.rows)
+        metrics.BYTES.inc(outcome.size)
 
     def _drain(self, partitions: list[int]) -> None:
         """Wait for the cuts in flight for ``partitions`` (revoked: their outcome is moot)."""
@@ -405,7 +394,7 @@ class Sink:
                 continue
             try:
                 pending[1].result()
-            except SimulatorError as exc:
+            except SinkError as exc:
                 log.warning("a revoked partition's file failed", extra={"error": str(exc)})
 
     def _land_cut(self, partition: int, cut: Cut) -> _Outcome:
@@ -475,7 +464,7 @@ class Sink:
         created = self._retry(lambda: self._store.put_if_absent(key, body, metadata), f"put {key}")
         if created:
             self.stats.dead_letters += 1
-            metrics.SINK_DEAD_LETTERS.inc()
+            metrics.DEAD_LETTERS.inc()
             log.warning(
                 "record dead-lettered",
                 extra={"partition": partition, "offset": letter.offset, "error": letter.error},
@@ -500,18 +489,16 @@ class Sink:
             return
         self._committed.update(due)
         self.stats.commits += 1
-        metrics.SINK_COMMITS.inc()
+        metrics.COMMITS.inc()
         for partition, position in due.items():
             _, high = self._consumer.get_watermark_offsets(
                 TopicPartition(self._settings.topic, partition), cached=True
             )
             if high is not None and high >= 0:
-                metrics.SINK_COMMIT_LAG.labels(partition=str(partition)).set(
-                    max(0, high - position)
-                )
+                metrics.COMMIT_LAG.labels(partition=str(partition)).set(max(0, high - position))
             fresh = self.stats.freshness_us.get(partition)
             if fresh is not None:
-                metrics.SINK_FRESHNESS.labels(partition=str(partition)).set(fresh / 1e6)
+                metrics.FRESHNESS.labels(partition=str(partition)).set(fresh / 1e6)
         if self._ends is not None:
             for partition, position in due.items():
                 if position >= self._ends.get(partition, 0) and partition not in self._paused:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from simulator.errors import SimulatorError
+from consumers.errors import SinkError, StoreError, StoreUnavailable
 
 __all__ = [
     "PARQUET_METADATA_PREFIX",
@@ -32,22 +32,12 @@ __all__ = [
     "ObjectStore",
     "Retrying",
     "S3Store",
-    "StoreError",
-    "StoreUnavailable",
     "open_store",
 ]
 
 log = logging.getLogger("txnsim.sink.store")
 
 T = TypeVar("T")
-
-
-class StoreError(SimulatorError):
-    """The destination refused an operation for a reason retrying will not fix."""
-
-
-class StoreUnavailable(SimulatorError):
-    """A transient failure of the destination (outage, throttling, timeout)."""
 
 
 class ObjectStore(Protocol):
@@ -208,7 +198,7 @@ _TRANSIENT_CODES = {
 }
 
 
-def _translate(exc: Exception, what: str) -> SimulatorError:
+def _translate(exc: Exception, what: str) -> SinkError:
     """Sort a boto3 failure into transient (retry) or permanent (stop)."""
     from botocore.exceptions import BotoCoreError, ClientError
 

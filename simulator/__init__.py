@@ -3,24 +3,15 @@
 The public API: build :class:`Settings` with :func:`load_settings`, a :class:`Streams`
 from the seed, then either :func:`generate` a span of days into a folder, or iterate
 a :class:`SliceSource` over a :class:`World` for the same events as Arrow tables.
+
+The names are imported on first use, so ``import simulator.core.ids`` (or the command
+line's ``--help``) does not load the whole package.
 """
 
 from __future__ import annotations
 
-from simulator.config import Settings
-from simulator.engine import Slice, SliceSource
-from simulator.errors import (
-    ConfigError,
-    OutputError,
-    ReferenceDataError,
-    SchemaError,
-    SimulatorError,
-)
-from simulator.generate import RunSummary, generate
-from simulator.schema import EventSchema, transaction_schema
-from simulator.seeding import Streams
-from simulator.settings import load_settings
-from simulator.world import World, build_world
+import importlib
+from typing import Any
 
 __all__ = [
     "ConfigError",
@@ -40,3 +31,35 @@ __all__ = [
     "load_settings",
     "transaction_schema",
 ]
+
+_HOMES = {
+    "ConfigError": "simulator.errors",
+    "OutputError": "simulator.errors",
+    "ReferenceDataError": "simulator.errors",
+    "SimulatorError": "simulator.errors",
+    "SchemaError": "schemas.errors",
+    "EventSchema": "schemas.event",
+    "transaction_schema": "schemas.event",
+    "Settings": "simulator.settings.models",
+    "load_settings": "simulator.settings.loading",
+    "Streams": "simulator.core.seeding",
+    "World": "simulator.world.build",
+    "build_world": "simulator.world.build",
+    "Slice": "simulator.model.engine",
+    "SliceSource": "simulator.model.engine",
+    "RunSummary": "simulator.batch.generate",
+    "generate": "simulator.batch.generate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'simulator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

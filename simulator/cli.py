@@ -23,12 +23,13 @@ from typing import Any
 import orjson
 import yaml
 
-from simulator.clock import LagExceeded
-from simulator.config import Settings
-from simulator.errors import ConfigError, ReferenceDataError, SimulatorError
-from simulator.logs import bind, configure_logging
-from simulator.seeding import Streams
-from simulator.settings import load_settings
+from runtime import errors as runtime_errors
+from runtime.logs import bind, configure_logging
+from simulator.core.seeding import Streams
+from simulator.errors import ConfigError, LagExceeded, ReferenceDataError
+from simulator.fraud.registry import check_scenarios
+from simulator.settings.loading import load_settings
+from simulator.settings.models import Settings
 
 __all__ = ["main"]
 
@@ -87,7 +88,7 @@ def _metrics_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve_metrics(args: argparse.Namespace) -> None:
-    from simulator import metrics
+    from runtime import metrics
 
     try:
         metrics.serve(args.metrics_port, args.metrics_host)
@@ -209,6 +210,7 @@ def _default_cache_dir() -> Path:
 def build_settings(args: argparse.Namespace) -> Settings:
     """Effective settings from every source, with the cache folder filled in."""
     settings = load_settings(args.config, _cli_layer(args), args.overrides)
+    check_scenarios(settings.fraud)
     if settings.cache_dir is None:
         settings = settings.model_copy(update={"cache_dir": _default_cache_dir()})
     return settings
@@ -225,7 +227,7 @@ def _show(settings: Settings, fmt: str) -> None:
 
 
 def _generate(settings: Settings) -> None:
-    from simulator.generate import generate  # heavy imports only when running
+    from simulator.batch.generate import generate  # heavy imports only when running
 
     settings, streams, source = _seeded(settings)
     bind(
@@ -256,7 +258,7 @@ def _seeded(settings: Settings) -> tuple[Settings, Streams, str]:
 
 
 def _stream(settings: Settings, *, live: bool) -> None:
-    from simulator.stream_job import run_stream
+    from simulator.stream.job import run_stream
 
     settings, streams, _ = _seeded(settings)
     bind(
@@ -278,7 +280,7 @@ def _stream(settings: Settings, *, live: bool) -> None:
 
 
 def _report(root: Path, out: Path) -> None:
-    from simulator.report import render_report  # matplotlib only when reporting
+    from simulator.report.render import render_report  # matplotlib only when reporting
 
     figures = render_report(root, out)
     summary = {"out": str(out), "figures": [str(p) for p in figures.values()]}
@@ -286,7 +288,7 @@ def _report(root: Path, out: Path) -> None:
 
 
 def _validate(target: str, spill_dir: Path | None) -> int:
-    from simulator.validate import validate
+    from simulator.validate.checks import validate
 
     report = validate(target, environ=os.environ, spill_dir=spill_dir)
     sys.stdout.write(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -318,13 +320,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             _stream(settings, live=args.start == "now")
             return 0
         _generate(settings)
-    except (ConfigError, ReferenceDataError) as exc:
+    except (runtime_errors.ConfigError, ReferenceDataError) as exc:
         sys.stderr.write(f"txnsim: {exc}\n")
         return 2
     except LagExceeded as exc:
         sys.stderr.write(f"txnsim: {exc}\n")
         return 4
-    except SimulatorError as exc:
+    except runtime_errors.TxnsimError as exc:
         sys.stderr.write(f"txnsim: {exc}\n")
         return 1
     except KeyboardInterrupt:

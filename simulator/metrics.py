@@ -1,23 +1,18 @@
-"""Prometheus metrics of ``txnsim generate``, ``txnsim stream`` and ``txnsim-sink``.
+"""Prometheus metrics of ``txnsim generate`` and ``txnsim stream``.
 
-One registry for the process, served over HTTP with ``--metrics-port`` (text format at
-``/metrics``). Names follow Prometheus conventions: a ``txnsim_`` prefix, base units
-(seconds, bytes), ``_total`` on counters (added by the client library).
+They live in the process registry of :mod:`runtime.metrics`, which ``--metrics-port``
+serves.
 """
 
 from __future__ import annotations
 
-import logging
-
 import pyarrow as pa
 import pyarrow.compute as pc
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["REGISTRY", "count_events", "serve"]
+from runtime.metrics import REGISTRY
 
-log = logging.getLogger("txnsim.metrics")
-
-REGISTRY = CollectorRegistry()
+__all__ = ["count_events"]
 
 # --- The simulator (generate and stream) ----------------------------------------------------
 
@@ -66,45 +61,6 @@ PRODUCE_ERRORS = Counter(
     registry=REGISTRY,
 )
 
-# --- The sink -----------------------------------------------------------------------------
-
-SINK_CONSUMED = Counter(
-    "txnsim_sink_records_consumed", "Records read from Kafka.", registry=REGISTRY
-)
-SINK_FILES = Counter("txnsim_sink_files_written", "Parquet files written.", registry=REGISTRY)
-SINK_ROWS = Counter("txnsim_sink_rows_written", "Rows in the files written.", registry=REGISTRY)
-SINK_BYTES = Counter(
-    "txnsim_sink_written_bytes", "Bytes of the Parquet files written.", registry=REGISTRY
-)
-SINK_ADOPTED = Counter(
-    "txnsim_sink_files_adopted",
-    "Files found already landed (after a crash or rebalance) and adopted, not rewritten.",
-    registry=REGISTRY,
-)
-SINK_DEAD_LETTERS = Counter(
-    "txnsim_sink_dead_letters",
-    "Undecodable records written to the dead-letter prefix.",
-    registry=REGISTRY,
-)
-SINK_STORE_RETRIES = Counter(
-    "txnsim_sink_store_retries",
-    "Retried destination operations (5xx, throttling, timeouts, refused connections).",
-    registry=REGISTRY,
-)
-SINK_COMMITS = Counter("txnsim_sink_commits", "Offset commits.", registry=REGISTRY)
-SINK_COMMIT_LAG = Gauge(
-    "txnsim_sink_commit_lag_records",
-    "Records between the committed offset and the partition's end, per partition.",
-    ["partition"],
-    registry=REGISTRY,
-)
-SINK_FRESHNESS = Gauge(
-    "txnsim_sink_last_committed_event_time_seconds",
-    "Event time of the last committed record, per partition (Unix timestamp).",
-    ["partition"],
-    registry=REGISTRY,
-)
-
 
 def count_events(table: pa.Table) -> None:
     """Count a batch of transactions by fraud scenario."""
@@ -116,15 +72,3 @@ def count_events(table: pa.Table) -> None:
         EVENTS.labels(type="transaction", scenario=item["values"]).inc(item["counts"])
         if item["values"] != "none":
             FRAUD_INJECTED.labels(scenario=item["values"]).inc(item["counts"])
-
-
-def serve(port: int | None, host: str = "127.0.0.1") -> None:
-    """Serve the registry on ``host:port`` in a daemon thread (nothing if ``port`` is None).
-
-    Raises:
-        OSError: If the port cannot be bound.
-    """
-    if port is None:
-        return
-    start_http_server(port, addr=host, registry=REGISTRY)
-    log.info("serving metrics", extra={"address": f"http://{host}:{port}/metrics"})

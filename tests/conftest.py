@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, settings
 
-from simulator.config import Settings
-from simulator.generate import RunSummary, generate
-from simulator.seeding import Streams
-from simulator.settings import load_settings
+from simulator.batch.generate import RunSummary, generate
+from simulator.core.seeding import Streams
+from simulator.settings.loading import load_settings
+from simulator.settings.models import Settings
 from tests.s3_server import S3Server
 
 # The CI machine is small and shared: no per-example deadline, few but meaningful examples.

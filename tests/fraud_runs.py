@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from simulator.engine import SliceSource
+from simulator.core.seeding import Streams
 from simulator.fraud.cards import CardRegistry
-from simulator.seeding import Streams
-from simulator.settings import load_settings
-from simulator.world import World, build_world
+from simulator.model.engine import SliceSource
+from simulator.settings.loading import load_settings
+from simulator.world.build import World, build_world
 
 US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 24 * US_PER_HOUR

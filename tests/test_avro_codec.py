@@ -12,21 +12,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator import avro_codec
-from simulator.avro_codec import (
-    ConfluentWireFormat,
-    DecodeError,
-    Framing,
-    RawAvro,
-    RecordDecoder,
-    TableEncoder,
-)
-from simulator.engine import SliceSource
-from simulator.errors import SimulatorError
-from simulator.schema import EventSchema, arrow_type, transaction_schema
-from simulator.seeding import Streams
-from simulator.settings import load_settings
-from simulator.world import build_world
+from schemas import avro_encode as avro_codec
+from schemas.avro_encode import TableEncoder
+from schemas.avro_records import RecordDecoder
+from schemas.errors import DecodeError, SchemaError
+from schemas.event import EventSchema, arrow_type, transaction_schema
+from schemas.framing import ConfluentWireFormat, Framing, RawAvro
+from simulator.core.seeding import Streams
+from simulator.model.engine import SliceSource
+from simulator.settings.loading import load_settings
+from simulator.world.build import build_world
 from tests.strategies import sample_transaction, transactions
 
 SCHEMA = transaction_schema()
@@ -63,7 +58,7 @@ def test_all_lists_the_public_names() -> None:
         if not name.startswith("_") and getattr(value, "__module__", "") == avro_codec.__name__
     }
     assert set(avro_codec.__all__) == defined
-    assert issubclass(DecodeError, SimulatorError)
+    assert issubclass(DecodeError, SchemaError)
 
 
 @given(_records, st.sampled_from(FRAMINGS))
@@ -168,7 +163,7 @@ def test_other_avro_types_equal_fastavro(records: list[dict[str, Any]]) -> None:
 def test_unsupported_types_are_refused_when_built() -> None:
     raw = {"type": "record", "name": "R", "fields": [{"name": "m", "type": "null"}]}
     schema = EventSchema("r", fastavro.parse_schema(raw), pa.schema([]), "")
-    with pytest.raises(SimulatorError, match="does not write"):
+    with pytest.raises(SchemaError, match="does not write"):
         TableEncoder(schema, RawAvro())
 
 

@@ -13,16 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.avro_codec import (
-    ConfluentWireFormat,
-    DecodeError,
-    Framing,
-    RawAvro,
-    RecordDecoder,
-    TableEncoder,
-)
-from simulator.avro_decode import Decoded, TableDecoder
-from simulator.schema import transaction_schema
+from schemas.avro_decode import Decoded, TableDecoder
+from schemas.avro_encode import TableEncoder
+from schemas.avro_records import RecordDecoder
+from schemas.errors import DecodeError
+from schemas.event import transaction_schema
+from schemas.framing import ConfluentWireFormat, Framing, RawAvro
 from tests.strategies import sample_transaction, transactions
 
 SCHEMA = transaction_schema()

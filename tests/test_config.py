@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from runtime.overrides import parse_overrides
 from simulator.cli import main
 from simulator.errors import ConfigError
-from simulator.settings import load_settings, parse_overrides
+from simulator.settings.loading import load_settings
 
 
 def test_defaults_are_valid_and_complete() -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from simulator.cli import main
-from simulator.engine import SliceSource
+from simulator.core.seeding import Streams
 from simulator.errors import ConfigError
 from simulator.fraud import ENTRY_POINT_GROUP, scenario_classes
-from simulator.seeding import Streams
-from simulator.world import build_world
+from simulator.model.engine import SliceSource
+from simulator.world.build import build_world
 from tests.conftest import small_settings
 
 BUILTINS = {

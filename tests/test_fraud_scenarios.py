@@ -16,12 +16,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.catalog import CHANNEL_CARD_PRESENT
+from simulator.core.geo import haversine_km
 from simulator.fraud.context import CampaignContext
 from simulator.fraud.contract import Campaign, Scenario
 from simulator.fraud.registry import build_scenario
-from simulator.geo import haversine_km
-from simulator.world import World
+from simulator.world.build import World
+from simulator.world.catalog import CHANNEL_CARD_PRESENT
 from tests import fraud_runs as fr
 from tests.fraud_runs import US_PER_DAY, US_PER_HOUR, Run
 

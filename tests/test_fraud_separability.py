@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
-from simulator.geo import haversine_km
+from simulator.core.geo import haversine_km
 from tests import fraud_runs as fr
 from tests.fraud_runs import US_PER_DAY, US_PER_HOUR, Run
 

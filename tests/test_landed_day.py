@@ -13,8 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from simulator.generate import RunSummary
-from simulator.schema import transaction_schema
+from schemas.event import transaction_schema
+from simulator.batch.generate import RunSummary
 from tests.conftest import read_catalog, read_transactions
 
 Landed = tuple[Path, RunSummary]
@@ -191,7 +191,7 @@ def test_card_present_spend_happens_near_where_the_cardholder_is(landed: Landed)
         ["cardholder_id", "merchant_lat", "merchant_lon"]
     )
     j = cp.join(holders, "cardholder_id")
-    from simulator.geo import haversine_km
+    from simulator.core.geo import haversine_km
 
     d = haversine_km(
         j["home_lat"].to_numpy(),

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from consumers.landing import Cut, DeadLetter, Limits, PartitionLog
-from simulator.avro_decode import Decoded
-from simulator.schema import transaction_schema
+from schemas.avro_decode import Decoded
+from schemas.event import transaction_schema
 from tests.strategies import sample_transaction
 
 SCHEMA = transaction_schema()

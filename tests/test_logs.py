@@ -9,7 +9,7 @@ import sys
 import orjson
 import pytest
 
-from simulator.logs import bind, configure_logging
+from runtime.logs import bind, configure_logging
 
 
 def test_json_lines_carry_bound_fields_and_extras() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from simulator.settings import load_settings
+from simulator.settings.loading import load_settings
 from tests.kafka_read import spawn_stream
 from tests.prometheus import free_port, scrape_while
 

@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.environment import Environment, from_us, to_us
-from simulator.ids import hex_ids, mix64, pack_keys
-from simulator.sampling import Segments, apportion, zipf_weights
-from simulator.schema import transaction_schema
-from simulator.seeding import Streams
+from runtime.units import from_us, to_us
+from schemas.event import transaction_schema
+from simulator.core.environment import Environment
+from simulator.core.ids import hex_ids, mix64, pack_keys
+from simulator.core.sampling import Segments, apportion, zipf_weights
+from simulator.core.seeding import Streams
 from tests.strategies import transactions, uint64s
 
 

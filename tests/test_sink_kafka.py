@@ -28,9 +28,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from simulator.schema import LABEL_FIELDS, public_transaction_schema, transaction_schema
-from simulator.seeding import Streams
-from simulator.stream_job import run_stream
+from schemas.event import LABEL_FIELDS, public_transaction_schema, transaction_schema
+from simulator.core.seeding import Streams
+from simulator.stream.job import run_stream
 from tests.conftest import read_transactions, run, small_settings
 from tests.kafka_broker import local_kafka_for, restart_local_kafka
 from tests.kafka_read import read_topic

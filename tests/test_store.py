@@ -15,14 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from consumers.errors import StoreError, StoreUnavailable
 from consumers.store import (
     PARQUET_METADATA_PREFIX,
     LocalStore,
     ObjectStore,
     Retrying,
     S3Store,
-    StoreError,
-    StoreUnavailable,
     open_store,
 )
 from tests.s3_server import REGION, S3Server

@@ -12,17 +12,20 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from simulator.avro_codec import DecodeError, RawAvro, RecordDecoder
-from simulator.clock import FakeWall, LagExceeded, SimClock
-from simulator.engine import SliceSource
-from simulator.partitioner import partitions_for
-from simulator.publishers import MemoryPublisher
-from simulator.schema import LABEL_FIELDS, public_transaction_schema, transaction_schema
-from simulator.seeding import Streams
-from simulator.settings import load_settings
-from simulator.stream import Streamer
-from simulator.stream_job import plan_stream
-from simulator.world import World, build_world
+from schemas.avro_records import RecordDecoder
+from schemas.errors import DecodeError
+from schemas.event import LABEL_FIELDS, public_transaction_schema, transaction_schema
+from schemas.framing import RawAvro
+from schemas.partitioner import partitions_for
+from simulator.core.seeding import Streams
+from simulator.errors import LagExceeded
+from simulator.model.engine import SliceSource
+from simulator.settings.loading import load_settings
+from simulator.stream.clock import FakeWall, SimClock
+from simulator.stream.job import plan_stream
+from simulator.stream.publishers import MemoryPublisher
+from simulator.stream.streamer import Streamer
+from simulator.world.build import World, build_world
 from tests.conftest import read_transactions, run, small_settings
 
 START = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)

@@ -14,14 +14,14 @@ import pyarrow.dataset as ds
 import pytest
 
 from schemas import load_schema
+from schemas.event import LABEL_FIELDS, public_transaction_schema, transaction_schema
+from schemas.partitioner import partitions_for
 from simulator.cli import main
-from simulator.config import Settings
-from simulator.engine import SliceSource
-from simulator.partitioner import partitions_for
-from simulator.schema import LABEL_FIELDS, public_transaction_schema, transaction_schema
-from simulator.seeding import Streams
-from simulator.stream_job import plan_stream, run_stream
-from simulator.world import build_world
+from simulator.core.seeding import Streams
+from simulator.model.engine import SliceSource
+from simulator.settings.models import Settings
+from simulator.stream.job import plan_stream, run_stream
+from simulator.world.build import build_world
 from tests.conftest import read_transactions, run, small_settings
 from tests.kafka_broker import local_kafka_for, restart_local_kafka
 from tests.kafka_read import Consumed, read_topic, spawn_stream

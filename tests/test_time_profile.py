@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from simulator.calendar import Calendar, _minute_curve, black_friday, tz_offsets_minutes
-from simulator.generate import RunSummary
-from simulator.settings import load_settings
+from simulator.batch.generate import RunSummary
+from simulator.settings.loading import load_settings
+from simulator.world.calendar import Calendar, _minute_curve, black_friday, tz_offsets_minutes
 from tests.conftest import read_catalog, read_transactions, run, small_settings
 
 Landed = tuple[Path, RunSummary]

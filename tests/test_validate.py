@@ -15,9 +15,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from simulator.batch.generate import RunSummary
 from simulator.cli import main
-from simulator.generate import RunSummary
-from simulator.validate import hash_strings, validate
+from simulator.validate.checks import hash_strings, validate
 from tests.conftest import run, small_settings
 
 DAY = "2026-11-24"

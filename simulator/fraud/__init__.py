@@ -10,13 +10,13 @@ detected cards.
 from __future__ import annotations
 
 from simulator.fraud.contract import Campaign, Scenario, ScenarioParams
-from simulator.fraud.registry import ENTRY_POINT_GROUP, UnknownScenarioError, scenario_classes
+from simulator.fraud.registry import ENTRY_POINT_GROUP, check_scenarios, scenario_classes
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Campaign",
     "Scenario",
     "ScenarioParams",
-    "UnknownScenarioError",
+    "check_scenarios",
     "scenario_classes",
 ]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from simulator.catalog import card_ids
-from simulator.world import World
+from simulator.world.build import World
+from simulator.world.catalog import card_ids
 
 __all__ = ["CardRegistry"]
 

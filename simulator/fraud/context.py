@@ -1,6 +1,6 @@
 """What a scenario may read while planning: victims, their cards, merchants, amounts.
 
-A :class:`CampaignContext` wraps the read-only :class:`~simulator.world.World` and the
+A :class:`CampaignContext` wraps the read-only :class:`~simulator.world.build.World` and the
 planner's card registry (which card a cardholder holds at a given time, after blocks
 and reissues). Every method that draws takes the caller's generator, so a campaign's
 randomness stays in its own stream.
@@ -15,16 +15,16 @@ from functools import cache
 
 import numpy as np
 
-from simulator.behaviour import amounts_minor
-from simulator.catalog import CHANNEL_CARD_PRESENT
-from simulator.config_fraud import Delay, Hotspot
-from simulator.geo import haversine_km
-from simulator.sampling import cdf
-from simulator.world import World
+from runtime.units import US_PER_HOUR
+from simulator.core.geo import haversine_km
+from simulator.core.sampling import cdf
+from simulator.settings.fraud import Delay, Hotspot
+from simulator.world.build import World
+from simulator.world.catalog import CHANNEL_CARD_PRESENT
+from simulator.world.spend import amounts_minor
 
 __all__ = ["CampaignContext", "draw_delays_us"]
 
-_US_PER_HOUR = 3_600_000_000
 
 #: The active card of a card index at an instant (follows reissues).
 CardResolver = Callable[[int, int], int]
@@ -35,7 +35,7 @@ def draw_delays_us(rng: np.random.Generator, delay: Delay, n: int) -> np.ndarray
     hours = np.minimum(
         delay.median_hours * np.exp(delay.sigma * rng.standard_normal(n)), delay.max_hours
     )
-    return (hours * _US_PER_HOUR).astype(np.int64)
+    return (hours * US_PER_HOUR).astype(np.int64)
 
 
 class CampaignContext:
@@ -150,12 +150,12 @@ class CampaignContext:
     ) -> int:
         """An instant within 24 h after ``after_us``, its local hour in ``city`` by ``weights``."""
         if weights is None:
-            return after_us + int(rng.random() * 24 * _US_PER_HOUR)
+            return after_us + int(rng.random() * 24 * US_PER_HOUR)
         offset_h = _utc_offset_hours(str(self.world.cities.timezone[city]), after_us)
-        local = (after_us / _US_PER_HOUR + offset_h) % 24
+        local = (after_us / US_PER_HOUR + offset_h) % 24
         hour = int(np.searchsorted(cdf(weights), rng.random(), side="right"))
         wait = ((min(hour, 23) - local) % 24 + rng.random()) % 24
-        return after_us + int(wait * _US_PER_HOUR)
+        return after_us + int(wait * US_PER_HOUR)
 
     # Merchants -----------------------------------------------------------------------
 

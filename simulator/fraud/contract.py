@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, Literal, TypeVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulator.config_fraud import Delay
+from simulator.settings.fraud import Delay
 
 if TYPE_CHECKING:
     from simulator.fraud.context import CampaignContext

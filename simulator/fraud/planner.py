@@ -21,16 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from simulator.config_fraud import FraudConfig
+from runtime.units import US_PER_DAY
 from simulator.fraud.cards import NEVER, CardRegistry
 from simulator.fraud.context import CampaignContext, draw_delays_us
 from simulator.fraud.contract import Campaign, Scenario
 from simulator.fraud.registry import build_scenario
-from simulator.world import World
+from simulator.settings.fraud import FraudConfig
+from simulator.world.build import World
 
 __all__ = ["FraudPlanner", "FraudRows"]
 
-_US_PER_DAY = 86_400_000_000
 _CALIBRATION_CAMPAIGNS = 96
 _TOPUP_ATTEMPTS = 10_000
 
@@ -136,7 +136,7 @@ class FraudPlanner:
                 keep, _ = _detect(sc, rows, rng, {})
                 mask = keep & rows.fraud
                 counts += int(mask.sum())
-                quick += int((mask & (rows.time_us < _US_PER_DAY)).sum())
+                quick += int((mask & (rows.time_us < US_PER_DAY)).sum())
                 if len(rows):
                     reach[i] = max(reach[i], int(rows.time_us.max()))
             mean[i] = max(counts / _CALIBRATION_CAMPAIGNS, 1e-3)
@@ -155,7 +155,7 @@ class FraudPlanner:
         if not self._warmed:
             self._warmed = True
             days = self._config.warmup_days
-            first = start_us - days * _US_PER_DAY
+            first = start_us - days * US_PER_DAY
             for s in range(first, start_us, self._slice_us):
                 self._warm(s, legit, start_us)
         return self._slice(start_us, legit)

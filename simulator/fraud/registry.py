@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from simulator.errors import ConfigError, UnknownScenarioError
 from simulator.fraud.contract import Scenario
 from simulator.fraud.scenarios import (
     AccountTakeover,
@@ -17,8 +18,9 @@ from simulator.fraud.scenarios import (
     ImpossibleTravel,
     LostStolen,
 )
+from simulator.settings.fraud import FraudConfig
 
-__all__ = ["ENTRY_POINT_GROUP", "UnknownScenarioError", "build_scenario", "scenario_classes"]
+__all__ = ["ENTRY_POINT_GROUP", "build_scenario", "check_scenarios", "scenario_classes"]
 
 #: Third-party packages publish scenarios under this entry-point group.
 ENTRY_POINT_GROUP = "txnsim.fraud_scenarios"
@@ -31,10 +33,6 @@ BUILTINS: tuple[type[Scenario[Any]], ...] = (
     ImpossibleTravel,
     FirstParty,
 )
-
-
-class UnknownScenarioError(ValueError):
-    """A scenario name that neither the built-ins nor any entry point provide."""
 
 
 @cache
@@ -64,7 +62,7 @@ def build_scenario(name: str, params: dict[str, Any]) -> Scenario[Any]:
 
     Raises:
         UnknownScenarioError: Listing the valid names.
-        ValueError: Naming each invalid parameter (``params.<field>: message``).
+        ConfigError: Naming each invalid parameter (``params.<field>: message``).
     """
     classes = scenario_classes()
     cls = classes.get(name)
@@ -78,5 +76,25 @@ def build_scenario(name: str, params: dict[str, Any]) -> Scenario[Any]:
         problems = "; ".join(
             f"params.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
-        raise ValueError(problems) from None
+        raise ConfigError(problems) from None
     return cls(parsed)
+
+
+def check_scenarios(config: FraudConfig) -> dict[str, Scenario[Any]]:
+    """Every configured scenario, built: the settings check that needs the plugins.
+
+    The settings models cannot see the plugins (they sit below them), so the command
+    line calls this right after loading, and the planner builds through it.
+
+    Raises:
+        ConfigError: Naming ``fraud.scenarios.<name>`` and what is wrong with it.
+    """
+    built: dict[str, Scenario[Any]] = {}
+    for name, scenario in config.scenarios.items():
+        try:
+            built[name] = build_scenario(name, scenario.params)
+        except UnknownScenarioError as exc:
+            raise UnknownScenarioError(f"fraud.scenarios.{name}: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"fraud.scenarios.{name}: {exc}") from None
+    return built

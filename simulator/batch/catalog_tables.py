@@ -1,0 +1,118 @@
+"""The entity catalogs as Arrow tables, with string foreign keys matching the events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from simulator.fraud.cards import NEVER, CardRegistry
+from simulator.world.build import World
+from simulator.world.catalog import CHANNEL_ECOMMERCE, card_ids
+from simulator.world.reference import mcc_description
+
+__all__ = ["catalog_tables"]
+
+
+def _strings(values: list[str], index: np.ndarray) -> pa.Array:
+    return pa.array(values, pa.string()).take(pa.array(index.astype(np.int64)))
+
+
+def _cards(world: World, registry: CardRegistry | None, end_us: int) -> pa.Table:
+    """The world's cards and the replacements issued before ``end_us``."""
+    c, h = world.cards, world.holders
+    card_cfg = world.settings.population.cards
+    base = len(c)
+    n = base
+    block_at = np.full(base, NEVER, dtype=np.int64)
+    replaces = np.full(base, -1, dtype=np.int64)
+    holder = c.holder.astype(np.int64)
+    if registry is not None:
+        n = len(registry)
+        block_at = registry.block_at[:n]
+        replaces = registry.replaces[:n]
+        holder = registry.holder[:n]
+    issued_at = np.full(n, NEVER, dtype=np.int64)
+    issued_at[base:] = block_at[replaces[base:]]
+    rows = np.flatnonzero(issued_at < end_us)
+    rows = np.concatenate([np.arange(base), rows[rows >= base]])
+    old = rows >= base
+    ids = pa.concat_arrays([c.ids, card_ids(base, n - base)]) if n > base else c.ids
+    blocked = block_at[rows]
+    return pa.table(
+        {
+            "card_id": ids.take(pa.array(rows)),
+            "cardholder_id": h.ids.take(pa.array(holder[rows])),
+            "card_type": _strings(list(card_cfg.types), _inherited(c.card_type, replaces, rows)),
+            "network": _strings(list(card_cfg.networks), _inherited(c.network, replaces, rows)),
+            "credit_limit": pa.array(_inherited(c.credit_limit, replaces, rows)),
+            "is_primary": pa.array(_inherited(c.is_primary, replaces, rows)),
+            "issued_at": _times(issued_at[rows], ~old),
+            "replaces_card_id": ids.take(pa.array(np.where(old, replaces[rows], 0), mask=~old)),
+            "blocked_at": _times(blocked, blocked >= end_us),
+        }
+    )
+
+
+def _inherited(values: np.ndarray, replaces: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """A replacement card keeps the attributes of the card it replaces (through the chain)."""
+    base = len(values)
+    src = rows.copy()
+    while (src >= base).any():
+        later = src >= base
+        src[later] = replaces[src[later]]
+    return values[src]
+
+
+def _times(us: np.ndarray, null: np.ndarray) -> pa.Array:
+    return pa.array(np.where(null, 0, us), pa.int64(), mask=null).cast(pa.timestamp("us", tz="UTC"))
+
+
+def catalog_tables(
+    world: World, cards: CardRegistry | None = None, end_us: int = NEVER
+) -> dict[str, pa.Table]:
+    """``cardholders``, ``cards`` and ``merchants`` tables of the world.
+
+    Args:
+        world: The built world.
+        cards: Blocks and reissues of a run; replacement cards issued before ``end_us``
+            are listed after the world's cards, each naming the card it replaces.
+        end_us: End of the run (microseconds since the epoch).
+    """
+    h, m, cities = world.holders, world.merchants, world.cities
+    home = h.home_city
+    cardholders = pa.table(
+        {
+            "cardholder_id": h.ids,
+            "home_city": pa.array(cities.name[home].tolist(), pa.string()),
+            "home_country": _strings(world.countries, world.country_of_city[home]),
+            "home_lat": pa.array(h.lat),
+            "home_lon": pa.array(h.lon),
+            "timezone": _strings(world.timezones, world.tz_of_city[home]),
+            "activity_per_day": pa.array(h.rate),
+            "spend_level": pa.array(h.spend),
+            "card_count": pa.array(h.card_count.astype(np.int8)),
+        }
+    )
+    card_table = _cards(world, cards, end_us)
+    online = m.channel == CHANNEL_ECOMMERCE
+    merchants = pa.table(
+        {
+            "merchant_id": m.ids,
+            "name": m.names,
+            "mcc": _strings(world.mcc_codes, m.mcc),
+            "mcc_description": _strings([mcc_description(code) for code in world.mcc_codes], m.mcc),
+            "category": _strings(world.group_names, m.group),
+            "channel": _strings(["card_present", "ecommerce"], m.channel),
+            "country": _strings(world.countries, world.country_of_city[m.city]),
+            "city": pa.array(cities.name[m.city].tolist(), pa.string()),
+            "lat": pa.array(m.lat, mask=online),
+            "lon": pa.array(m.lon, mask=online),
+            "timezone": _strings(world.timezones, world.tz_of_city[m.city]),
+            "currency": _strings(
+                world.currencies, world.currency_of_country[world.country_of_city[m.city]]
+            ),
+            "popularity_weight": pa.array(m.weight),
+            "price_level": pa.array(m.price),
+        }
+    )
+    return {"cardholders": cardholders, "cards": card_table, "merchants": merchants}

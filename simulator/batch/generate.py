@@ -1,0 +1,208 @@
+"""The batch job: simulate a span of days and land it as Parquet in a folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from runtime.units import to_us
+from schemas.event import transaction_schema
+from simulator import metrics
+from simulator.batch.catalog_tables import catalog_tables
+from simulator.batch.labels import FraudTally, write_labels
+from simulator.batch.output import (
+    FileRecord,
+    PartitionWriter,
+    write_json_atomic,
+    write_parquet_file,
+)
+from simulator.core.seeding import Streams
+from simulator.model.engine import SliceSource
+from simulator.settings.models import Settings
+from simulator.world.build import build_world
+
+__all__ = ["RunSummary", "generate"]
+
+log = logging.getLogger("txnsim.generate")
+
+#: Monotonic clock used only to report progress (never by the simulation).
+WallClock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a generate run produced."""
+
+    out: Path
+    rows: int
+    files: list[FileRecord]
+    manifest: dict[str, Any]
+    seconds: float
+
+
+def package_version() -> str:
+    """Installed version of the ``txnsim`` distribution (``0+unknown`` from a bare checkout)."""
+    try:
+        return importlib.metadata.version("txnsim")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class _Lander:
+    """Writes slices into their date partitions on a background thread.
+
+    Parquet encoding releases the GIL, so while one slice is written the next one is
+    simulated. At most one slice waits for the writer, which bounds memory. Partitions
+    are committed in order; on error every staged partition is dropped.
+    """
+
+    def __init__(self, out: Path, settings: Settings, metadata: dict[bytes, bytes]) -> None:
+        self._out = out
+        self._settings = settings
+        self._metadata = metadata
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnsim-writer")
+        self._queued: deque[Future[None]] = deque()
+        self._current: PartitionWriter | None = None
+        self._day: dt.date | None = None
+        self.files: list[FileRecord] = []
+        self.partitions: dict[str, int] = {}
+
+    def __enter__(self) -> _Lander:
+        return self
+
+    def land(self, day: dt.date, table: pa.Table) -> None:
+        """Queue ``table`` (one slice, time-sorted) for the partition of ``day``."""
+        if day != self._day:
+            self._drain()
+            if self._current is not None:
+                self.files.extend(self._current.commit())
+            self._current = PartitionWriter(self._out, day, self._settings.writer, self._metadata)
+            self._day = day
+            self.partitions[day.isoformat()] = 0
+        self.partitions[day.isoformat()] += table.num_rows
+        self._queued.append(self._pool.submit(self._current.write, table))  # type: ignore[union-attr]
+        while len(self._queued) > 1:
+            self._queued.popleft().result()
+
+    def _drain(self) -> None:
+        while self._queued:
+            self._queued.popleft().result()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self._drain()
+                if self._current is not None:
+                    self.files.extend(self._current.commit())
+                    self._current = None
+        finally:
+            for pending in self._queued:
+                pending.cancel()
+            self._pool.shutdown(wait=True)
+            if self._current is not None:
+                self._current.abort()
+
+
+def generate(
+    settings: Settings, streams: Streams, *, seed_source: str, wall: WallClock = time.monotonic
+) -> RunSummary:
+    """Simulate ``settings.days`` days from ``settings.start_date`` into ``settings.out``.
+
+    Args:
+        settings: Effective settings.
+        streams: Random streams of the run's root seed.
+        seed_source: ``"configured"`` or ``"os-entropy"``, recorded in the manifest.
+        wall: Monotonic wall clock for progress and rates (injected for tests).
+    """
+    began = wall()
+    out = settings.out
+    schema = transaction_schema()
+    world = build_world(settings, streams)
+    log.info(
+        "world built",
+        extra={
+            "cardholders": len(world.holders),
+            "cards": len(world.cards),
+            "merchants": len(world.merchants),
+            "seconds": round(wall() - began, 2),
+        },
+    )
+    start = dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC)
+    end = start + dt.timedelta(days=settings.days)
+    metadata = {
+        b"txnsim.config_hash": settings.config_hash().encode(),
+        b"txnsim.seed": str(streams.entropy).encode(),
+    }
+
+    files: list[FileRecord] = []
+    total = 0
+    fraud = FraudTally(world)
+    labels: list[pa.Table] = []
+    # Workers fork when the source is entered: before any writer thread exists.
+    with SliceSource(world, start, end, settings.workers) as source:
+        sim_began = wall()
+        with _Lander(out, settings, metadata) as lander:
+            for part in source:
+                lander.land(part.start.date(), part.table)
+                total += part.table.num_rows
+                fraud.add(part.table)
+                labels.append(part.labels)
+                metrics.count_events(part.table)
+                metrics.SIMULATED_TIME.set(part.end.timestamp())
+                elapsed = max(wall() - sim_began, 1e-9)
+                done = (part.end - start) / (end - start)
+                log.info(
+                    "simulated slice",
+                    extra={
+                        "simulated_until": part.end.isoformat(),
+                        "rows": total,
+                        "rows_per_s": round(total / elapsed),
+                        "progress": round(done, 4),
+                        "eta_s": round(elapsed / done * (1 - done), 1),
+                    },
+                )
+        cards = source.cards
+        for name, table in catalog_tables(world, cards, to_us(end)).items():
+            files.append(
+                write_parquet_file(out, f"catalog/{name}.parquet", table, settings.writer, metadata)
+            )
+    files.extend(lander.files)
+    partitions = lander.partitions
+    label_table = pa.concat_tables(labels) if labels else None
+    if label_table is not None:
+        files.extend(write_labels(out, label_table, settings, metadata))
+
+    manifest = {
+        "format_version": 1,
+        "package": {"name": "txnsim", "version": package_version()},
+        "seed": streams.entropy,
+        "seed_source": seed_source,
+        "config": settings.simulation_dict(),
+        "config_hash": settings.config_hash(),
+        "schema": {"name": "transaction", "fingerprint": schema.fingerprint},
+        "simulated_start": start.isoformat(),
+        "simulated_end": end.isoformat(),
+        "row_counts": {
+            "transactions": total,
+            "cardholders": len(world.holders),
+            "cards": len(world.cards),
+            "merchants": len(world.merchants),
+        },
+        "partitions": partitions,
+        "fraud": fraud.summary(settings.fraud.target_rate, cards, to_us(end), label_table),
+        "files": [f.as_json() for f in sorted(files, key=lambda f: f.path)],
+    }
+    write_json_atomic(out / "manifest.json", manifest)
+    seconds = wall() - began
+    log.info("run complete", extra={"rows": total, "seconds": round(seconds, 2), "out": str(out)})
+    return RunSummary(out=out, rows=total, files=files, manifest=manifest, seconds=seconds)

@@ -1,0 +1,101 @@
+"""The fraud side of a batch run: labels landed by label date, and the manifest's figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from runtime.units import US_PER_DAY
+from simulator.batch.output import FileRecord, PartitionWriter
+from simulator.fraud.cards import CardRegistry
+from simulator.settings.models import Settings
+from simulator.world.build import World
+
+__all__ = ["FraudTally", "write_labels"]
+
+
+class FraudTally:
+    """Counts fraud by scenario, by count and by value (US dollars), slice by slice."""
+
+    def __init__(self, world: World) -> None:
+        self._scale = pa.array(
+            [world.settings.currency_per_usd[c] for c in world.currencies], pa.float64()
+        )
+        self._currencies = pa.array(world.currencies, pa.string())
+        self.rows = 0
+        self.fraud_rows = 0
+        self.value_usd = 0.0
+        self.fraud_value_usd = 0.0
+        self.by_scenario: Counter[str] = Counter()
+        self.cases: set[str] = set()
+
+    def add(self, table: pa.Table) -> None:
+        """Count one slice's transactions."""
+        scale = self._scale.take(pc.index_in(table.column("currency"), self._currencies))
+        usd = pc.divide(pc.cast(table.column("amount"), pa.float64()), scale)
+        fraud = table.column("is_fraud")
+        self.rows += table.num_rows
+        self.value_usd += float(pc.sum(usd).as_py() or 0.0)
+        self.fraud_value_usd += float(pc.sum(pc.filter(usd, fraud)).as_py() or 0.0)
+        frauds = table.filter(fraud)
+        self.fraud_rows += frauds.num_rows
+        self.by_scenario.update(frauds.column("fraud_scenario").to_pylist())
+        self.cases.update(frauds.column("fraud_case_id").to_pylist())
+
+    def summary(
+        self, target: float, cards: CardRegistry, end_us: int, labels: pa.Table | None
+    ) -> dict[str, Any]:
+        """The manifest's ``fraud`` section."""
+        blocked = int(np.count_nonzero(cards.block_at[: len(cards)] < end_us))
+        sources: dict[str, int] = {}
+        wrong = 0
+        if labels is not None and labels.num_rows:
+            sources = dict(Counter(labels.column("source").to_pylist()))
+            wrong = int(labels.column("fraud_scenario").null_count)
+        return {
+            "target_rate": target,
+            "transactions": self.fraud_rows,
+            "rate_by_count": self.fraud_rows / self.rows if self.rows else 0.0,
+            "rate_by_value": self.fraud_value_usd / self.value_usd if self.value_usd else 0.0,
+            "value_usd": round(self.fraud_value_usd, 2),
+            "by_scenario": dict(sorted(self.by_scenario.items())),
+            "cases": len(self.cases),
+            "cards_blocked": blocked,
+            "labels": {
+                "rows": 0 if labels is None else labels.num_rows,
+                "by_source": dict(sorted(sources.items())),
+                "wrong_disputes": wrong,
+            },
+        }
+
+
+def write_labels(
+    out: Path, labels: pa.Table, settings: Settings, metadata: dict[bytes, bytes]
+) -> list[FileRecord]:
+    """Land labels in ``labels/dt=YYYY-MM-DD/`` by label date, each partition by label time."""
+    if not labels.num_rows:
+        return []
+    times = labels.column("label_time").cast(pa.int64()).to_numpy()
+    order = np.argsort(times, kind="stable")
+    labels = labels.take(pa.array(order))
+    days = (times[order] // US_PER_DAY).astype(np.int64)
+    files: list[FileRecord] = []
+    bounds = np.flatnonzero(np.diff(days)) + 1
+    for lo, hi in zip(
+        np.concatenate([[0], bounds]).tolist(), np.append(bounds, len(days)).tolist(), strict=True
+    ):
+        day = dt.date(1970, 1, 1) + dt.timedelta(days=int(days[lo]))
+        writer = PartitionWriter(out, day, settings.writer, metadata, dataset="labels")
+        try:
+            writer.write(labels.slice(lo, hi - lo))
+            files.extend(writer.commit())
+        except BaseException:
+            writer.abort()
+            raise
+    return files

@@ -1,0 +1,151 @@
+"""Landing a run in a folder: date partitions, catalogs and a manifest, atomically.
+
+* ``transactions/dt=YYYY-MM-DD/part-NNNNN.parquet``: ``dt`` is the UTC date of the
+  simulated event time. A partition is written to a hidden temporary folder and
+  swapped in whole, so re-running a command replaces its files instead of adding
+  to them, and a reader never sees half a day.
+* ``labels/dt=YYYY-MM-DD/part-NNNNN.parquet``: fraud labels of the run's transactions,
+  by the UTC date the label becomes available (which may be after the run's last day).
+* ``catalog/{cardholders,cards,merchants}.parquet``, written after the run, so the
+  cards include the replacements issued for blocked cards.
+* ``manifest.json``: written last, so its presence means the run completed.
+
+Files are written to memory first and hashed as they are written to disk; the
+manifest records each file's SHA-256.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from schemas.parquet import parquet_bytes
+from simulator.errors import OutputError
+from simulator.settings.models import WriterConfig
+
+__all__ = [
+    "FileRecord",
+    "PartitionWriter",
+    "write_json_atomic",
+    "write_parquet_file",
+]
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file the run wrote, relative to the output root."""
+
+    path: str
+    rows: int
+    bytes: int
+    sha256: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The manifest entry of the file."""
+        return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
+
+
+def write_parquet_file(
+    root: Path,
+    relative: str,
+    table: pa.Table,
+    writer: WriterConfig,
+    metadata: dict[bytes, bytes] | None = None,
+) -> FileRecord:
+    """Write ``table`` to ``root/relative`` atomically and return its record."""
+    data = parquet_bytes(table, writer, metadata)
+    target = root / relative
+    _atomic_write(target, memoryview(data))
+    return FileRecord(
+        relative, table.num_rows, data.size, hashlib.sha256(memoryview(data)).hexdigest()
+    )
+
+
+def write_json_atomic(path: Path, payload: Any) -> bytes:
+    """Write ``payload`` as sorted, indented JSON atomically; returns the bytes."""
+    data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    _atomic_write(path, memoryview(data))
+    return data
+
+
+def _atomic_write(path: Path, data: memoryview) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+class PartitionWriter:
+    """Writes one ``dt=`` partition's files into a staging folder, then swaps it in.
+
+    Args:
+        root: Output root.
+        day: The partition's date.
+        writer: File cutting and compression settings.
+        metadata: Key-value metadata added to every file's schema.
+        dataset: Folder of the dataset under the root (``transactions``, ``labels``).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        day: dt.date,
+        writer: WriterConfig,
+        metadata: dict[bytes, bytes],
+        dataset: str = "transactions",
+    ) -> None:
+        self._root = root
+        self._relative = f"{dataset}/dt={day.isoformat()}"
+        self._final = root / self._relative
+        self._staging = root / dataset / f".dt={day.isoformat()}.{uuid.uuid4().hex}.staging"
+        self._writer = writer
+        self._metadata = metadata
+        self._files: list[FileRecord] = []
+        try:
+            self._staging.mkdir(parents=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create {self._staging}: {exc.strerror or exc}") from exc
+
+    def write(self, table: pa.Table) -> None:
+        """Append rows (already sorted by event time), cutting files at ``rows_per_file``."""
+        per_file = self._writer.rows_per_file
+        for offset in range(0, table.num_rows, per_file):
+            name = f"part-{len(self._files):05d}.parquet"
+            record = write_parquet_file(
+                self._staging, name, table.slice(offset, per_file), self._writer, self._metadata
+            )
+            self._files.append(
+                FileRecord(f"{self._relative}/{name}", record.rows, record.bytes, record.sha256)
+            )
+
+    def commit(self) -> list[FileRecord]:
+        """Replace the partition with the staged files; returns their records."""
+        old = self._final.with_name(f".{self._final.name}.{uuid.uuid4().hex}.old")
+        try:
+            if self._final.exists():
+                os.replace(self._final, old)
+            os.replace(self._staging, self._final)
+        except OSError as exc:
+            raise OutputError(f"cannot replace {self._final}: {exc.strerror or exc}") from exc
+        shutil.rmtree(old, ignore_errors=True)
+        return list(self._files)
+
+    def abort(self) -> None:
+        """Drop the staged files, leaving any earlier partition in place."""
+        shutil.rmtree(self._staging, ignore_errors=True)

@@ -1,0 +1,257 @@
+"""From per-block arrays to the event table: merge, order, link, and label columns.
+
+Blocks of one slice are merged in block order and sorted by event time (ties by
+position), so the result is the same however many processes computed the blocks.
+Each card's previous transaction is linked here, across slices and days, from the
+running state this object keeps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from runtime.units import US_PER_HOUR, to_us
+from schemas.event import transaction_schema
+from simulator.core.ids import FRAUD_BLOCK, hex_ids, mix64, pack_keys
+from simulator.fraud.context import draw_delays_us
+from simulator.fraud.planner import FraudPlanner, FraudRows
+from simulator.model.behaviour import BlockEvents
+from simulator.world.build import World
+from simulator.world.catalog import card_ids
+
+__all__ = ["ENTRY_MODE_ECOMMERCE", "Assembled", "Assembler"]
+
+ENTRY_MODE_ECOMMERCE = "ecommerce"
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """One slice's output.
+
+    Attributes:
+        table: Transactions in event-time order.
+        card: Card index of each row (world cards, then replacements).
+        labels: Labels decided in this slice (``fraud_label`` schema), for later times.
+        new_cards: Ids of the cards issued since the previous slice, in index order.
+    """
+
+    table: pa.Table
+    card: np.ndarray
+    labels: pa.Table
+    new_cards: pa.StringArray
+
+
+class Assembler:
+    """Turns the blocks of successive slices into Arrow tables of the transaction schema."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+        n_cards = len(world.cards)
+        self._last = np.zeros(n_cards, dtype=np.uint64)
+        self._has_last = np.zeros(n_cards, dtype=bool)
+        self._secret = world.streams.key64("transaction-ids")
+        self._case_secret = world.streams.key64("fraud-case-ids")
+        self._schema = transaction_schema().arrow
+        self._label_schema = transaction_schema("fraud_label").arrow
+        self._slice_us = world.settings.slice_hours * US_PER_HOUR
+        self.planner = FraudPlanner(world, world.settings.fraud, self._slice_us)
+        self._scenario_names = pa.array(self.planner.names, pa.string())
+        self._cards_reported = n_cards
+        self._ids: pa.StringArray = world.cards.ids
+        m = world.merchants
+        currency = [world.currencies[i] for i in world.currency_of_country]
+        m_country = world.country_of_city[m.city]
+        self._m_currency = pa.array([currency[c] for c in m_country.tolist()], pa.string())
+        self._m_country = pa.array([world.countries[c] for c in m_country.tolist()], pa.string())
+        self._m_mcc = pa.array([world.mcc_codes[i] for i in m.mcc.tolist()], pa.string())
+        self._m_city = pa.array(world.cities.name[m.city].tolist(), pa.string())
+        self._channels = pa.array(["card_present", "ecommerce"], pa.string())
+        self._modes = pa.array([*world.settings.pos_entry_modes, ENTRY_MODE_ECOMMERCE], pa.string())
+
+    def table(self, parts: list[BlockEvents], start: dt.datetime) -> Assembled:
+        """Merge one slice's blocks and its fraud into a table sorted by event time.
+
+        Returns the table and, row for row, the card index (the Kafka key's partition
+        is computed per card once), with the labels and cards the slice produced.
+        """
+        w = self._world
+        col = {
+            name: np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0)
+            for name in BlockEvents.__dataclass_fields__
+        }
+        legit = len(col["key"])
+        start_us = to_us(start)
+        fraud = self.planner.plan_slice(start_us, legit)
+        col = self._with_fraud(col, fraud, start)
+        order = np.lexsort((col["key"], col["time_us"]))
+        col = {k: v[order] for k, v in col.items()}
+        n = len(order)
+        ids = mix64(col["key"].astype(np.uint64), self._secret)
+        genuine = ~col["is_fraud"].astype(bool)
+        registry = self.planner.cards
+        card = col["card"].astype(np.int64)
+        card[genuine] = registry.resolve_many(card[genuine], col["time_us"][genuine])
+        col["holder"] = registry.holder[card]
+        card_id = self._card_ids(card)
+        prev, has_prev = self._link(card, ids)
+        merchant = col["merchant"].astype(np.int64)
+        m_idx = pa.array(merchant)
+        lat = w.merchants.lat[merchant]
+        lon = w.merchants.lon[merchant]
+        no_coords = np.isnan(lat) | col["null_coordinates"].astype(bool)
+        entry = col["entry_mode"].astype(np.int64)
+        channel = w.merchants.channel[merchant].astype(np.int64)
+        columns = {
+            "transaction_id": hex_ids(ids),
+            "event_time": pa.Array.from_buffers(
+                pa.timestamp("us", tz="UTC"),
+                n,
+                [None, pa.py_buffer(col["time_us"].astype(np.int64))],
+            ),
+            "card_id": card_id,
+            "cardholder_id": w.holders.ids.take(pa.array(col["holder"].astype(np.int64))),
+            "merchant_id": w.merchants.ids.take(m_idx),
+            "amount": _decimal(
+                col["amount_minor"].astype(np.int64), self._schema.field("amount").type
+            ),
+            "currency": self._m_currency.take(m_idx),
+            "mcc": self._m_mcc.take(m_idx),
+            "channel": self._channels.take(pa.array(channel)),
+            "pos_entry_mode": self._modes.take(pa.array(np.maximum(entry, 0), mask=entry < 0)),
+            "merchant_country": self._m_country.take(m_idx),
+            "merchant_city": self._m_city.take(
+                pa.array(merchant, mask=col["null_city"].astype(bool))
+            ),
+            "merchant_lat": pa.array(np.where(no_coords, 0.0, lat), mask=no_coords),
+            "merchant_lon": pa.array(np.where(no_coords, 0.0, lon), mask=no_coords),
+            "previous_transaction_id": hex_ids(prev, mask=~has_prev),
+            "is_fraud": pa.array(col["is_fraud"]),
+            "fraud_scenario": self._scenario_names.take(
+                pa.array(col["scenario"], mask=col["scenario"] < 0)
+            ),
+            "fraud_case_id": hex_ids(
+                mix64(np.maximum(col["case"], 0).astype(np.uint64), self._case_secret),
+                mask=col["case"] < 0,
+            ),
+            "label_available_at": _timestamps(col["label_at"], col["label_at"] < 0),
+        }
+        table = pa.Table.from_arrays([columns[f.name] for f in self._schema], schema=self._schema)
+        labels = self._labels(table, col, start_us)
+        issued = len(registry) - self._cards_reported
+        new_cards = card_ids(self._cards_reported, issued)
+        self._cards_reported = len(registry)
+        return Assembled(table, card, labels, new_cards)
+
+    def _with_fraud(
+        self, col: dict[str, np.ndarray], fraud: FraudRows, start: dt.datetime
+    ) -> dict[str, np.ndarray]:
+        """Append the campaign rows, with label columns for every row."""
+        n, k = len(col["key"]), len(fraud)
+        entry = fraud.entry_mode.astype(np.int8)
+        out = {
+            "time_us": fraud.time_us,
+            "holder": self.planner.cards.holder[fraud.card],
+            "card": fraud.card,
+            "merchant": fraud.merchant,
+            "amount_minor": fraud.amount_minor,
+            "entry_mode": entry,
+            "null_city": np.zeros(k, dtype=bool),
+            "null_coordinates": np.zeros(k, dtype=bool),
+            "key": pack_keys(
+                start.date(), start.hour // self._world.settings.slice_hours, FRAUD_BLOCK, k
+            ),
+        }
+        merged = {
+            name: np.concatenate([col[name].astype(out[name].dtype, copy=False), out[name]])
+            for name in out
+        }
+        merged["is_fraud"] = np.concatenate([np.zeros(n, dtype=bool), fraud.fraud])
+        merged["scenario"] = np.concatenate(
+            [np.full(n, -1, dtype=np.int32), np.where(fraud.fraud, fraud.scenario, -1)]
+        )
+        merged["case"] = np.concatenate(
+            [np.full(n, -1, dtype=np.int64), np.where(fraud.fraud, fraud.case, -1)]
+        )
+        merged["label_at"] = np.concatenate([np.full(n, -1, dtype=np.int64), fraud.label_at_us])
+        return merged
+
+    def _labels(self, table: pa.Table, col: dict[str, np.ndarray], start_us: int) -> pa.Table:
+        """Fraud labels of this slice's rows, plus wrong disputes of genuine ones."""
+        cfg = self._world.settings.fraud
+        rng = self._world.streams.generator("false-disputes", start_us // self._slice_us)
+        genuine = np.flatnonzero(~col["is_fraud"])
+        disputed = genuine[rng.random(len(genuine)) < cfg.false_dispute_rate]
+        label_at = col["label_at"].copy()
+        label_at[disputed] = col["time_us"][disputed] + draw_delays_us(
+            rng, cfg.false_dispute_delay, len(disputed)
+        )
+        rows = np.flatnonzero(label_at >= 0)
+        rows = rows[np.argsort(label_at[rows], kind="stable")]
+        take = pa.array(rows)
+        sources = self.planner.label_sources
+        scen = col["scenario"][rows]
+        chargeback = np.where(scen >= 0, sources[np.maximum(scen, 0)], True)
+        columns = {
+            "transaction_id": table.column("transaction_id").take(take),
+            "card_id": table.column("card_id").take(take),
+            "cardholder_id": table.column("cardholder_id").take(take),
+            "event_time": table.column("event_time").take(take),
+            "label_time": _timestamps(label_at[rows], np.zeros(len(rows), dtype=bool)),
+            "source": pa.array(np.where(chargeback, "chargeback", "issuer_confirmed"), pa.string()),
+            "fraud_scenario": table.column("fraud_scenario").take(take),
+            "fraud_case_id": table.column("fraud_case_id").take(take),
+        }
+        return pa.Table.from_arrays(
+            [columns[f.name] for f in self._label_schema], schema=self._label_schema
+        )
+
+    def _card_ids(self, card: np.ndarray) -> pa.Array:
+        registry = self.planner.cards
+        if len(self._ids) < len(registry):
+            base = len(self._world.cards)
+            self._ids = pa.concat_arrays(
+                [self._world.cards.ids, card_ids(base, len(registry) - base)]
+            )
+            grow = len(registry) - len(self._last)
+            self._last = np.concatenate([self._last, np.zeros(grow, dtype=np.uint64)])
+            self._has_last = np.concatenate([self._has_last, np.zeros(grow, dtype=bool)])
+        return self._ids.take(pa.array(card))
+
+    def _link(self, card: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Previous transaction of the same card for every row (rows are in time order)."""
+        n = len(card)
+        perm = np.argsort(card, kind="stable")
+        c = card[perm]
+        first = np.ones(n, dtype=bool)
+        first[1:] = c[1:] != c[:-1]
+        sorted_ids = ids[perm]
+        prev_sorted = np.empty(n, dtype=np.uint64)
+        prev_sorted[1:] = sorted_ids[:-1]
+        has_sorted = np.ones(n, dtype=bool)
+        prev_sorted[first] = self._last[c[first]]
+        has_sorted[first] = self._has_last[c[first]]
+        last = np.ones(n, dtype=bool)
+        last[:-1] = first[1:]
+        self._last[c[last]] = sorted_ids[last]
+        self._has_last[c[last]] = True
+        prev = np.empty(n, dtype=np.uint64)
+        prev[perm] = prev_sorted
+        has = np.empty(n, dtype=bool)
+        has[perm] = has_sorted
+        return prev, has
+
+
+def _timestamps(us: np.ndarray, null: np.ndarray) -> pa.Array:
+    return pa.array(us.astype(np.int64), pa.int64(), mask=null).cast(pa.timestamp("us", tz="UTC"))
+
+
+def _decimal(minor: np.ndarray, typ: pa.DataType) -> pa.Array:
+    """Decimal128 values from integer minor units (the unscaled value), without Python objects."""
+    words = np.empty((len(minor), 2), dtype=np.int64)
+    words[:, 0] = minor
+    words[:, 1] = minor >> 63
+    return pa.Array.from_buffers(typ, len(minor), [None, pa.py_buffer(words.tobytes())])

@@ -1,0 +1,214 @@
+"""What a block of cardholders does during one time slice, computed as arrays.
+
+Arrivals follow a non-homogeneous Poisson process per cardholder, sampled by
+thinning: candidate times are proposed at a bounding rate and kept with probability
+``intensity / bound``. The intensity is the cardholder's personal rate times, for
+each merchant category, the category's share, its hour-of-day curve in the local
+time of wherever the cardholder is, and its weekday, holiday and season factors.
+Then each kept arrival picks a card, a channel, a merchant (near where the
+cardholder is, by popularity) and an amount. Every draw comes from the stream
+``("behaviour", block, date, slice)``, in a fixed order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from runtime.units import MINUTES_PER_DAY, US_PER_MINUTE, to_us
+from simulator.core.ids import pack_keys
+from simulator.core.sampling import cdf, draw_categorical
+from simulator.model.travel import Whereabouts
+from simulator.world.build import World
+from simulator.world.calendar import tz_offsets_minutes
+from simulator.world.catalog import CHANNEL_CARD_PRESENT, CHANNEL_ECOMMERCE
+from simulator.world.spend import amounts_minor
+
+__all__ = ["BlockEvents", "SliceContext", "simulate_block"]
+
+
+@dataclass(frozen=True)
+class SliceContext:
+    """Tables shared by every block of one time slice.
+
+    Attributes:
+        start: Slice start (UTC, aware).
+        index: Slice number within its UTC day.
+        hours: Slice length.
+        offsets: UTC offset in minutes per time zone and hour of the slice.
+        day_factors: Countries x (previous, same, next local date) x categories.
+        bound: Per-category upper bound of curve x day factor.
+        proposal_cdf: Cumulative category proposal weights, at home (row 0) and away (row 1).
+        proposal_rate: Total proposal rate per unit personal rate, at home and away.
+        ecommerce_share: Per category, the share of transactions online.
+        entry_mode_cdf: Cumulative weights of the card-present entry modes.
+    """
+
+    start: dt.datetime
+    index: int
+    hours: int
+    offsets: np.ndarray
+    day_factors: np.ndarray
+    bound: np.ndarray
+    proposal_cdf: np.ndarray
+    proposal_rate: np.ndarray
+    ecommerce_share: np.ndarray
+    entry_mode_cdf: np.ndarray
+
+    @classmethod
+    def build(cls, world: World, start: dt.datetime, hours: int) -> SliceContext:
+        """Evaluate calendars and time zones for the slice starting at ``start``."""
+        if start.tzinfo is None or start.utcoffset() != dt.timedelta(0):
+            raise ValueError("slice start must be an aware UTC datetime")
+        day = start.date()
+        days = [day - dt.timedelta(days=1), day, day + dt.timedelta(days=1)]
+        factors = world.calendar.day_factors(days)
+        bound = world.calendar.curve_max * factors.max(axis=(0, 1))
+        groups = list(world.settings.mcc_groups.values())
+        share = np.array([g.share for g in groups])
+        boost = np.array([g.travel_boost for g in groups])
+        profiles = np.stack([share / share.sum(), share * boost / (share * boost).sum()])
+        weights = profiles * bound
+        return cls(
+            start=start,
+            index=start.hour // hours,
+            hours=hours,
+            offsets=tz_offsets_minutes(world.timezones, start, hours),
+            day_factors=factors,
+            bound=bound,
+            proposal_cdf=np.stack([cdf(w) for w in weights]),
+            proposal_rate=weights.sum(axis=1),
+            ecommerce_share=np.array([g.ecommerce_share for g in groups]),
+            entry_mode_cdf=cdf(list(world.settings.pos_entry_modes.values())),
+        )
+
+
+@dataclass(frozen=True)
+class BlockEvents:
+    """Transactions of one block in one slice, in generation order (not yet by time)."""
+
+    time_us: np.ndarray
+    holder: np.ndarray
+    card: np.ndarray
+    merchant: np.ndarray
+    amount_minor: np.ndarray
+    entry_mode: np.ndarray
+    null_city: np.ndarray
+    null_coordinates: np.ndarray
+    key: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.key)
+
+
+def simulate_block(world: World, where: Whereabouts, ctx: SliceContext, block: int) -> BlockEvents:
+    """Simulate one block of cardholders over one slice."""
+    settings = world.settings
+    holders = world.holders
+    day = ctx.start.date()
+    rng = world.streams.generator("behaviour", block, day.toordinal(), ctx.index)
+    lo, hi = world.block_range(block)
+    loc_row, away = where.locate(block, day)
+    profile = away.astype(np.intp)
+
+    # Proposals at the bounding rate, then thinning in local time.
+    expected = holders.rate[lo:hi] * ctx.proposal_rate[profile] * (ctx.hours / 24.0)
+    counts = rng.poisson(expected)
+    owner = np.repeat(np.arange(hi - lo, dtype=np.int32), counts)
+    n = len(owner)
+    u = rng.random(n)
+    group = draw_categorical(u, ctx.proposal_cdf[0])
+    travelling = np.flatnonzero(profile[owner])
+    group[travelling] = draw_categorical(u[travelling], ctx.proposal_cdf[1])
+    minute = rng.random(n) * (ctx.hours * 60)
+    tz = world.tz_of_city[world.places.location_city[loc_row]][owner]
+    hour = (minute // 60).astype(np.intp)
+    local = ctx.start.hour * 60 + minute + ctx.offsets[tz, hour]
+    day_idx = np.floor_divide(local, MINUTES_PER_DAY).astype(np.intp) + 1
+    local_minute = (local - (day_idx - 1) * MINUTES_PER_DAY).astype(np.intp)
+    country = world.holder_country[lo:hi][owner]
+    intensity = (
+        world.calendar.minute_curve[group, local_minute] * ctx.day_factors[country, day_idx, group]
+    )
+    keep = rng.random(n) * ctx.bound[group] < intensity
+    owner, group, minute = owner[keep], group[keep], minute[keep]
+    n = len(owner)
+    holder = owner + lo
+
+    # Card: the primary card takes most of the spend.
+    u = rng.random(n)
+    cum = holders.card_cum[holder]
+    slot = (u > cum[:, 0]).astype(np.int64) + (u > cum[:, 1])
+    card = holders.card_offset[holder] + np.minimum(slot, holders.card_count[holder] - 1)
+
+    merchant, channel = _choose_merchants(world, ctx, rng, holder, owner, group, loc_row)
+    amount_minor = amounts_minor(world, rng, holder, merchant)
+
+    modes = ctx.entry_mode_cdf
+    entry = np.where(
+        channel == CHANNEL_ECOMMERCE, len(modes), draw_categorical(rng.random(n), modes)
+    ).astype(np.int8)
+    nulls = settings.null_rates
+    null_city = rng.random(n) < nulls.get("merchant_city", 0.0)
+    null_coordinates = rng.random(n) < nulls.get("merchant_coordinates", 0.0)
+    null_entry = rng.random(n) < nulls.get("pos_entry_mode", 0.0)
+    entry[null_entry] = -1
+
+    start_us = to_us(ctx.start)
+    time_us = start_us + (minute * US_PER_MINUTE).astype(np.int64)
+    return BlockEvents(
+        time_us=time_us,
+        holder=holder.astype(np.int32),
+        card=card.astype(np.int32),
+        merchant=merchant.astype(np.int32),
+        amount_minor=amount_minor,
+        entry_mode=entry,
+        null_city=null_city,
+        null_coordinates=null_coordinates,
+        key=pack_keys(day, ctx.index, block, n),
+    )
+
+
+def _choose_merchants(
+    world: World,
+    ctx: SliceContext,
+    rng: np.random.Generator,
+    holder: np.ndarray,
+    owner: np.ndarray,
+    group: np.ndarray,
+    loc_row: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    settings = world.settings
+    places = world.places
+    n = len(holder)
+    n_groups = world.n_groups
+    u_channel, u_near, u_city, u_pick, u_foreign = (rng.random(n) for _ in range(5))
+    channel = np.where(
+        u_channel < ctx.ecommerce_share[group], CHANNEL_ECOMMERCE, CHANNEL_CARD_PRESENT
+    )
+
+    row = loc_row[owner]
+    nearby = np.flatnonzero(u_near >= settings.geography.local_share)
+    row[nearby] = places.near.pick(row[nearby], u_city[nearby])
+    segment = places.resolved[row, group]
+    channel = np.where(segment < 0, CHANNEL_ECOMMERCE, channel)
+
+    merchant = np.empty(n, dtype=np.int64)
+    cp = channel == CHANNEL_CARD_PRESENT
+    merchant[cp] = world.cp_segments.pick(segment[cp], u_pick[cp])
+
+    online = ~cp
+    country = world.holder_country[holder[online]].astype(np.int64)
+    g = group[online].astype(np.int64)
+    everywhere = len(world.countries) * n_groups + g
+    key = np.where(
+        u_foreign[online] < settings.merchants.ecommerce_foreign_share,
+        everywhere,
+        country * n_groups + g,
+    )
+    seg = world.ecom_segments.lookup(key)
+    seg = np.where(seg < 0, world.ecom_segments.lookup(everywhere), seg)
+    merchant[online] = world.ecom_segments.pick(seg, u_pick[online])
+    return merchant, channel

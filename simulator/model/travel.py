@@ -1,0 +1,86 @@
+"""Trips: for a block of cardholders and a date, where is each of them?
+
+A trip that starts on a date is drawn from the stream ``("travel", block, date)``
+alone, so whether someone is away on a given day depends on the seed, the block and
+the few dates before it, and never on where a run starts or how work is split.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+
+import numpy as np
+
+from simulator.core.sampling import draw_categorical
+from simulator.world.build import World
+
+__all__ = ["Whereabouts"]
+
+
+class Whereabouts:
+    """Location rows of cardholders, day by day, with a small cache of trip draws."""
+
+    def __init__(self, world: World, cache_size: int = 4096) -> None:
+        self._world = world
+        self._cache: OrderedDict[tuple[int, int], tuple[np.ndarray, ...]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _starts(self, block: int, day: dt.date) -> tuple[np.ndarray, ...]:
+        key = (block, day.toordinal())
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        world = self._world
+        cfg = world.settings.travel
+        lo, hi = world.block_range(block)
+        n = hi - lo
+        rng = world.streams.generator("travel", block, day.toordinal())
+        starts = rng.random(n) < cfg.trips_per_year / 365.0
+        days = np.minimum(rng.geometric(1.0 / cfg.mean_days, n), cfg.max_days)
+        abroad = rng.random(n) < cfg.international_share
+        u_city = rng.random(n)
+        # Only the few cardholders who leave that day are kept.
+        who = np.flatnonzero(starts)
+        drawn = (who, days[who], abroad[who], u_city[who])
+        self._cache[key] = drawn
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return drawn
+
+    def locate(self, block: int, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
+        """Location rows and a travelling flag for every cardholder of ``block`` on ``day``."""
+        world = self._world
+        places = world.places
+        lo, hi = world.block_range(block)
+        home_row = places.row_of_city[world.holders.home_city[lo:hi]]
+        row = home_row.copy()
+        away = np.zeros(hi - lo, dtype=bool)
+        country = world.holder_country[lo:hi].astype(np.int64)
+        domestic_seg = places.domestic.lookup(country)
+        trips = [
+            self._starts(block, day - dt.timedelta(days=back))
+            for back in range(world.settings.travel.max_days)
+        ]
+        who, days, abroad, u_city = (np.concatenate([t[i] for t in trips]) for i in range(4))
+        back = np.repeat(np.arange(len(trips)), [len(t[0]) for t in trips])
+        active = days > back
+        if not active.any():
+            return row, away
+        # Someone on several trips is where the most recent one took them.
+        who, abroad, u_city, back = who[active], abroad[active], u_city[active], back[active]
+        order = np.lexsort((back, who))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = who[order][1:] != who[order][:-1]
+        latest = order[first]
+        idx, abroad, u = who[latest], abroad[latest], u_city[latest]
+        go_abroad = abroad & (len(places.abroad_rows) > 0)
+        dest = home_row[idx].copy()
+        if go_abroad.any():
+            dest[go_abroad] = places.abroad_rows[draw_categorical(u[go_abroad], places.abroad_cdf)]
+        home_trip = ~go_abroad & (domestic_seg[idx] >= 0)
+        dest[home_trip] = places.domestic.pick(domestic_seg[idx][home_trip], u[home_trip])
+        row[idx] = dest
+        away[idx] = dest != home_row[idx]
+        return row, away

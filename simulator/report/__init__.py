@@ -1,0 +1,1 @@
+"""``txnsim report``: a self-contained HTML profile of a landed folder."""

@@ -1,0 +1,112 @@
+"""``txnsim report``: a self-contained HTML page of figures about a landed folder.
+
+This module owns the entry point and the page. The folder is reduced to small
+aggregates in one bounded pass (:mod:`simulator.report.aggregate`), drawn into PNG
+figures (:mod:`simulator.report.figures`) written next to the HTML and embedded in it
+as base64. The same folder gives the same bytes: nothing in the page depends on the
+wall clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import OutputError
+from simulator.report.aggregate import Aggregates, aggregate, read_manifest
+from simulator.report.figures import FIGURES, draw_figures, png_bytes
+
+__all__ = ["FIGURES", "Aggregates", "aggregate", "render_report"]
+
+log = logging.getLogger("txnsim.report")
+
+
+def _facts(manifest: Mapping[str, Any], agg: Aggregates) -> list[tuple[str, str]]:
+    counts = manifest.get("row_counts", {})
+    facts = [
+        ("seed", f"{manifest.get('seed', 'unknown')} ({manifest.get('seed_source', 'unknown')})"),
+        (
+            "simulated",
+            f"{manifest.get('simulated_start', '?')} to {manifest.get('simulated_end', '?')}",
+        ),
+        ("partitions", ", ".join(f"{d}: {n:,}" for d, n in manifest.get("partitions", {}).items())),
+        ("rows", ", ".join(f"{t} {n:,}" for t, n in counts.items())),
+        ("transactions read", f"{agg.rows:,}"),
+        ("config hash", str(manifest.get("config_hash", "unknown"))[:12]),
+        ("txnsim version", str(manifest.get("package", {}).get("version", "unknown"))),
+    ]
+    if not manifest:
+        facts.insert(0, ("manifest", "none: incomplete run or not landed by txnsim generate"))
+    if agg.unconverted:
+        facts.append(("amounts without a USD rate", f"{agg.unconverted:,} (left out)"))
+    return facts
+
+
+def _html(root: Path, facts: list[tuple[str, str]], pngs: dict[str, tuple[str, bytes]]) -> str:
+    rows = "\n".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
+    )
+    figures = "\n".join(
+        f'<figure id="{name}">\n<img alt="{html.escape(FIGURES[name][0])}" '
+        f'src="data:image/png;base64,{base64.b64encode(data).decode()}">\n'
+        f"<figcaption>{html.escape(FIGURES[name][0])} "
+        f'(<a href="{html.escape(file)}">{html.escape(file)}</a>)</figcaption>\n</figure>'
+        for name, (file, data) in pngs.items()
+    )
+    title = f"txnsim report: {html.escape(root.name or str(root))}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 1250px; }}
+th {{ text-align: left; padding-right: 1em; }}
+figure {{ margin: 2em 0; }} img {{ max-width: 100%; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<table>
+{rows}
+</table>
+{figures}
+</body>
+</html>
+"""
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def render_report(root: Path, out: Path) -> dict[str, Path]:
+    """Write ``out`` (HTML) and one PNG per figure next to it, named ``<stem>-<figure>.png``.
+
+    Returns:
+        The path of each figure's PNG, by figure name (in :data:`FIGURES` order).
+
+    Raises:
+        ConfigError: the folder is missing or unreadable (exit 2).
+        OutputError: the report cannot be written (exit 1).
+    """
+    agg = aggregate(root)
+    figures = draw_figures(root, agg)
+    pngs: dict[str, tuple[str, bytes]] = {}
+    written: dict[str, Path] = {}
+    for name, fig in figures.items():
+        file = f"{out.stem}-{name}.png"
+        pngs[name] = (file, png_bytes(fig))
+        written[name] = out.with_name(file)
+        _write(written[name], pngs[name][1])
+    _write(out, _html(root, _facts(read_manifest(root), agg), pngs).encode())
+    log.info("report written", extra={"out": str(out), "rows": agg.rows})
+    return written

@@ -1,0 +1,394 @@
+"""The simulator's settings: one frozen pydantic-settings model per process.
+
+Every number the simulation uses is a field here. The defaults are not in this
+module: they live in ``simulator/data/defaults.yaml`` next to the public figure each
+one comes from, and are the lowest-priority settings source. Precedence, lowest to
+highest: shipped defaults < ``--config`` file < ``TXNSIM_*`` environment variables
+(nested with ``__``) < command-line flags and ``--set`` overrides.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runtime.kafka_auth import require_sasl_credentials
+from simulator.settings.fraud import FraudConfig
+
+__all__ = [
+    "AmountModel",
+    "CalendarConfig",
+    "CardsConfig",
+    "GeographyConfig",
+    "KafkaConfig",
+    "MccGroupConfig",
+    "MerchantsConfig",
+    "PopulationConfig",
+    "Settings",
+    "StreamConfig",
+    "TravelConfig",
+    "WriterConfig",
+]
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Mcc = Annotated[str, Field(pattern=r"^[0-9]{4}$")]
+
+#: Fields of ``transaction.avsc`` whose values may be blanked by null injection.
+#: ``merchant_coordinates`` blanks ``merchant_lat`` and ``merchant_lon`` together.
+NULLABLE_FIELDS = ("merchant_city", "merchant_coordinates", "pos_entry_mode")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_weights(weights: dict[str, float], what: str) -> dict[str, float]:
+    if not weights:
+        raise ValueError(f"{what} must name at least one entry")
+    if sum(weights.values()) <= 0:
+        raise ValueError(f"{what} must have a positive total weight")
+    return weights
+
+
+class CardsConfig(_Model):
+    """How many cards a cardholder holds and of what kind."""
+
+    count_weights: list[NonNegative] = Field(
+        min_length=1, max_length=3, description="Weight of holding 1, 2 or 3 cards."
+    )
+    primary_share: Probability = Field(
+        description="Share of a cardholder's spend on the first card."
+    )
+    types: dict[str, NonNegative]
+    networks: dict[str, NonNegative]
+    credit_limit_median: Positive
+    credit_limit_sigma: NonNegative
+
+    @field_validator("types", "networks")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        return _check_weights(value, "weights")
+
+    @field_validator("count_weights")
+    @classmethod
+    def _count(cls, value: list[float]) -> list[float]:
+        if sum(value) <= 0:
+            raise ValueError("count_weights must have a positive total")
+        return value
+
+
+class PopulationConfig(_Model):
+    """Who transacts and how often."""
+
+    cardholders: int = Field(gt=0, le=50_000_000)
+    block_size: int = Field(
+        gt=0,
+        le=1_000_000,
+        description="Cardholders per block: the unit of seeding and parallel work.",
+    )
+    activity_mean: Positive = Field(description="Mean card transactions per cardholder per day.")
+    activity_shape: Positive = Field(description="Gamma shape of the personal activity rate.")
+    spend_sigma: NonNegative = Field(
+        description="Log-sd of a cardholder's personal spend multiplier."
+    )
+    cards: CardsConfig
+
+
+class GeographyConfig(_Model):
+    """Where cardholders live and how far they go to shop."""
+
+    home_countries: dict[CountryCode, NonNegative]
+    min_city_population: int = Field(ge=0)
+    city_radius_min_km: Positive
+    city_radius_km_per_sqrt_thousand: NonNegative
+    local_share: Probability = Field(
+        description="Card-present spend in the city where the cardholder is."
+    )
+    neighbour_radius_km: Positive
+    distance_decay_km: Positive
+
+    @field_validator("home_countries")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        return _check_weights(value, "home_countries")
+
+
+class TravelConfig(_Model):
+    """Trips away from home: card-present spending moves to another city."""
+
+    trips_per_year: NonNegative
+    mean_days: Annotated[float, Field(ge=1.0)]
+    max_days: int = Field(ge=1, le=60)
+    international_share: Probability
+    destinations: dict[CountryCode, NonNegative]
+
+    @field_validator("destinations")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        return _check_weights(value, "destinations")
+
+
+class MerchantsConfig(_Model):
+    """The merchant population."""
+
+    per_cardholder: Positive
+    per_home_city: NonNegative = Field(
+        description="Floor of merchants per town where cardholders live."
+    )
+    minimum: int = Field(ge=1)
+    popularity_exponent: NonNegative = Field(description="Zipf exponent of popularity by rank.")
+    price_sigma: NonNegative = Field(description="Log-sd of a merchant's price level.")
+    abroad_share: Probability = Field(
+        description="Card-present merchants placed in destination countries."
+    )
+    ecommerce_merchant_ratio: Positive
+    ecommerce_foreign_share: Probability
+
+
+class AmountModel(_Model):
+    """A log-normal in the reference currency, mixed with price points."""
+
+    median: Positive
+    sigma: NonNegative
+    minimum: Positive
+    maximum: Positive
+    price_points: list[Positive] = Field(default_factory=list)
+    price_point_share: Probability = 0.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AmountModel:
+        if self.minimum >= self.maximum:
+            raise ValueError("minimum must be below maximum")
+        if self.price_point_share > 0 and not self.price_points:
+            raise ValueError("price_point_share > 0 needs price_points")
+        return self
+
+
+class MccGroupConfig(_Model):
+    """A family of merchant categories that share timing, channel and spend."""
+
+    share: NonNegative = Field(description="Relative share of transactions by count.")
+    merchant_share: NonNegative = Field(description="Relative share of merchants.")
+    mccs: dict[Mcc, NonNegative]
+    ecommerce_share: Probability
+    hourly: list[NonNegative] = Field(min_length=24, max_length=24)
+    weekday: list[NonNegative] = Field(min_length=7, max_length=7)
+    holiday_factor: NonNegative
+    seasonal_weight: Probability
+    travel_boost: NonNegative
+    amount: AmountModel
+    amount_by_mcc: dict[Mcc, AmountModel] = Field(default_factory=dict)
+
+    @field_validator("mccs")
+    @classmethod
+    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
+        return _check_weights(value, "mccs")
+
+    @field_validator("hourly", "weekday")
+    @classmethod
+    def _positive_total(cls, value: list[float]) -> list[float]:
+        if sum(value) <= 0:
+            raise ValueError("must have a positive total")
+        return value
+
+    @model_validator(mode="after")
+    def _overrides_known(self) -> MccGroupConfig:
+        unknown = sorted(set(self.amount_by_mcc) - set(self.mccs))
+        if unknown:
+            raise ValueError(f"amount_by_mcc names MCCs not in this group: {', '.join(unknown)}")
+        return self
+
+
+class CalendarConfig(_Model):
+    """Calendar effects on top of the weekly rhythm."""
+
+    black_friday: NonNegative
+    december_peak: NonNegative = Field(
+        description="Factor reached on 23 December, ramping from 1 Dec."
+    )
+    super_saturdays: NonNegative = Field(
+        description="Extra factor on the two Saturdays before Christmas."
+    )
+    payday_days: list[Annotated[int, Field(ge=1, le=31)]]
+    payday_factor: NonNegative
+
+
+class WriterConfig(_Model):
+    """How Parquet files are cut and compressed."""
+
+    rows_per_file: int = Field(gt=0)
+    row_group_size: int = Field(gt=0)
+    compression: Literal["zstd", "snappy", "gzip", "lz4", "none"]
+    compression_level: int | None = None
+
+
+class KafkaConfig(_Model):
+    """Where and how the stream is produced. Security settings pass through to the client."""
+
+    bootstrap_servers: str = Field(min_length=1)
+    topic: str = Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    labels_topic: str = Field(
+        default="fraud_labels",
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="Topic of the fraud labels, released at their label time; created if missing.",
+    )
+    partitions: int = Field(
+        ge=1, le=10_000, description="Partition count when the topic is created."
+    )
+    replication_factor: int = Field(ge=1, le=32)
+    client_id: str
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    connect_timeout_s: Positive = Field(
+        description="Give up on an unreachable cluster after this long."
+    )
+    request_timeout_s: Positive
+    compression: Literal["none", "gzip", "lz4", "zstd", "snappy"]
+    linger_ms: int = Field(ge=0, le=60_000)
+    batch_bytes: int = Field(ge=1024, le=64 * 1024 * 1024)
+    max_in_flight_batches: int = Field(ge=1, le=10_000)
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaConfig:
+        require_sasl_credentials(
+            self.security_protocol, self.sasl_mechanism, self.sasl_username, self.sasl_password
+        )
+        return self
+
+
+class StreamConfig(_Model):
+    """Pacing of ``txnsim stream``."""
+
+    speed: Positive | Literal["max"] = Field(
+        description="Simulated seconds per wall second (1 = live), or 'max' for no pacing."
+    )
+    max_lag_s: Positive | None = Field(
+        default=None, description="Fail when releases fall this far behind schedule."
+    )
+    chunk_rows: int = Field(ge=1, le=1_000_000, description="Rows encoded and queued together.")
+    queue_chunks: int = Field(ge=1, le=1000, description="Encoded chunks waiting for release.")
+    progress_every_s: Positive
+    labels: Literal["separate", "inline"] = Field(
+        default="separate",
+        description="separate: transactions carry no label fields (a scorer under test must "
+        "not see the answer), labels go to kafka.labels_topic only; inline: transactions "
+        "carry them too (the labels topic is still written).",
+    )
+
+
+class Settings(BaseSettings):
+    """Everything one run needs. Build it with :func:`simulator.settings.loading.load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TXNSIM_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    seed: int | None = Field(ge=0, description="Root seed; drawn from OS entropy when absent.")
+    start_date: dt.date
+    days: int = Field(gt=0, le=3660)
+    slice_hours: Literal[1, 2, 3, 4, 6, 8, 12, 24]
+    out: Path
+    workers: int = Field(ge=1, le=256)
+    cache_dir: Path | None = Field(
+        description="Where derived reference data is cached; None: no cache."
+    )
+    population: PopulationConfig
+    geography: GeographyConfig
+    travel: TravelConfig
+    merchants: MerchantsConfig
+    mcc_groups: dict[str, MccGroupConfig]
+    pos_entry_modes: dict[str, NonNegative]
+    calendar: CalendarConfig
+    currency_per_usd: dict[CurrencyCode, Positive]
+    null_rates: dict[str, Probability]
+    fraud: FraudConfig
+    writer: WriterConfig
+    kafka: KafkaConfig
+    stream: StreamConfig
+
+    @field_validator("start_date", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a calendar date in YYYY-MM-DD form") from None
+        return value
+
+    @field_validator("null_rates")
+    @classmethod
+    def _nullable(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(NULLABLE_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown field(s) {', '.join(unknown)}; "
+                f"nullable fields are {', '.join(NULLABLE_FIELDS)}"
+            )
+        return value
+
+    @field_validator("mcc_groups")
+    @classmethod
+    def _groups(cls, value: dict[str, MccGroupConfig]) -> dict[str, MccGroupConfig]:
+        if not any(g.share > 0 for g in value.values()):
+            raise ValueError("at least one MCC group needs a positive share")
+        seen: dict[str, str] = {}
+        for name, group in value.items():
+            for mcc in group.mccs:
+                if mcc in seen:
+                    raise ValueError(f"MCC {mcc} is in both {seen[mcc]!r} and {name!r}")
+                seen[mcc] = name
+        return value
+
+    @field_validator("pos_entry_modes")
+    @classmethod
+    def _modes(cls, value: dict[str, float]) -> dict[str, float]:
+        return _check_weights(value, "pos_entry_modes")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        # Transaction ids pack the date and the block (simulator.core.ids): check their range here,
+        # so a bad span or population exits 2 before anything is written.
+        from simulator.core.ids import FIRST_DAY, LAST_DAY, MAX_BLOCKS
+
+        last = self.start_date + dt.timedelta(days=self.days - 1)
+        if self.start_date < FIRST_DAY or last > LAST_DAY:
+            raise ValueError(
+                f"start_date + days must stay within {FIRST_DAY}..{LAST_DAY} "
+                f"(got {self.start_date}..{last})"
+            )
+        blocks = -(-self.population.cardholders // self.population.block_size)
+        if blocks > MAX_BLOCKS - 1:
+            raise ValueError(
+                f"population.cardholders / population.block_size gives {blocks} blocks; "
+                f"at most {MAX_BLOCKS - 1} (raise block_size)"
+            )
+        return self
+
+    def simulation_dict(self) -> dict[str, Any]:
+        """The settings that decide the events (not where they go, nor how fast)."""
+        return self.model_dump(
+            mode="json", exclude={"out", "workers", "cache_dir", "kafka", "stream"}
+        )
+
+    def config_hash(self) -> str:
+        """SHA-256 of :meth:`simulation_dict` in canonical JSON."""
+        canonical = orjson.dumps(self.simulation_dict(), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()

@@ -1,0 +1,1 @@
+"""``txnsim validate``: check a landed dataset in memory that does not grow with its size."""
