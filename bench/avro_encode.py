@@ -32,11 +32,12 @@ sys.path.insert(0, str(ROOT))
 import fastavro  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from schemas.avro_encode import ConfluentWireFormat, RawAvro, TableEncoder  # noqa: E402
+from schemas.avro_encode import TableEncoder  # noqa: E402
 from schemas.event import transaction_schema  # noqa: E402
-from simulator.core.seeding import Streams  # noqa: E402
+from schemas.framing import ConfluentWireFormat, RawAvro  # noqa: E402
 from simulator.model.engine import SliceSource  # noqa: E402
 from simulator.settings.loading import load_settings  # noqa: E402
+from simulator.settings.run import RunSeed, RunSpec  # noqa: E402
 from simulator.world.build import build_world  # noqa: E402
 
 
@@ -46,9 +47,11 @@ def simulated_table(cardholders: int, cache: str) -> pa.Table:
         {"seed": 3, "cache_dir": cache, "population": {"cardholders": cardholders}},
         environ=False,
     )
-    world = build_world(settings, Streams(3))
+    seed = RunSeed.from_settings(settings)
+    world = build_world(settings, seed)
     start = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
-    slices = SliceSource(world, start, start + dt.timedelta(days=1))
+    spec = RunSpec.from_settings(settings)
+    slices = SliceSource(world, spec, seed, start, start + dt.timedelta(days=1))
     return pa.concat_tables(s.table for s in slices)
 
 

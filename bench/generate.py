@@ -35,8 +35,8 @@ def child(args: argparse.Namespace) -> None:
 
     from simulator.batch.generate import generate
     from simulator.batch.output import write_parquet_file
-    from simulator.core.seeding import Streams
     from simulator.settings.loading import load_settings
+    from simulator.settings.run import RunSeed
     from simulator.world.build import build_world
 
     settings = load_settings(
@@ -54,10 +54,10 @@ def child(args: argparse.Namespace) -> None:
         environ=False,
     )
     began = time.perf_counter()
-    build_world(settings, Streams(7))
+    build_world(settings, RunSeed.from_settings(settings))
     world_s = time.perf_counter() - began
     began = time.perf_counter()
-    summary = generate(settings, Streams(7), seed_source="configured")
+    summary = generate(settings, RunSeed.from_settings(settings))
     total_s = time.perf_counter() - began
     result = {
         "rows": summary.rows,

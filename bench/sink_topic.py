@@ -30,12 +30,13 @@ def generate_day(cardholders: int, work: Path) -> GeneratedDay:
     """Simulate 2026-11-24 (seed 7) into ``work/batch`` and encode it as the stream does."""
     import pyarrow.dataset as ds
 
-    from schemas.avro_encode import RawAvro, TableEncoder
+    from schemas.avro_encode import TableEncoder
     from schemas.event import transaction_schema
+    from schemas.framing import RawAvro
     from schemas.partitioner import partitions_for
     from simulator.batch.generate import generate
-    from simulator.core.seeding import Streams
     from simulator.settings.loading import load_settings
+    from simulator.settings.run import RunSeed
 
     settings = load_settings(
         None,
@@ -48,7 +49,7 @@ def generate_day(cardholders: int, work: Path) -> GeneratedDay:
         },
         environ=False,
     )
-    generate(settings, Streams(7), seed_source="configured")
+    generate(settings, RunSeed.from_settings(settings))
     table = ds.dataset(work / "batch" / "transactions", format="parquet", partitioning="hive")
     table = table.to_table().drop_columns(["dt"])
     card = table.column("card_id").combine_chunks()

@@ -1,21 +1,29 @@
 """Benchmark of `txnsim stream --speed max` into a real local Kafka broker.
 
-Prints one JSON object with, measured in the same run on the same simulated day:
+Prints one JSON object. On the same simulated day, in the same run:
 
-* ``end_to_end``: events/s from the first slice to the last acknowledgement, through
-  simulation, Avro encoding and the Kafka producer (acks=all, idempotent);
-* ``encode_only``: events/s of the Avro encoder alone on the same rows (the baseline);
-* ``ratio_to_encode_only``: end-to-end over encode-only (the floor asks for >= 0.8).
+* ``memory``: the whole stream pipeline (simulation, encoding, release) into the
+  in-memory publisher: the ceiling the Kafka deliveries are measured against;
+* ``idempotent``: into Kafka, acks=all, idempotent producer, no transactions;
+* ``exactly_once``: into Kafka in transactions (the default delivery), with the
+  progress record per transaction;
+* ``encode_only`` and ``simulate_only``: the encoder and the simulation alone.
+
+Each Kafka figure is events/s from the first slice to the last commit (world build and
+connect excluded) and its ratio to ``memory``. Each mode runs ``--repeat`` times; the
+median is reported with every run's figure.
 
 The broker comes from KAFKA_BOOTSTRAP_SERVERS or is started with scripts/kafka-local.
-Usage: python bench/stream.py [--cardholders 20000]
+Usage: python bench/stream.py [--cardholders 100000] [--days 1] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -29,60 +37,91 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cardholders", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from schemas.avro_encode import RawAvro, TableEncoder
-    from schemas.event import transaction_schema
-    from simulator.core.seeding import Streams
+    from schemas.avro_encode import TableEncoder
+    from schemas.event import public_transaction_schema
+    from schemas.framing import RawAvro
     from simulator.model.engine import SliceSource
     from simulator.settings.loading import load_settings
+    from simulator.settings.run import RunSeed, RunSpec
     from simulator.stream.job import run_stream
+    from simulator.stream.publishers import MemoryPublisher
     from simulator.world.build import build_world
     from tests.kafka_broker import ensure_kafka
 
     bootstrap, stop = ensure_kafka()
     try:
-        topic = f"bench-{uuid.uuid4().hex[:8]}"
-        settings = load_settings(
-            None,
-            {
-                "seed": 7,
-                "days": 1,
-                "cache_dir": str(Path(tempfile.gettempdir()) / "txnsim-bench-cache"),
-                "population": {"cardholders": args.cardholders},
-                "kafka": {"bootstrap_servers": bootstrap, "topic": topic},
-                "stream": {"speed": "max"},
-            },
-            environ=False,
-        )
-        world = build_world(settings, Streams(7))
-        start = dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC)
+
+        def settings_for(delivery: str) -> object:
+            topic = f"bench-{delivery}-{uuid.uuid4().hex[:8]}"
+            return load_settings(
+                None,
+                {
+                    "seed": 7,
+                    "days": args.days,
+                    "cache_dir": str(Path(tempfile.gettempdir()) / "txnsim-bench-cache"),
+                    "population": {"cardholders": args.cardholders},
+                    "kafka": {
+                        "bootstrap_servers": bootstrap,
+                        "topic": topic,
+                        "labels_topic": f"{topic}-labels",
+                        "delivery": delivery,
+                    },
+                    "stream": {"speed": "max"},
+                },
+                environ=False,
+            )
+
+        base = settings_for("idempotent")
+        seed = RunSeed.from_settings(base)
+        world = build_world(base, seed)
+        start = dt.datetime.combine(base.start_date, dt.time(), tzinfo=dt.UTC)
         began = time.perf_counter()
-        table = next(iter(SliceSource(world, start, start + dt.timedelta(days=1)))).table
+        with SliceSource(
+            world, RunSpec.from_settings(base), seed, start, start + dt.timedelta(days=1)
+        ) as source:
+            table = next(iter(source)).table
         simulate_s = time.perf_counter() - began
-        encoder = TableEncoder(transaction_schema(), RawAvro())
+        encoder = TableEncoder(public_transaction_schema(), RawAvro())
         began = time.perf_counter()
-        for lo in range(0, table.num_rows, settings.stream.chunk_rows):
-            encoder.encode(table.slice(lo, settings.stream.chunk_rows))
+        for lo in range(0, table.num_rows, base.stream.chunk_rows):
+            encoder.encode(table.slice(lo, base.stream.chunk_rows))
         encode_s = time.perf_counter() - began
 
-        stats = run_stream(settings, Streams(7))
-        # From the first slice to the last acknowledgement (world build and connect excluded).
-        end_to_end = stats.released / stats.seconds
-        encode_only = table.num_rows / encode_s
+        runs: dict[str, list[float]] = {"memory": [], "idempotent": [], "exactly_once": []}
+        events = 0
+        for _ in range(args.repeat):
+            memory = MemoryPublisher(partitions=base.kafka.partitions)
+            labels = MemoryPublisher(partitions=base.kafka.partitions)
+            stats = run_stream(base, seed, publisher=memory, labels_publisher=labels)
+            runs["memory"].append(stats.released / stats.seconds)
+            events = stats.released
+            for delivery in ("idempotent", "exactly_once"):
+                settings = settings_for(delivery)
+                stats = run_stream(settings, RunSeed.from_settings(settings))
+                assert stats.released == events, (delivery, stats.released, events)
+                runs[delivery].append(stats.released / stats.seconds)
+            asyncio.set_event_loop(None)
+
+        median = {name: statistics.median(values) for name, values in runs.items()}
         report = {
             "benchmark": "stream",
             "cardholders": args.cardholders,
-            "events": stats.released,
-            "end_to_end_events_per_s": round(end_to_end),
-            "encode_only_events_per_s": round(encode_only),
-            "simulate_only_events_per_s": round(table.num_rows / simulate_s),
-            "ratio_to_encode_only": round(end_to_end / encode_only, 3),
-            "seconds": {
-                "streaming": round(stats.seconds, 2),
-                "encode": round(encode_s, 2),
-                "simulate": round(simulate_s, 2),
+            "days": args.days,
+            "events": events,
+            "repeat": args.repeat,
+            "events_per_s": {name: round(value) for name, value in median.items()},
+            "runs_events_per_s": {name: [round(v) for v in vs] for name, vs in runs.items()},
+            "ratio_to_memory": {
+                name: round(median[name] / median["memory"], 3)
+                for name in ("idempotent", "exactly_once")
             },
+            "exactly_once_over_idempotent": round(median["exactly_once"] / median["idempotent"], 3),
+            "encode_only_events_per_s": round(table.num_rows / encode_s),
+            "simulate_only_events_per_s": round(table.num_rows / simulate_s),
         }
         print(json.dumps(report, indent=2))
     finally:

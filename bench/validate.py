@@ -3,7 +3,7 @@
 Prints one JSON object. Both datasets (same population, N and 10N simulated days) are
 generated first, each in its own process; then each is validated in its own child process,
 so a peak RSS (``getrusage`` of that child) is that validation's alone.
-``rss_ratio_10x_to_1x`` is the figure the issue bounds (at most 1.2: peak memory must not
+``rss_ratio_10x_to_1x`` is the figure that must stay at most 1.2 (peak memory must not
 grow with the dataset's size).
 
 Usage: python bench/validate.py [--cardholders 100000] [--days 1]
@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def generate_child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
     from simulator.batch.generate import generate
-    from simulator.core.seeding import Streams
     from simulator.settings.loading import load_settings
+    from simulator.settings.run import RunSeed
 
     settings = load_settings(
         None,
@@ -41,7 +41,7 @@ def generate_child(args: argparse.Namespace) -> None:
         },
         environ=False,
     )
-    summary = generate(settings, Streams(7), seed_source="configured")
+    summary = generate(settings, RunSeed.from_settings(settings))
     print(json.dumps({"rows": summary.rows}))
 
 

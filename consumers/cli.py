@@ -5,6 +5,12 @@ or ``--until-caught-up`` finished); 2 invalid settings, naming the field; 1 a fa
 while running (Kafka unreachable or topic missing, the destination down past
 ``retry_give_up_s``, a permanent destination error, a name conflict). A second signal
 stops retrying an unavailable destination: nothing uncommitted is lost, it is re-read.
+
+Each flag sets one setting (``--group`` is ``kafka.group``, ``--s3-region`` is
+``s3.region``); ``--set KEY=VALUE`` sets any, dotted in its section
+(``--set kafka.connect_timeout_s=5``), and wins over the flags. The environment gives
+the rest: ``TXNSIM_SINK_<KEY>``, sections joined by ``__`` (``TXNSIM_SINK_KAFKA__GROUP``).
+See :mod:`consumers.settings`.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import logging
 import signal
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -25,9 +31,9 @@ from consumers.store import open_store
 from runtime import metrics
 from runtime.errors import ConfigError, TxnsimError
 from runtime.logs import bind, configure_logging
-from runtime.overrides import parse_overrides
+from runtime.overrides import deep_merge, parse_overrides
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]
 
 log = logging.getLogger("txnsim.sink.cli")
 
@@ -37,12 +43,34 @@ def _parser() -> argparse.ArgumentParser:
         prog="txnsim-sink",
         description="Land a Kafka topic of Avro transactions as dt= partitioned Parquet.",
     )
-    parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (bootstrap_servers)")
-    parser.add_argument("--topic", help="topic to land (topic; default transactions)")
-    parser.add_argument("--group", help="consumer group id (group; default lake-writer)")
+    parser.add_argument(
+        "--bootstrap-servers",
+        dest="kafka.bootstrap_servers",
+        metavar="HOST:PORT,...",
+        help="Kafka bootstrap servers (kafka.bootstrap_servers)",
+    )
+    parser.add_argument(
+        "--topic",
+        dest="kafka.topic",
+        metavar="TOPIC",
+        help="topic to land (kafka.topic; default transactions)",
+    )
+    parser.add_argument(
+        "--group",
+        dest="kafka.group",
+        metavar="GROUP",
+        help="consumer group id (kafka.group; default lake-writer)",
+    )
     parser.add_argument("--dest", help="file:///path, a path, or s3://bucket/prefix (dest)")
-    parser.add_argument("--s3-endpoint-url", help="S3 endpoint override, e.g. MinIO")
-    parser.add_argument("--s3-region", help="S3 region")
+    parser.add_argument(
+        "--s3-endpoint-url",
+        dest="s3.endpoint_url",
+        metavar="URL",
+        help="S3 endpoint override, e.g. MinIO (s3.endpoint_url)",
+    )
+    parser.add_argument(
+        "--s3-region", dest="s3.region", metavar="REGION", help="S3 region (s3.region)"
+    )
     parser.add_argument(
         "--until-caught-up",
         action="store_const",
@@ -57,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="any other setting, e.g. memory_budget_bytes=268435456 (repeatable)",
+        help="any other setting, dotted in its section, e.g. memory_budget_bytes=268435456 "
+        "or kafka.poll_records=5000 (repeatable; wins over the flags above)",
     )
     parser.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics on this port (/metrics)"
@@ -67,25 +96,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _nested(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"kafka.group": "x"}`` as ``{"kafka": {"group": "x"}}``."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *sections, name = key.split(".")
+        node = nested
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
+    return nested
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the sink; returns the process exit code."""
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
-    cli: dict[str, Any] = {
+    # A flag's dest is its setting's dotted key; --set overrides merge over the flags.
+    flags = {
         key: value
         for key, value in vars(args).items()
         if key not in ("overrides", "log_level", "metrics_port", "metrics_host")
         and value is not None
     }
     try:
-        settings = load_sink_settings({**cli, **parse_overrides(args.overrides)})
+        cli = deep_merge(_nested(flags), parse_overrides(args.overrides))
+        settings = load_sink_settings(cli)
         store = open_store(
-            settings.dest, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+            settings.dest, endpoint_url=settings.s3.endpoint_url, region=settings.s3.region
         )
     except (ConfigError, TxnsimError) as exc:
         print(f"txnsim-sink: {exc}", file=sys.stderr)
         return 2
-    bind(run_id=uuid.uuid4().hex[:12], group=settings.group, topic=settings.topic)
+    bind(run_id=uuid.uuid4().hex[:12], group=settings.kafka.group, topic=settings.kafka.topic)
     try:
         metrics.serve(args.metrics_port, args.metrics_host)
     except OSError as exc:

@@ -1,43 +1,87 @@
-"""Settings of ``txnsim-sink``: flags > ``TXNSIM_SINK_*`` environment > defaults.
+"""Settings of ``txnsim-sink``: flags and ``--set`` > ``TXNSIM_SINK_*`` environment > defaults.
+
+Three sections: the top level (destination, rotation, memory, Parquet, retries, run
+mode), ``kafka`` (:class:`KafkaSettings`: cluster, topic, group, polling, security) and
+``s3`` (:class:`S3Settings`: endpoint and region). A nested key is dotted on the command
+line, ``--set kafka.group=lake-writer``, and joined by ``__`` in the environment,
+``TXNSIM_SINK_KAFKA__GROUP=lake-writer``; :data:`MOVED` lists the keys that were flat
+before the sections, and using one of them is an error that names its new place.
 
 S3 credentials are not settings: boto3 reads them from the standard AWS sources
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, profiles, instance roles), and
-``AWS_ENDPOINT_URL`` too unless ``s3_endpoint_url`` is given.
+``AWS_ENDPOINT_URL`` too unless ``s3.endpoint_url`` is given.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from consumers.errors import ConfigError
 from runtime.kafka_auth import require_sasl_credentials
 from runtime.overrides import format_validation_error
 
-__all__ = ["SinkSettings", "load_sink_settings"]
+__all__ = ["MOVED", "KafkaSettings", "S3Settings", "SinkSettings", "load_sink_settings"]
 
 MiB = 1024 * 1024
+
+ENV_PREFIX = "TXNSIM_SINK_"
+
+
+class KafkaSettings(BaseModel):
+    """The ``kafka`` section: the cluster, the topic, the group and how to poll it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bootstrap_servers: str = Field(min_length=1)
+    topic: str = Field(default="transactions", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    group: str = Field(default="lake-writer", min_length=1)
+
+    poll_records: int = Field(default=20_000, ge=1, le=1_000_000)
+    connect_timeout_s: float = Field(default=30.0, gt=0)
+    session_timeout_s: float = Field(default=45.0, gt=0)
+    max_poll_interval_s: float = Field(default=300.0, gt=0)
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> KafkaSettings:
+        require_sasl_credentials(
+            self.security_protocol, self.sasl_mechanism, self.sasl_username, self.sasl_password
+        )
+        return self
+
+
+class S3Settings(BaseModel):
+    """The ``s3`` section: where the S3 API is (credentials come from the AWS sources)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint override (MinIO, test servers)."
+    )
+    region: str | None = None
 
 
 class SinkSettings(BaseSettings):
     """Everything the sink needs to know; frozen once validated."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TXNSIM_SINK_", extra="forbid", frozen=True, env_nested_delimiter="__"
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, env_nested_delimiter="__"
     )
 
-    bootstrap_servers: str = Field(min_length=1)
-    topic: str = Field(default="transactions", pattern=r"^[A-Za-z0-9._-]{1,249}$")
-    group: str = Field(default="lake-writer", min_length=1)
+    kafka: KafkaSettings
+    s3: S3Settings = Field(default_factory=S3Settings)
     dest: str = Field(min_length=1, description="file:///path, a path, or s3://bucket/prefix")
-    s3_endpoint_url: str | None = Field(
-        default=None, description="S3 endpoint override (MinIO, test servers)."
-    )
-    s3_region: str | None = None
 
     # Rotation: decided by the records alone, so re-reading offsets cuts the same files.
     max_rows_per_file: int = Field(default=250_000, ge=1)
@@ -49,75 +93,113 @@ class SinkSettings(BaseSettings):
     max_file_age_s: float = Field(default=60.0, gt=0)
     memory_budget_bytes: int = Field(default=512 * MiB, ge=4 * MiB)
 
-    # Parquet: the issue asks for row groups of at least 64k rows (fewer only at a cut).
+    # Parquet row groups of at least 64k rows (fewer only at a cut): readers prune by group.
     row_group_rows: int = Field(default=131_072, ge=1)
     compression_level: int = Field(default=3, ge=1, le=22, description="zstd level")
 
     dlq_prefix: str = Field(default="_dlq", pattern=r"^_[A-Za-z0-9._-]+$")
     until_caught_up: bool = False
-
-    poll_records: int = Field(default=20_000, ge=1, le=1_000_000)
-    connect_timeout_s: float = Field(default=30.0, gt=0)
-    session_timeout_s: float = Field(default=45.0, gt=0)
-    max_poll_interval_s: float = Field(default=300.0, gt=0)
     progress_every_s: float = Field(default=10.0, gt=0)
 
+    # The destination's retries, a folder's as well as S3's.
     retry_base_s: float = Field(default=0.2, gt=0)
     retry_cap_s: float = Field(default=10.0, gt=0)
     retry_give_up_s: float | None = Field(
         default=None, gt=0, description="None: retry an unavailable destination until it is back."
     )
 
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        # A missing kafka section reports its required keys (kafka.bootstrap_servers),
+        # not the section.
+        if isinstance(data, Mapping) and "kafka" not in data:
+            return {**data, "kafka": {}}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> SinkSettings:
-        require_sasl_credentials(
-            self.security_protocol, self.sasl_mechanism, self.sasl_username, self.sasl_password
-        )
         if self.retry_cap_s < self.retry_base_s:
             raise ValueError("retry_cap_s must be at least retry_base_s")
         return self
 
     def kafka_options(self) -> dict[str, Any]:
         """The librdkafka properties for the consumer (the password in clear: never log them)."""
+        kafka = self.kafka
         options: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "group.id": self.group,
-            "client.id": f"txnsim-sink-{self.group}",
+            "bootstrap.servers": kafka.bootstrap_servers,
+            "group.id": kafka.group,
+            "client.id": f"txnsim-sink-{kafka.group}",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             # A transactional producer's aborted records never land.
             "isolation.level": "read_committed",
-            "session.timeout.ms": int(self.session_timeout_s * 1000),
-            "max.poll.interval.ms": int(self.max_poll_interval_s * 1000),
+            "session.timeout.ms": int(kafka.session_timeout_s * 1000),
+            "max.poll.interval.ms": int(kafka.max_poll_interval_s * 1000),
             # librdkafka's prefetch queue counts against the memory budget: a quarter.
             "queued.max.messages.kbytes": max(1024, self.memory_budget_bytes // 4 // 1024),
-            "security.protocol": self.security_protocol,
+            "security.protocol": kafka.security_protocol,
         }
-        if self.sasl_mechanism is not None:
-            options["sasl.mechanism"] = self.sasl_mechanism
-            options["sasl.username"] = self.sasl_username
+        if kafka.sasl_mechanism is not None:
+            options["sasl.mechanism"] = kafka.sasl_mechanism
+            options["sasl.username"] = kafka.sasl_username
             options["sasl.password"] = (
-                self.sasl_password.get_secret_value() if self.sasl_password else None
+                kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
             )
-        if self.ssl_cafile is not None:
-            options["ssl.ca.location"] = str(self.ssl_cafile)
+        if kafka.ssl_cafile is not None:
+            options["ssl.ca.location"] = str(kafka.ssl_cafile)
         return options
 
 
+#: Keys that were flat before the ``kafka`` and ``s3`` sections, and where they are now.
+MOVED: dict[str, str] = {
+    **{
+        key: f"kafka.{key}"
+        for key in (
+            "bootstrap_servers",
+            "topic",
+            "group",
+            "poll_records",
+            "connect_timeout_s",
+            "session_timeout_s",
+            "max_poll_interval_s",
+            "security_protocol",
+            "sasl_mechanism",
+            "sasl_username",
+            "sasl_password",
+            "ssl_cafile",
+        )
+    },
+    "s3_endpoint_url": "s3.endpoint_url",
+    "s3_region": "s3.region",
+}
+
+
 def load_sink_settings(cli: Mapping[str, Any], *, environ: bool = True) -> SinkSettings:
-    """Validate flags over the environment over defaults.
+    """Validate flags and overrides (nested mappings) over the environment over defaults.
+
+    Args:
+        cli: The settings given on the command line, nested by section
+            (``{"kafka": {"group": "x"}}``); None values are left out.
+        environ: Also read ``TXNSIM_SINK_*`` variables (``__`` nests:
+            ``TXNSIM_SINK_KAFKA__GROUP``).
 
     Raises:
-        ConfigError: Naming every invalid field and what it allows.
+        ConfigError: Naming every invalid field (dotted) and what it allows, or a key
+            that moved into a section, with its new name.
     """
     values = {k: v for k, v in cli.items() if v is not None}
+    moved = [f"{key}: moved to {MOVED[key]}" for key in values if key in MOVED]
+    if environ:
+        moved += [
+            f"{name}: moved to {ENV_PREFIX}{MOVED[key].upper().replace('.', '__')}"
+            for name in sorted(os.environ)
+            if name.upper().startswith(ENV_PREFIX)
+            and (key := name[len(ENV_PREFIX) :].lower()) in MOVED
+        ]
+    if moved:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(moved))
     try:
         if environ:
             return SinkSettings(**values)

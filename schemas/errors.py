@@ -3,8 +3,11 @@
 The tree::
 
     TxnsimError (runtime.errors)
-    └── SchemaError   an event schema does not parse or cannot be mapped to Arrow
-        └── DecodeError   a record value is not valid framed Avro of its schema
+    ├── SchemaError   an event schema does not parse or cannot be mapped to Arrow
+    │   └── DecodeError   a record value is not valid framed Avro of its schema
+    └── RegistryError the Schema Registry did not answer or refused
+        ├── RegistryUnavailable  unreachable, TLS failure, timeout, 5xx
+        └── IncompatibleSchema   a schema its compatibility rule refuses
 
 Whatever fastavro or pyarrow raise on malformed input is mapped to these at the
 boundary with ``raise ... from exc``.
@@ -14,7 +17,13 @@ from __future__ import annotations
 
 from runtime.errors import TxnsimError
 
-__all__ = ["DecodeError", "SchemaError"]
+__all__ = [
+    "DecodeError",
+    "IncompatibleSchema",
+    "RegistryError",
+    "RegistryUnavailable",
+    "SchemaError",
+]
 
 
 class SchemaError(TxnsimError):
@@ -23,3 +32,15 @@ class SchemaError(TxnsimError):
 
 class DecodeError(SchemaError):
     """A record value is not a valid Avro encoding of the schema in the expected framing."""
+
+
+class RegistryError(TxnsimError):
+    """The Schema Registry did not answer, or refused a schema or an id."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The Schema Registry cannot be reached (connection, TLS, timeout, 5xx)."""
+
+
+class IncompatibleSchema(RegistryError):
+    """The registry refused to register a schema under its compatibility rule."""

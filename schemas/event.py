@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -17,6 +18,7 @@ __all__ = [
     "LABEL_FIELDS",
     "EventSchema",
     "arrow_type",
+    "fingerprint_of",
     "known_schemas",
     "known_transaction_schemas",
     "landing_of",
@@ -38,12 +40,15 @@ class EventSchema:
         avro: The schema as parsed by fastavro (ready for readers and writers).
         arrow: The Arrow schema with the same field names, order and nullability.
         fingerprint: CRC-64-AVRO (Rabin) fingerprint of the parsing canonical form, hex.
+        text: The schema as JSON, with its logical types and docs (what a Schema Registry
+            is given: the canonical form would drop the logical types).
     """
 
     name: str
     avro: Any
     arrow: pa.Schema
     fingerprint: str
+    text: str = ""
 
 
 def arrow_type(avro_type: Any) -> tuple[pa.DataType, bool]:
@@ -120,6 +125,22 @@ def known_schemas() -> dict[str, EventSchema]:
     return {**known_transaction_schemas(), labels.fingerprint: labels}
 
 
+def fingerprint_of(text: str) -> str:
+    """CRC-64-AVRO fingerprint (hex) of a schema given as JSON text.
+
+    Raises:
+        SchemaError: If the text is not an Avro schema.
+    """
+    try:
+        return str(
+            fingerprint(
+                to_parsing_canonical_form(fastavro.parse_schema(json.loads(text))), "CRC-64-AVRO"
+            )
+        )
+    except Exception as exc:
+        raise SchemaError(f"not an Avro schema: {exc}") from exc
+
+
 def landing_of(schema: EventSchema) -> tuple[str, str]:
     """The dataset folder a schema's records land in, and the time column of their ``dt``.
 
@@ -146,5 +167,9 @@ def _derive(name: str, raw: dict[str, Any]) -> EventSchema:
         b"avro.schema.fingerprint": print_.encode(),
     }
     return EventSchema(
-        name=name, avro=parsed, arrow=pa.schema(fields, metadata=metadata), fingerprint=print_
+        name=name,
+        avro=parsed,
+        arrow=pa.schema(fields, metadata=metadata),
+        fingerprint=print_,
+        text=json.dumps(raw, separators=(",", ":")),
     )

@@ -19,6 +19,7 @@ __all__ = [
     "SCHEMA_HEADER",
     "ConfluentWireFormat",
     "Framing",
+    "PrefixFraming",
     "RawAvro",
     "record_headers",
 ]
@@ -91,7 +92,7 @@ class ConfluentWireFormat(PrefixFraming):
     name = "confluent"
 
     def __init__(self, schema_id: int) -> None:
-        if isinstance(schema_id, bool) or not 0 <= schema_id < 2**31:
+        if type(schema_id) is not int or not 0 <= schema_id < 2**31:
             raise ValueError(f"schema_id must be an int in [0, 2**31), got {schema_id!r}")
         self.schema_id = schema_id
         self.prefix = b"\x00" + schema_id.to_bytes(4, "big")

@@ -1,8 +1,9 @@
 """txnsim: a seeded, agent-based card-transaction simulator.
 
-The public API: build :class:`Settings` with :func:`load_settings`, a :class:`Streams`
-from the seed, then either :func:`generate` a span of days into a folder, or iterate
-a :class:`SliceSource` over a :class:`World` for the same events as Arrow tables.
+The public API: build :class:`Settings` with :func:`load_settings` and the run's one
+:class:`RunSeed` from them, then either :func:`generate` a span of days into a folder, or
+iterate a :class:`SliceSource` over a :class:`World` (and the :class:`RunSpec`) for the
+same events as Arrow tables.
 
 The names are imported on first use, so ``import simulator.core.ids`` (or the command
 line's ``--help``) does not load the whole package.
@@ -18,13 +19,14 @@ __all__ = [
     "EventSchema",
     "OutputError",
     "ReferenceDataError",
+    "RunSeed",
+    "RunSpec",
     "RunSummary",
     "SchemaError",
     "Settings",
     "SimulatorError",
     "Slice",
     "SliceSource",
-    "Streams",
     "World",
     "build_world",
     "generate",
@@ -42,7 +44,8 @@ _HOMES = {
     "transaction_schema": "schemas.event",
     "Settings": "simulator.settings.models",
     "load_settings": "simulator.settings.loading",
-    "Streams": "simulator.core.seeding",
+    "RunSeed": "simulator.settings.run",
+    "RunSpec": "simulator.settings.run",
     "World": "simulator.world.build",
     "build_world": "simulator.world.build",
     "Slice": "simulator.model.engine",

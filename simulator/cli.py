@@ -25,13 +25,13 @@ import yaml
 
 from runtime import errors as runtime_errors
 from runtime.logs import bind, configure_logging
-from simulator.core.seeding import Streams
 from simulator.errors import ConfigError, LagExceeded, ReferenceDataError
 from simulator.fraud.registry import check_scenarios
 from simulator.settings.loading import load_settings
 from simulator.settings.models import Settings
+from simulator.settings.run import RunSeed
 
-__all__ = ["main"]
+__all__ = ["build_settings", "main"]
 
 log = logging.getLogger("txnsim.cli")
 
@@ -145,6 +145,24 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="fail when this many simulated seconds behind (stream.max_lag_s)",
     )
+    stream.add_argument(
+        "--delivery",
+        choices=["exactly_once", "idempotent"],
+        help="exactly_once: Kafka transactions, each record once for read_committed readers "
+        "(default); idempotent: no transactions (kafka.delivery)",
+    )
+    stream.add_argument(
+        "--schema-registry",
+        metavar="URL",
+        help="register the schemas there and frame values in the Confluent wire format "
+        "(kafka.schema_registry.url)",
+    )
+    stream.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stream of the same settings (and --seed) from its last committed "
+        "transaction instead of from the start",
+    )
     report = commands.add_parser(
         "report", help="an HTML page of figures (plus PNG files) about a landed folder"
     )
@@ -188,8 +206,11 @@ def _cli_layer(args: argparse.Namespace) -> dict[str, Any]:
             ("topic", "topic"),
             ("labels_topic", "labels_topic"),
             ("partitions", "partitions"),
+            ("delivery", "delivery"),
         )
     }
+    if getattr(args, "schema_registry", None) is not None:
+        kafka["schema_registry"] = {"url": args.schema_registry}
     if any(v is not None for v in kafka.values()):
         layer["kafka"] = {k: v for k, v in kafka.items() if v is not None}
     stream = {
@@ -229,18 +250,16 @@ def _show(settings: Settings, fmt: str) -> None:
 def _generate(settings: Settings) -> None:
     from simulator.batch.generate import generate  # heavy imports only when running
 
-    settings, streams, source = _seeded(settings)
-    bind(
-        run_id=uuid.uuid4().hex[:12], seed=streams.entropy, config_hash=settings.config_hash()[:12]
-    )
-    summary = generate(settings, streams, seed_source=source)
+    settings, seed = _seeded(settings)
+    bind(run_id=uuid.uuid4().hex[:12], seed=seed.entropy, config_hash=settings.config_hash()[:12])
+    summary = generate(settings, seed)
     sys.stdout.write(
         orjson.dumps(
             {
                 "out": str(summary.out),
                 "rows": summary.rows,
                 "files": len(summary.files),
-                "seed": streams.entropy,
+                "seed": seed.entropy,
                 "seconds": round(summary.seconds, 3),
             }
         ).decode()
@@ -248,33 +267,31 @@ def _generate(settings: Settings) -> None:
     )
 
 
-def _seeded(settings: Settings) -> tuple[Settings, Streams, str]:
-    """Root streams; a seed drawn from OS entropy becomes part of the effective settings."""
-    if settings.seed is None:
-        streams = Streams.from_os()
-        # A replay with --seed then has the same config hash and the same bytes.
-        return settings.model_copy(update={"seed": streams.entropy}), streams, "os-entropy"
-    return settings, Streams(settings.seed), "configured"
+def _seeded(settings: Settings) -> tuple[Settings, RunSeed]:
+    """The run's seed; one drawn from OS entropy becomes part of the effective settings."""
+    seed = RunSeed.from_settings(settings)
+    # A replay with --seed then has the same config hash and the same bytes.
+    return seed.pin(settings), seed
 
 
-def _stream(settings: Settings, *, live: bool) -> None:
+def _stream(settings: Settings, *, live: bool, resume: bool) -> None:
     from simulator.stream.job import run_stream
 
-    settings, streams, _ = _seeded(settings)
-    bind(
-        run_id=uuid.uuid4().hex[:12], seed=streams.entropy, config_hash=settings.config_hash()[:12]
-    )
+    settings, seed = _seeded(settings)
+    bind(run_id=uuid.uuid4().hex[:12], seed=seed.entropy, config_hash=settings.config_hash()[:12])
     live_from = dt.datetime.now(tz=dt.UTC) if live else None
-    stats = run_stream(settings, streams, live_from=live_from)
+    stats = run_stream(settings, seed, live_from=live_from, resume=resume)
     summary = {
         "released": stats.released,
         "labels_released": stats.labels_released,
+        "skipped": stats.skipped,
         "stopped_early": stats.stopped_early,
         "max_lag_s": round(stats.max_lag_s, 3),
+        "delivery": settings.kafka.delivery,
         "topic": settings.kafka.topic,
         "labels_topic": settings.kafka.labels_topic,
         "labels": settings.stream.labels,
-        "seed": streams.entropy,
+        "seed": seed.entropy,
     }
     sys.stdout.write(orjson.dumps(summary).decode() + "\n")
 
@@ -317,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         _serve_metrics(args)
         if args.command == "stream":
-            _stream(settings, live=args.start == "now")
+            _stream(settings, live=args.start == "now", resume=args.resume)
             return 0
         _generate(settings)
     except (runtime_errors.ConfigError, ReferenceDataError) as exc:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from simulator.batch.generate import RunSummary, generate
-from simulator.core.seeding import Streams
 from simulator.settings.loading import load_settings
 from simulator.settings.models import Settings
+from simulator.settings.run import RunSeed
 from tests.s3_server import S3Server
 
 # The CI machine is small and shared: no per-example deadline, few but meaningful examples.
@@ -50,8 +50,7 @@ def small_settings(out: Path, cache: Path, *overrides: str, **cli: object) -> Se
 
 
 def run(settings: Settings) -> RunSummary:
-    assert settings.seed is not None
-    return generate(settings, Streams(settings.seed), seed_source="configured")
+    return generate(settings, RunSeed.from_settings(settings))
 
 
 def read_transactions(root: Path) -> pa.Table:

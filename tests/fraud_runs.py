@@ -6,7 +6,6 @@ ask for the same few runs, so they are cached here by their settings.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from functools import cache
@@ -15,20 +14,36 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from simulator.core.seeding import Streams
+from runtime.units import to_us
 from simulator.fraud.cards import CardRegistry
 from simulator.model.engine import SliceSource
 from simulator.settings.loading import load_settings
+from simulator.settings.models import Settings
+from simulator.settings.run import RunSeed, RunSpec
 from simulator.world.build import World, build_world
 
-US_PER_HOUR = 3_600_000_000
-US_PER_DAY = 24 * US_PER_HOUR
+
+@dataclass(frozen=True)
+class Built:
+    """A world and the settings it was built from (their seed is the world's)."""
+
+    settings: Settings
+    world: World
+
+    @property
+    def seed(self) -> RunSeed:
+        return RunSeed.from_settings(self.settings)
+
+    @property
+    def spec(self) -> RunSpec:
+        return RunSpec.from_settings(self.settings)
 
 
 @dataclass(frozen=True)
 class Run:
     """A finished run: every slice's rows and labels, and the card registry at the end."""
 
+    settings: Settings
     world: World
     start: dt.datetime
     end: dt.datetime
@@ -40,7 +55,7 @@ class Run:
 
     @property
     def start_us(self) -> int:
-        return int(self.start.timestamp() * 1_000_000)
+        return to_us(self.start)
 
     def column(self, name: str) -> np.ndarray:
         """A column as numpy (timestamps as int64 microseconds, strings as objects)."""
@@ -51,7 +66,7 @@ class Run:
 
 
 @cache
-def world(cardholders: int, cache_dir: Path, *overrides: str) -> World:
+def built(cardholders: int, cache_dir: Path, *overrides: str) -> Built:
     """The world of ``cardholders`` (seed 7) with ``overrides`` applied to its settings."""
     block = max(1024, min(65536, cardholders // 4))
     settings = load_settings(
@@ -65,23 +80,22 @@ def world(cardholders: int, cache_dir: Path, *overrides: str) -> World:
             *overrides,
         ],
     )
-    assert settings.seed is not None
-    return build_world(settings, Streams(settings.seed))
+    return Built(settings, build_world(settings, RunSeed.from_settings(settings)))
 
 
-def with_fraud(base: World, **changes: object) -> World:
+def with_fraud(base: Built, **changes: object) -> Built:
     """``base`` with other fraud settings (the fraud model does not shape the world)."""
     fraud = base.settings.fraud.model_copy(update=changes)
     fraud = type(fraud).model_validate(fraud.model_dump())
-    return dataclasses.replace(base, settings=base.settings.model_copy(update={"fraud": fraud}))
+    return Built(base.settings.model_copy(update={"fraud": fraud}), base.world)
 
 
-def simulate(w: World, days: float, workers: int = 1) -> Run:
-    """Run ``w`` from its start date for ``days`` and concatenate the slices."""
-    start = dt.datetime.combine(w.settings.start_date, dt.time(), tzinfo=dt.UTC)
+def simulate(b: Built, days: float, workers: int = 1) -> Run:
+    """Run ``b`` from its start date for ``days`` and concatenate the slices."""
+    start = dt.datetime.combine(b.settings.start_date, dt.time(), tzinfo=dt.UTC)
     end = start + dt.timedelta(days=days)
     tables, cards, labels, new_cards = [], [], [], []
-    with SliceSource(w, start, end, workers=workers) as source:
+    with SliceSource(b.world, b.spec, b.seed, start, end, workers=workers) as source:
         for s in source:
             tables.append(s.table)
             cards.append(s.card)
@@ -89,7 +103,8 @@ def simulate(w: World, days: float, workers: int = 1) -> Run:
             new_cards.append(s.new_cards)
         registry = source.cards
     return Run(
-        world=w,
+        settings=b.settings,
+        world=b.world,
         start=start,
         end=end,
         table=pa.concat_tables(tables),
@@ -103,14 +118,14 @@ def simulate(w: World, days: float, workers: int = 1) -> Run:
 @cache
 def default_run(cache_dir: Path, cardholders: int, days: int) -> Run:
     """The default settings (seed 7) for ``cardholders`` over ``days``, cached."""
-    return simulate(world(cardholders, cache_dir), days)
+    return simulate(built(cardholders, cache_dir), days)
 
 
 def usd(run: Run) -> np.ndarray:
     """Each row's amount in US dollars."""
-    rates = run.world.settings.currency_per_usd
+    rates = dict(zip(run.world.currencies, run.world.currency_scale.tolist(), strict=True))
     amount = run.table.column("amount").cast(pa.float64()).to_numpy()
     currency = run.column("currency")
     names, inverse = np.unique(currency, return_inverse=True)
-    per_usd = np.array([float(rates[c]) for c in names])
+    per_usd = np.array([rates[c] for c in names])
     return amount / per_usd[inverse]

@@ -37,10 +37,15 @@ async def _partitions(bootstrap: str, topic: str) -> list[int]:
     return sorted(p["partition"] for p in described["partitions"])
 
 
-async def _read_all(bootstrap: str, topic: str, timeout_s: float) -> dict[int, list[Consumed]]:
+async def _read_all(
+    bootstrap: str, topic: str, timeout_s: float, isolation: str
+) -> dict[int, list[Consumed]]:
     partitions = await _partitions(bootstrap, topic)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level=isolation,
     )
     await consumer.start()
     try:
@@ -61,7 +66,10 @@ async def _read_all(bootstrap: str, topic: str, timeout_s: float) -> dict[int, l
                             tp.partition, r.offset, r.key, r.value, r.timestamp, tuple(r.headers)
                         )
                     )
-                if out[tp.partition] and out[tp.partition][-1].offset + 1 >= ends[tp]:
+            # Transaction markers take offsets: a partition is read when the position,
+            # not the last record, reaches the end (the last stable offset, read_committed).
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         if remaining:
             raise TimeoutError(f"could not read {topic} to its end within {timeout_s} s")
@@ -70,9 +78,15 @@ async def _read_all(bootstrap: str, topic: str, timeout_s: float) -> dict[int, l
         await consumer.stop()
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 120.0) -> dict[int, list[Consumed]]:
-    """Every record of ``topic`` by partition, up to the end offsets seen at start."""
-    return asyncio.run(_read_all(bootstrap, topic, timeout_s))
+def read_topic(
+    bootstrap: str, topic: str, timeout_s: float = 120.0, *, isolation: str = "read_committed"
+) -> dict[int, list[Consumed]]:
+    """Every record of ``topic`` by partition, up to the end offsets seen at start.
+
+    ``isolation``: ``read_committed`` (what a scorer configured for exactly-once sees) or
+    ``read_uncommitted`` (every record written, aborted transactions included).
+    """
+    return asyncio.run(_read_all(bootstrap, topic, timeout_s, isolation))
 
 
 def spawn_stream(bootstrap: str, topic: str, cache_dir: Path, *extra: str) -> subprocess.Popen[str]:

@@ -8,6 +8,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from schemas.framing import ConfluentWireFormat, Framing, RawAvro
+
 _ids = st.text(alphabet="0123456789abcdef", min_size=16, max_size=16)
 # Naive bounds are what st.datetimes takes; the values it draws carry UTC.
 _moment = st.datetimes(
@@ -51,6 +53,16 @@ def transactions(draw: st.DrawFn) -> dict[str, Any]:
 
 def uint64s() -> st.SearchStrategy[int]:
     return st.integers(min_value=0, max_value=2**64 - 1)
+
+
+def schema_ids() -> st.SearchStrategy[int]:
+    """Schema Registry ids: what a Java ``int`` holds without its sign, ``[0, 2**31)``."""
+    return st.integers(min_value=0, max_value=2**31 - 1)
+
+
+def framings() -> st.SearchStrategy[Framing]:
+    """The project's framings: raw Avro, or Confluent's wire format with any valid id."""
+    return st.just(RawAvro()) | st.builds(ConfluentWireFormat, schema_ids())
 
 
 def sample_transaction(**changes: Any) -> dict[str, Any]:

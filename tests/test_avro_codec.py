@@ -18,9 +18,9 @@ from schemas.avro_records import RecordDecoder
 from schemas.errors import DecodeError, SchemaError
 from schemas.event import EventSchema, arrow_type, transaction_schema
 from schemas.framing import ConfluentWireFormat, Framing, RawAvro
-from simulator.core.seeding import Streams
 from simulator.model.engine import SliceSource
 from simulator.settings.loading import load_settings
+from simulator.settings.run import RunSeed, RunSpec
 from simulator.world.build import build_world
 from tests.strategies import sample_transaction, transactions
 
@@ -290,9 +290,11 @@ def simulated(cache_dir: Path) -> pa.Table:
         },
         environ=False,
     )
-    world = build_world(settings, Streams(3))
+    seed = RunSeed.from_settings(settings)
+    world = build_world(settings, seed)
     start = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
-    return next(iter(SliceSource(world, start, start + dt.timedelta(days=1)))).table
+    spec = RunSpec.from_settings(settings)
+    return next(iter(SliceSource(world, spec, seed, start, start + dt.timedelta(days=1)))).table
 
 
 @pytest.mark.parametrize("framing", FRAMINGS, ids=lambda f: f.name)

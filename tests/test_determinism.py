@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from simulator.batch.generate import generate
 from simulator.cli import main
+from simulator.model.engine import SliceSource
+from simulator.settings.run import RunSeed, RunSpec
+from simulator.world.build import build_world
 from tests.conftest import read_transactions, run, small_settings
 
 
@@ -112,3 +117,22 @@ def test_seed_from_os_entropy_is_recorded_and_replays(
     replay = orjson.loads((tmp_path / "b" / "manifest.json").read_bytes())
     assert [f["sha256"] for f in replay["files"]] == [f["sha256"] for f in manifest["files"]]
     capsys.readouterr()
+
+
+def test_a_seed_of_other_settings_is_refused(tmp_path: Path, cache_dir: Path) -> None:
+    settings = small_settings(tmp_path, cache_dir, days=1)
+    other = RunSeed.from_settings(settings.model_copy(update={"seed": 8}))
+    with pytest.raises(ValueError, match="not the settings' seed"):
+        generate(settings, other)
+    unseeded = settings.model_copy(update={"seed": None})
+    drawn = RunSeed.from_settings(unseeded)
+    assert drawn.source == "os-entropy"
+    assert drawn.pin(unseeded).seed == drawn.entropy
+    with pytest.raises(ValueError, match="not the settings' seed"):
+        drawn.pin(settings)  # drawn for settings without a seed, not for seed 7
+    assert not (tmp_path / "transactions").exists()
+    seed = RunSeed.from_settings(settings)
+    world = build_world(settings, seed)
+    start = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    with pytest.raises(ValueError, match="built from seed 7, not 8"):
+        SliceSource(world, RunSpec.from_settings(settings), other, start, None)

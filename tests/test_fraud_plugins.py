@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from simulator.cli import main
-from simulator.core.seeding import Streams
 from simulator.errors import ConfigError
-from simulator.fraud import ENTRY_POINT_GROUP, scenario_classes
+from simulator.fraud import ENTRY_POINT_GROUP, check_scenarios, scenario_classes
 from simulator.model.engine import SliceSource
+from simulator.settings.run import RunSeed, RunSpec
 from simulator.world.build import build_world
 from tests.conftest import small_settings
 
@@ -54,7 +54,10 @@ def test_the_builtins_are_registered() -> None:
 
 def test_an_unknown_scenario_lists_the_valid_names(tmp_path: Path, cache_dir: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        small_settings(tmp_path, cache_dir, "fraud.scenarios.skimming.share=0.1")
+        # Settings cannot see the plugins: the command line checks them right after loading.
+        check_scenarios(
+            small_settings(tmp_path, cache_dir, "fraud.scenarios.skimming.share=0.1").fraud
+        )
     message = str(err.value)
     assert "fraud.scenarios.skimming" in message
     assert "unknown fraud scenario 'skimming'" in message
@@ -64,11 +67,19 @@ def test_an_unknown_scenario_lists_the_valid_names(tmp_path: Path, cache_dir: Pa
 
 def test_a_bad_parameter_is_named(tmp_path: Path, cache_dir: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        small_settings(tmp_path, cache_dir, "fraud.scenarios.card_testing.params.cards=[5, 2]")
+        check_scenarios(
+            small_settings(
+                tmp_path, cache_dir, "fraud.scenarios.card_testing.params.cards=[5, 2]"
+            ).fraud
+        )
     assert "fraud.scenarios.card_testing" in str(err.value)
     assert "cards must be [low, high]" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        small_settings(tmp_path, cache_dir, "fraud.scenarios.lost_stolen.params.velocity=3")
+        check_scenarios(
+            small_settings(
+                tmp_path, cache_dir, "fraud.scenarios.lost_stolen.params.velocity=3"
+            ).fraud
+        )
     assert "params.velocity" in str(err.value)
 
 
@@ -108,9 +119,12 @@ def test_a_published_scenario_runs_with_its_own_parameters(
         "{median_hours: 48, sigma: 0, max_hours: 48}",
         *(f"fraud.scenarios.{name}.share=0" for name in BUILTINS),
     )
-    world = build_world(settings, Streams(7))
+    seed = RunSeed.from_settings(settings)
+    world = build_world(settings, seed)
     start = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
-    (part,) = SliceSource(world, start, start + dt.timedelta(days=1))
+    (part,) = SliceSource(
+        world, RunSpec.from_settings(settings), seed, start, start + dt.timedelta(days=1)
+    )
     fraud = part.table.filter(part.table.column("is_fraud"))
     assert abs(fraud.num_rows - part.table.num_rows * 0.01) <= 1  # held, not drawn
     assert set(fraud.column("fraud_scenario").to_pylist()) == {"gift_card_drain"}

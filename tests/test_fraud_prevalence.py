@@ -11,8 +11,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from runtime.units import US_PER_DAY
 from tests import fraud_runs as fr
-from tests.fraud_runs import US_PER_DAY, Run
+from tests.fraud_runs import Run
 
 
 def fraud_rate(run: Run) -> float:
@@ -20,7 +21,7 @@ def fraud_rate(run: Run) -> float:
 
 
 def within_10_percent(run: Run) -> None:
-    target = run.world.settings.fraud.target_rate
+    target = run.settings.fraud.target_rate
     rate = fraud_rate(run)
     assert abs(rate / target - 1) <= 0.10, f"{rate:.5f} vs target {target}"
 
@@ -54,12 +55,12 @@ def test_fraud_rate_follows_any_target(
     # About 1.2 genuine rows per cardholder a day: below ~40 fraud rows, the rounding of a
     # whole number of frauds alone is more than 2.5%.
     assume(cardholders * 1.2 * rate >= 40)
-    w = fr.with_fraud(fr.world(cardholders, cache_dir), target_rate=rate, warmup_days=warmup)
+    w = fr.with_fraud(fr.built(cardholders, cache_dir), target_rate=rate, warmup_days=warmup)
     within_10_percent(fr.simulate(w, 1))
 
 
 def test_scenario_mix_follows_the_shares(month: Run) -> None:
-    cfg = month.world.settings.fraud.scenarios
+    cfg = month.settings.fraud.scenarios
     total = sum(c.share for c in cfg.values())
     names = month.column("fraud_scenario")[month.column("is_fraud")]
     for name, c in cfg.items():
@@ -91,7 +92,7 @@ def _delays_days(run: Run, name: str) -> np.ndarray:
 
 
 def test_issuer_labels_take_days_chargebacks_weeks(month: Run) -> None:
-    for name, c in month.world.settings.fraud.scenarios.items():
+    for name, c in month.settings.fraud.scenarios.items():
         days = _delays_days(month, name)
         assert len(days) >= 20, name
         if c.params.get("label_source") == "chargeback":
@@ -107,7 +108,7 @@ def test_unlabelled_share(month: Run) -> None:
     labelled = month.table.column("label_available_at").is_valid().to_numpy()
     n = int(fraud.sum())
     share = float(np.mean(~labelled[fraud]))
-    p = month.world.settings.fraud.unlabelled_share
+    p = month.settings.fraud.unlabelled_share
     assert abs(share - p) <= 4 * np.sqrt(p * (1 - p) / n), f"{share:.3f} of {n} vs {p}"
 
 
@@ -127,7 +128,7 @@ def test_labels_match_the_labelled_rows_and_false_disputes(month: Run) -> None:
     assert set(false.column("transaction_id").to_pylist()) <= genuine_ids
     assert set(false.column("source").to_pylist()) <= {"chargeback"}
     genuine = t.num_rows - int(month.column("is_fraud").sum())
-    rate = month.world.settings.fraud.false_dispute_rate
+    rate = month.settings.fraud.false_dispute_rate
     expected = genuine * rate
     assert abs(false.num_rows - expected) <= 4 * np.sqrt(expected), (false.num_rows, expected)
 
@@ -136,7 +137,7 @@ def test_labels_match_the_labelled_rows_and_false_disputes(month: Run) -> None:
 
 
 def test_same_seed_same_rows_and_labels_with_two_workers(cache_dir: Path) -> None:
-    w = fr.world(10_000, cache_dir)
+    w = fr.built(10_000, cache_dir)
     one = fr.simulate(w, 2, workers=1)
     two = fr.simulate(w, 2, workers=2)
     assert int(one.column("is_fraud").sum()) > 0

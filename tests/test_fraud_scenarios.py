@@ -7,6 +7,7 @@ of 10,000 cardholders (the run is shared with the prevalence tests).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +17,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from runtime.units import US_PER_DAY, US_PER_HOUR
 from simulator.core.geo import haversine_km
 from simulator.fraud.context import CampaignContext
 from simulator.fraud.contract import Campaign, Scenario
 from simulator.fraud.registry import build_scenario
+from simulator.settings.fraud import FraudConfig
 from simulator.world.build import World
 from simulator.world.catalog import CHANNEL_CARD_PRESENT
 from tests import fraud_runs as fr
-from tests.fraud_runs import US_PER_DAY, US_PER_HOUR, Run
+from tests.fraud_runs import Built, Run
 
 MICRO_USD = 5.0
 IMPOSSIBLE_KMH = 1000.0
@@ -36,10 +39,15 @@ starts = st.integers(0, 60 * 24).map(lambda h: _START + h * US_PER_HOUR)
 class Bench:
     """A world and a planning context (short repr: Hypothesis prints its arguments)."""
 
-    def __init__(self, world: World) -> None:
-        self.world = world
+    def __init__(self, built: Built) -> None:
+        self.world = built.world
+        self.fraud = built.settings.fraud
+        self.entry_modes = built.spec.entry_modes
         # No card is ever reissued: each card resolves to itself.
-        self.ctx = CampaignContext(world, dict(world.settings.fraud.hotspots), lambda c, _t: c)
+        self.ctx = self.context(lambda c, _t: c)
+
+    def context(self, resolve: Callable[[int, int], int]) -> CampaignContext:
+        return CampaignContext(self.world, self.fraud.hotspots, resolve, self.entry_modes)
 
     def __repr__(self) -> str:
         return f"Bench({len(self.world.holders.home_city)} cardholders)"
@@ -47,12 +55,7 @@ class Bench:
 
 @pytest.fixture(scope="module")
 def bench(cache_dir: Path) -> Bench:
-    return Bench(fr.world(10_000, cache_dir))
-
-
-@pytest.fixture(scope="module")
-def world(bench: Bench) -> World:
-    return bench.world
+    return Bench(fr.built(10_000, cache_dir))
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +63,16 @@ def month(cache_dir: Path) -> Run:
     return fr.default_run(cache_dir, 10_000, 30)
 
 
-def scenario(world: World, name: str) -> Scenario:
-    return build_scenario(name, world.settings.fraud.scenarios[name].params)
+def scenario(fraud: FraudConfig, name: str) -> Scenario:
+    return build_scenario(name, fraud.scenarios[name].params)
 
 
 def usd(world: World, c: Campaign) -> np.ndarray:
-    m = world.merchants
-    scale = world.currency_scale[world.currency_of_country[world.country_of_city[m.city]]]
-    return c.amount_minor / 100.0 / scale[c.merchant]
+    return c.amount_minor / 100.0 / world.merchant_per_usd[c.merchant]
 
 
-def hotspot_floor(world: World) -> float:
-    return min(h.amount_usd[0] for h in world.settings.fraud.hotspots.values() if h.weight > 0)
+def hotspot_floor(fraud: FraudConfig) -> float:
+    return min(h.amount_usd[0] for h in fraud.hotspots.values() if h.weight > 0)
 
 
 def km_between_cities(world: World, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -85,7 +86,7 @@ def km_between_cities(world: World, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 @given(seed=seeds, start=starts)
 def test_card_testing_plans_micro_bursts_then_cash_out(bench: Bench, seed: int, start: int) -> None:
     world, ctx = bench.world, bench.ctx
-    sc = scenario(world, "card_testing")
+    sc = scenario(bench.fraud, "card_testing")
     p = sc.params
     c = sc.plan(ctx, np.random.default_rng(seed), start)
     amount = usd(world, c)
@@ -96,7 +97,7 @@ def test_card_testing_plans_micro_bursts_then_cash_out(bench: Bench, seed: int, 
     assert len(np.unique(c.merchant[test])) <= p.test_merchants[1], "a few test merchants"
     burst = c.time_us[test]
     assert burst.max() - burst.min() <= p.burst_minutes * 60_000_000
-    floor = hotspot_floor(world)
+    floor = hotspot_floor(bench.fraud)
     for card in np.unique(c.card[~test]).tolist():
         mine = c.card == card
         assert (test & mine).any(), "cash-out only on a tested card"
@@ -108,8 +109,9 @@ def test_card_testing_plans_micro_bursts_then_cash_out(bench: Bench, seed: int, 
 def test_compromised_merchant_cards_share_a_merchant_before_their_fraud(
     bench: Bench, seed: int, start: int
 ) -> None:
-    world, ctx = bench.world, bench.ctx
-    c = scenario(world, "compromised_merchant").plan(ctx, np.random.default_rng(seed), start)
+    c = scenario(bench.fraud, "compromised_merchant").plan(
+        bench.ctx, np.random.default_rng(seed), start
+    )
     assert _cards_without_common_visit(c) == []
 
 
@@ -128,8 +130,9 @@ def _cards_without_common_visit(c: Campaign) -> list[int]:
 
 
 def test_compromised_merchant_fraud_stays_on_the_breached_card_after_a_reissue(
-    world: World,
+    bench: Bench,
 ) -> None:
+    world = bench.world
     # Every card is reissued 14 days after the start: after every breach visit (breach
     # windows are at most 14 days), before most frauds (3-45 days of dormancy after it).
     reissue_at = _START + 14 * US_PER_DAY
@@ -138,8 +141,8 @@ def test_compromised_merchant_fraud_stays_on_the_breached_card_after_a_reissue(
     def resolve(card: int, at_us: int) -> int:
         return card + offset if at_us >= reissue_at else card
 
-    ctx = CampaignContext(world, dict(world.settings.fraud.hotspots), resolve)
-    sc = scenario(world, "compromised_merchant")
+    ctx = bench.context(resolve)
+    sc = scenario(bench.fraud, "compromised_merchant")
     for seed in range(5):
         c = sc.plan(ctx, np.random.default_rng(seed), _START)
         assert _cards_without_common_visit(c) == []
@@ -148,7 +151,7 @@ def test_compromised_merchant_fraud_stays_on_the_breached_card_after_a_reissue(
 @given(seed=seeds, start=starts)
 def test_impossible_travel_outruns_any_flight(bench: Bench, seed: int, start: int) -> None:
     world, ctx = bench.world, bench.ctx
-    c = scenario(world, "impossible_travel").plan(ctx, np.random.default_rng(seed), start)
+    c = scenario(bench.fraud, "impossible_travel").plan(ctx, np.random.default_rng(seed), start)
     assert len(np.unique(c.card)) == 1
     home = c.time_us[~c.fraud]
     assert len(home) == 1, "one genuine purchase at home sets the stage"
@@ -167,7 +170,7 @@ def test_lost_stolen_is_card_present_near_home_and_fast(
     bench: Bench, seed: int, start: int
 ) -> None:
     world, ctx = bench.world, bench.ctx
-    sc = scenario(world, "lost_stolen")
+    sc = scenario(bench.fraud, "lost_stolen")
     c = sc.plan(ctx, np.random.default_rng(seed), start)
     assert c.fraud.all()
     assert len(np.unique(c.card)) == 1
@@ -186,7 +189,7 @@ def test_account_takeover_is_high_value_online_at_rising_velocity(
     bench: Bench, seed: int, start: int
 ) -> None:
     world, ctx = bench.world, bench.ctx
-    c = scenario(world, "account_takeover").plan(ctx, np.random.default_rng(seed), start)
+    c = scenario(bench.fraud, "account_takeover").plan(ctx, np.random.default_rng(seed), start)
     assert c.fraud.all()
     assert len(np.unique(c.card)) == 1
     assert (c.entry_mode == ctx.ecommerce_mode).all()
@@ -198,7 +201,7 @@ def test_account_takeover_is_high_value_online_at_rising_velocity(
 @given(seed=seeds, start=starts)
 def test_first_party_is_ordinary_online_spend(bench: Bench, seed: int, start: int) -> None:
     world, ctx = bench.world, bench.ctx
-    sc = scenario(world, "first_party")
+    sc = scenario(bench.fraud, "first_party")
     p = sc.params
     assert not p.blocks_card
     assert p.label_source == "chargeback"
@@ -222,7 +225,7 @@ def _fraud_cases(run: Run, name: str) -> dict[str, np.ndarray]:
 
 def test_every_scenario_appears_in_a_month(month: Run) -> None:
     names = set(pc.unique(month.table.column("fraud_scenario")).drop_null().to_pylist())
-    assert names == set(month.world.settings.fraud.scenarios)
+    assert names == set(month.settings.fraud.scenarios)
 
 
 def test_output_card_testing_bursts_then_cashes_out(month: Run) -> None:
@@ -284,8 +287,8 @@ def test_output_lost_stolen_is_card_present_near_home(month: Run) -> None:
 def test_output_account_takeover_is_online_and_high_value(month: Run) -> None:
     amount = fr.usd(month)
     channel = month.column("channel")
-    floor = hotspot_floor(month.world)
-    share = month.world.settings.fraud.scenarios["account_takeover"].params["cashout_share"]
+    floor = hotspot_floor(month.settings.fraud)
+    share = month.settings.fraud.scenarios["account_takeover"].params["cashout_share"]
     high = []
     for rows in _fraud_cases(month, "account_takeover").values():
         assert (channel[rows] == "ecommerce").all()

@@ -15,9 +15,10 @@ import numpy as np
 import pyarrow.compute as pc
 import pytest
 
+from runtime.units import US_PER_DAY, US_PER_HOUR
 from simulator.core.geo import haversine_km
 from tests import fraud_runs as fr
-from tests.fraud_runs import US_PER_DAY, US_PER_HOUR, Run
+from tests.fraud_runs import Run
 
 pytest.importorskip("sklearn")
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -30,7 +31,7 @@ TRAIN_DAYS = 8
 
 @pytest.fixture(scope="module")
 def run(cache_dir: Path) -> Run:
-    w = fr.with_fraud(fr.world(12_000, cache_dir), target_rate=0.01)
+    w = fr.with_fraud(fr.built(12_000, cache_dir), target_rate=0.01)
     return fr.simulate(w, DAYS)
 
 

@@ -4,58 +4,99 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
+from typing import Any
 
 import fastavro
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from runtime.units import from_us, to_us
+from runtime.units import EPOCH, from_us, to_us
+from schemas.avro_decode import TableDecoder
+from schemas.avro_encode import TableEncoder
+from schemas.avro_records import RecordDecoder
 from schemas.event import transaction_schema
+from schemas.framing import Framing
+from schemas.parquet import ParquetFormat, parquet_bytes
 from simulator.core.environment import Environment
 from simulator.core.ids import hex_ids, mix64, pack_keys
 from simulator.core.sampling import Segments, apportion, zipf_weights
 from simulator.core.seeding import Streams
-from tests.strategies import transactions, uint64s
+from tests.strategies import framings, transactions, uint64s
+
+SCHEMA = transaction_schema()
+_MASK64 = 2**64 - 1
 
 
-@given(st.lists(transactions(), min_size=1, max_size=20))
-def test_event_avro_event_round_trip(records: list[dict]) -> None:
-    schema = transaction_schema()
-    buffer = io.BytesIO()
-    for record in records:
-        fastavro.schemaless_writer(buffer, schema.avro, record)
-    buffer.seek(0)
-    back = [fastavro.schemaless_reader(buffer, schema.avro) for _ in records]
-    assert back == records
+def _fastavro(record: dict[str, Any]) -> bytes:
+    out = io.BytesIO()
+    fastavro.schemaless_writer(out, SCHEMA.avro, record)
+    return out.getvalue()
 
 
-@given(st.lists(transactions(), min_size=1, max_size=20))
-def test_arrow_parquet_arrow_round_trip(records: list[dict]) -> None:
-    schema = transaction_schema().arrow
-    table = pa.Table.from_pylist(records, schema=schema)
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    sink.seek(0)
-    back = pq.read_table(sink)
+@given(st.lists(transactions(), min_size=1, max_size=8), framings())
+def test_event_avro_event_round_trip(records: list[dict[str, Any]], framing: Framing) -> None:
+    """Our columnar encoder writes fastavro's bytes; both our decoders read the events back."""
+    table = pa.Table.from_pylist(records, schema=SCHEMA.arrow)
+    values = TableEncoder(SCHEMA, framing).encode(table)
+    assert values == [framing.frame(_fastavro(record)) for record in records]
+    reader = RecordDecoder(SCHEMA, framing)
+    assert [reader.decode(value) for value in values] == records
+    decoded = TableDecoder(SCHEMA, framing).decode(values)
+    assert decoded.errors == []
+    assert decoded.rows.tolist() == list(range(len(records)))
+    assert decoded.table.schema.equals(SCHEMA.arrow, check_metadata=True)
+    assert decoded.table.to_pylist() == records
+
+
+@given(
+    st.lists(transactions(), min_size=1, max_size=12),
+    st.integers(1, 5),
+    st.sampled_from(["zstd", "snappy", "gzip", "none"]),
+    st.dictionaries(st.binary(min_size=1, max_size=8), st.binary(max_size=8), max_size=2),
+)
+def test_arrow_parquet_arrow_round_trip(
+    records: list[dict[str, Any]], row_group_size: int, codec: str, extra: dict[bytes, bytes]
+) -> None:
+    """The lake's Parquet writer keeps rows, types, the schema's metadata and the footer's."""
+    assume(not set(extra) & set(SCHEMA.arrow.metadata))
+    table = pa.Table.from_pylist(records, schema=SCHEMA.arrow)
+    writer = ParquetFormat(row_group_size=row_group_size, compression=codec)
+    data = parquet_bytes(table, writer, extra)
+    file = pq.ParquetFile(pa.BufferReader(data))
+    assert file.metadata.num_row_groups == math.ceil(len(records) / row_group_size)
+    back = file.read()
+    assert back.schema.metadata == {**SCHEMA.arrow.metadata, **extra}
     assert back.equals(table)
     assert back.to_pylist() == records
 
 
+def _splitmix64_finaliser(value: int) -> int:
+    """The SplitMix64 output function, in exact integer arithmetic."""
+    z = value
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
 @given(st.lists(uint64s(), unique=True, max_size=200), uint64s())
-def test_mix64_is_a_bijection(values: list[int], secret: int) -> None:
-    mixed = mix64(np.array(values, dtype=np.uint64), secret)
-    assert len(set(mixed.tolist())) == len(values)
+def test_mix64_is_the_keyed_splitmix64_finaliser(values: list[int], secret: int) -> None:
+    mixed = mix64(np.array(values, dtype=np.uint64), secret).tolist()
+    assert mixed == [_splitmix64_finaliser(value ^ secret) for value in values]
+    assert len(set(mixed)) == len(values)  # a bijection: distinct positions, distinct ids
 
 
-@given(st.lists(uint64s(), max_size=100))
-def test_hex_ids_round_trip(values: list[int]) -> None:
-    ids = hex_ids(np.array(values, dtype=np.uint64)).to_pylist()
-    assert [int(s, 16) for s in ids] == values
-    assert all(len(s) == 16 for s in ids)
+@given(st.lists(st.tuples(uint64s(), st.booleans()), max_size=100))
+def test_hex_ids_round_trip(items: list[tuple[int, bool]]) -> None:
+    values = np.array([v for v, _ in items], dtype=np.uint64)
+    mask = np.array([m for _, m in items], dtype=bool)
+    ids = hex_ids(values, mask).to_pylist()
+    assert ids == [None if m else f"{v:016x}" for v, m in items]
+    assert hex_ids(values).to_pylist() == [f"{v:016x}" for v, _ in items]
 
 
 def test_packed_keys_are_distinct_across_positions() -> None:
@@ -114,12 +155,20 @@ def test_popularity_tail_matches_the_exponent(exponent: float) -> None:
 
 @given(st.integers(0, 10_000), st.lists(st.floats(0, 10), min_size=1, max_size=12))
 def test_apportion_sums_and_is_proportional(total: int, weights: list[float]) -> None:
-    if sum(weights) <= 0:
-        return
+    assume(sum(weights) > 0)
     parts = apportion(total, weights)
     assert parts.sum() == total
-    exact = total * np.array(weights) / sum(weights)
-    assert np.all(np.abs(parts - exact) < 1.0 + 1e-9)
+    exact = total * np.array(weights) / np.sum(weights)
+    floor = np.floor(exact)
+    assert np.all((parts == floor) | (parts == floor + 1))
+    # Largest remainder: every part rounded up has a remainder at least as large as every
+    # part rounded down, and a tie goes to the earlier index.
+    remainder = exact - floor
+    up = np.flatnonzero(parts > floor)
+    down = np.flatnonzero(parts == floor)
+    for i in up.tolist():
+        for j in down.tolist():
+            assert remainder[i] > remainder[j] or (remainder[i] == remainder[j] and i < j)
 
 
 def test_streams_depend_on_their_key_only() -> None:
@@ -142,23 +191,46 @@ def test_environment_runs_events_in_time_priority_sequence_order(
         env.schedule(
             time, lambda e, t=time, p=priority, s=seq: seen.append((t, p, s)), priority=priority
         )
-    env.run()
+    while env.peek() is not None:  # as the slice engine drives it
+        env.step()
     assert seen == sorted(seen)
     assert len(seen) == len(plan)
 
 
-def test_environment_refuses_the_past_and_stops_at_until() -> None:
+def test_environment_steps_one_event_at_a_time_and_refuses_the_past() -> None:
     env = Environment(100)
     ran: list[int] = []
-    env.schedule(150, lambda e: ran.append(e.now_us))
     env.schedule(250, lambda e: ran.append(e.now_us))
-    env.run(until_us=200)
+    env.schedule(150, lambda e: ran.append(e.now_us))
+    assert env.peek() == 150
+    env.step()
     assert ran == [150]
-    assert env.now_us == 200
+    assert env.now_us == 150
+    assert env.peek() == 250
     with pytest.raises(ValueError, match="before now"):
-        env.schedule(199, lambda e: None)
+        env.schedule(149, lambda e: None)
+    env.step()
+    assert ran == [150, 250]
+    assert env.peek() is None
+    with pytest.raises(IndexError):
+        env.step()
 
 
-@given(st.datetimes(timezones=st.just(dt.UTC)))
+_offsets = st.timedeltas(min_value=-dt.timedelta(hours=23), max_value=dt.timedelta(hours=23))
+
+
+@given(
+    st.datetimes(
+        min_value=dt.datetime(1, 1, 2),  # noqa: DTZ001 - bounds are naive; values carry a zone
+        max_value=dt.datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.builds(dt.timezone, _offsets),
+    )
+)
 def test_microsecond_conversions_are_exact(moment: dt.datetime) -> None:
-    assert from_us(to_us(moment)) == moment
+    us = to_us(moment)
+    assert us == (moment - EPOCH) // dt.timedelta(microseconds=1)
+    back = from_us(us)
+    assert back == moment
+    assert back.utcoffset() == dt.timedelta(0)
+    with pytest.raises(ValueError, match="naive"):
+        to_us(moment.replace(tzinfo=None))

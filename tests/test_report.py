@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from simulator.cli import main
-from simulator.report.aggregate import DELAY_EDGES
-from simulator.report.figures import DPI
-from simulator.report.render import FIGURES, aggregate, render_report
+from simulator.report.aggregate import DELAY_EDGES, aggregate
+from simulator.report.figures import DPI, FIGURES
+from simulator.report.render import render_report
 from tests.conftest import read_catalog, read_transactions, run, small_settings
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

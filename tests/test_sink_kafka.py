@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas.event import LABEL_FIELDS, public_transaction_schema, transaction_schema
-from simulator.core.seeding import Streams
+from simulator.settings.run import RunSeed
 from simulator.stream.job import run_stream
 from tests.conftest import read_transactions, run, small_settings
 from tests.kafka_broker import local_kafka_for, restart_local_kafka
@@ -74,7 +74,7 @@ def streamed(
         stream={"speed": "max"},  # labels separate: the public schema, as a scorer sees it
     )
     run(settings)
-    stats = run_stream(settings, Streams(7))
+    stats = run_stream(settings, RunSeed.from_settings(settings))
     expected = read_transactions(settings.out).sort_by("transaction_id")
     assert stats.released == expected.num_rows >= 200_000
     return Streamed(kafka_bootstrap, topic, expected, _end_offsets(kafka_bootstrap, topic))
@@ -202,7 +202,7 @@ def test_sink_lands_exactly_what_generate_writes_on_s3(
     assert summary["dead_letters"] == 0
     root = _download(s3_server, bucket, "landing", tmp_path / "lake")
     _assert_exactly_once(root, streamed)
-    # Parquet as the issue asks: zstd, the Avro-derived schema and its fingerprint.
+    # Parquet as the lake expects: zstd, the Avro-derived schema and its fingerprint.
     one = next((root / "transactions").rglob("*.parquet"))
     meta = pq.read_metadata(one)
     assert meta.row_group(0).column(0).compression == "ZSTD"
@@ -361,12 +361,13 @@ def test_poison_message_is_dead_lettered_and_the_rest_lands(
         },
         stream={"speed": "max"},
     )
-    half = run_stream(settings, Streams(7)).released
+    half = run_stream(settings, RunSeed.from_settings(settings)).released
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     poison = b"\x02\xff not avro at all"
     producer.produce(topic, value=poison, key=b"k", headers=[("h", b"v")])
     producer.flush(30)
-    run_stream(settings, Streams(8))  # another seed: new ids after the poison
+    other = settings.model_copy(update={"seed": 8})
+    run_stream(other, RunSeed.from_settings(other))  # another seed: new ids after the poison
     dest = tmp_path / "lake"
     summary = _land(
         [
@@ -417,11 +418,12 @@ def test_each_writer_schema_lands_in_its_own_files(
         },
         stream={"speed": "max", "labels": "inline"},
     )
-    inline = run_stream(settings, Streams(7)).released
+    inline = run_stream(settings, RunSeed.from_settings(settings)).released
     public_settings = settings.model_copy(
         update={"stream": settings.stream.model_copy(update={"labels": "separate"})}
     )
-    public = run_stream(public_settings, Streams(8)).released
+    public_settings = public_settings.model_copy(update={"seed": 8})
+    public = run_stream(public_settings, RunSeed.from_settings(public_settings)).released
     # A full-schema value without any header (an older producer): decoded with the full schema.
     first = read_topic(kafka_bootstrap, topic)[0][0]
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
@@ -485,7 +487,7 @@ def test_the_labels_topic_lands_like_generate_writes_labels(
         stream={"speed": "max"},
     )
     run(settings)
-    stats = run_stream(settings, Streams(7))
+    stats = run_stream(settings, RunSeed.from_settings(settings))
     end = pa.scalar(dt.datetime(2026, 11, 25, tzinfo=dt.UTC), pa.timestamp("us", tz="UTC"))
     batch = ds.dataset(settings.out / "labels", format="parquet", partitioning="hive").to_table()
     due = batch.filter(pa.compute.less(batch.column("label_time"), end))
@@ -585,7 +587,7 @@ def test_unreachable_broker_fails_within_the_timeout(tmp_path: Path) -> None:
             "--dest",
             str(tmp_path),
             "--set",
-            "connect_timeout_s=3",
+            "kafka.connect_timeout_s=3",
         ],
         capture_output=True,
         text=True,
@@ -599,25 +601,54 @@ def test_unreachable_broker_fails_within_the_timeout(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "named"),
+    ("args", "env", "named"),
     [
-        (["--set", "max_rows_per_file=0"], "max_rows_per_file"),
-        (["--set", "retry_base_s=-1"], "retry_base_s"),
-        (["--set", "nonsense=1"], "nonsense"),
-        (["--dest", "ftp://host/x"], "ftp"),
+        (["--set", "max_rows_per_file=0"], {}, "max_rows_per_file"),
+        (["--set", "retry_base_s=-1"], {}, "retry_base_s"),
+        (["--set", "nonsense=1"], {}, "nonsense"),
+        (["--set", "kafka.poll_records=0"], {}, "kafka.poll_records"),
+        (["--set", "kafka.nonsense=1"], {}, "kafka.nonsense"),
+        (["--set", "s3.nonsense=1"], {}, "s3.nonsense"),
+        (["--set", "connect_timeout_s=3"], {}, "moved to kafka.connect_timeout_s"),
+        ([], {"TXNSIM_SINK_KAFKA__POLL_RECORDS": "0"}, "kafka.poll_records"),
+        ([], {"TXNSIM_SINK_GROUP": "g"}, "moved to TXNSIM_SINK_KAFKA__GROUP"),
+        (["--dest", "ftp://host/x"], {}, "ftp"),
     ],
 )
-def test_bad_settings_exit_2_naming_the_field(args: list[str], named: str, tmp_path: Path) -> None:
+def test_bad_settings_exit_2_naming_the_field(
+    args: list[str], env: dict[str, str], named: str, tmp_path: Path
+) -> None:
     base = ["--bootstrap-servers", "127.0.0.1:1", "--dest", str(tmp_path)]
     proc = subprocess.run(
         [sys.executable, "-m", "consumers", *base, *args],
         capture_output=True,
         text=True,
-        env=_env(None),
+        env={**_env(None), **env},
         timeout=60,
     )
     assert proc.returncode == 2
     assert named in proc.stderr
+
+
+def test_settings_sections_layer_flags_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flags, --set and TXNSIM_SINK_<SECTION>__<KEY> fill the kafka and s3 sections."""
+    from consumers.cli import _nested
+    from consumers.settings import load_sink_settings
+    from runtime.overrides import deep_merge, parse_overrides
+
+    monkeypatch.setenv("TXNSIM_SINK_KAFKA__BOOTSTRAP_SERVERS", "env:9092")
+    monkeypatch.setenv("TXNSIM_SINK_KAFKA__GROUP", "env-group")
+    monkeypatch.setenv("TXNSIM_SINK_KAFKA__POLL_RECORDS", "500")
+    monkeypatch.setenv("TXNSIM_SINK_S3__REGION", "eu-west-1")
+    flags = _nested({"kafka.group": "flag-group", "s3.endpoint_url": "http://s3", "dest": "/x"})
+    settings = load_sink_settings(deep_merge(flags, parse_overrides(["kafka.poll_records=7"])))
+    assert settings.kafka.bootstrap_servers == "env:9092"
+    assert settings.kafka.group == "flag-group"
+    assert settings.kafka.poll_records == 7
+    assert (settings.s3.endpoint_url, settings.s3.region) == ("http://s3", "eu-west-1")
+    options = settings.kafka_options()
+    assert options["group.id"] == "flag-group"
+    assert options["bootstrap.servers"] == "env:9092"
 
 
 def _wait_until(condition: Callable[[], bool], timeout_s: float, log: Path) -> None:

@@ -17,16 +17,17 @@ from schemas.errors import DecodeError
 from schemas.event import LABEL_FIELDS, public_transaction_schema, transaction_schema
 from schemas.framing import RawAvro
 from schemas.partitioner import partitions_for
-from simulator.core.seeding import Streams
 from simulator.errors import LagExceeded
 from simulator.model.engine import SliceSource
 from simulator.settings.loading import load_settings
+from simulator.settings.run import RunSeed, RunSpec
 from simulator.stream.clock import FakeWall, SimClock
 from simulator.stream.job import plan_stream
 from simulator.stream.publishers import MemoryPublisher
 from simulator.stream.streamer import Streamer
-from simulator.world.build import World, build_world
+from simulator.world.build import build_world
 from tests.conftest import read_transactions, run, small_settings
+from tests.fraud_runs import Built
 
 START = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
 LABEL = transaction_schema("fraud_label")
@@ -45,21 +46,21 @@ def fraud_overrides(rate: float = 0.05, hours: float = 2.0) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def hourly(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> World:
+def hourly(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Built:
     settings = small_settings(tmp_path_factory.mktemp("w"), cache_dir, slice_hours=1)
-    return build_world(settings, Streams(7))
+    return Built(settings, build_world(settings, RunSeed.from_settings(settings)))
 
 
 @pytest.fixture(scope="module")
-def fraudy(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> World:
+def fraudy(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Built:
     settings = small_settings(
         tmp_path_factory.mktemp("f"), cache_dir, *fraud_overrides(), slice_hours=1
     )
-    return build_world(settings, Streams(7))
+    return Built(settings, build_world(settings, RunSeed.from_settings(settings)))
 
 
 def _stream(
-    world: World,
+    built: Built,
     hours: int,
     speed: float | None,
     publisher: MemoryPublisher,
@@ -75,9 +76,9 @@ def _stream(
             await labels_publisher.start()
         clock = SimClock(int(START.timestamp() * 1e6), speed, wall, max_lag)
         end = START + dt.timedelta(hours=hours)
-        source = SliceSource(world, START, end)
+        source = SliceSource(built.world, built.spec, built.seed, START, end)
         streamer = Streamer(
-            world,
+            built.world,
             source,
             publisher,
             clock,
@@ -112,7 +113,7 @@ def _decoded(publisher: MemoryPublisher, full: bool = False) -> dict[int, list[d
     }
 
 
-def test_speed_60_over_a_simulated_hour_takes_a_minute_of_wall_time(hourly: World) -> None:
+def test_speed_60_over_a_simulated_hour_takes_a_minute_of_wall_time(hourly: Built) -> None:
     wall = FakeWall(1000.0)
     publisher = MemoryPublisher(partitions=6)
     streamer = _stream(hourly, 1, 60.0, publisher, wall)
@@ -122,7 +123,7 @@ def test_speed_60_over_a_simulated_hour_takes_a_minute_of_wall_time(hourly: Worl
     assert streamer.stats.max_lag_s == 0.0
 
 
-def test_every_speed_releases_the_same_records_in_the_same_partition_order(hourly: World) -> None:
+def test_every_speed_releases_the_same_records_in_the_same_partition_order(hourly: Built) -> None:
     runs = []
     for speed in (None, 3600.0, 60.0):
         publisher = MemoryPublisher(partitions=6)
@@ -137,14 +138,16 @@ def test_keys_partitions_timestamps_and_values_match_generate(
     settings = small_settings(tmp_path, cache_dir, days=1)
     run(settings)
     batch = read_transactions(tmp_path).drop_columns(["dt"])
-    world = build_world(settings, Streams(7))
+    seed = RunSeed.from_settings(settings)
+    world = build_world(settings, seed)
     publisher = MemoryPublisher(partitions=12)
     wall = FakeWall()
 
     async def go() -> None:
         await publisher.start()
         clock = SimClock(int(START.timestamp() * 1e6), None, wall)
-        source = SliceSource(world, START, START + dt.timedelta(days=1))
+        spec = RunSpec.from_settings(settings)
+        source = SliceSource(world, spec, seed, START, START + dt.timedelta(days=1))
         await Streamer(world, source, publisher, clock, wall).run(asyncio.Event())
 
     asyncio.run(go())
@@ -184,17 +187,19 @@ def _decode(schema: dict, value: bytes) -> dict:
 
 
 @pytest.fixture(scope="module")
-def direct_labels(fraudy: World) -> list[dict]:
+def direct_labels(fraudy: Built) -> list[dict]:
     """The labels a day's slices decide, due before its end: what the stream must release."""
     end = START + dt.timedelta(hours=24)
-    tables = [part.labels for part in SliceSource(fraudy, START, end)]
+    tables = [
+        part.labels for part in SliceSource(fraudy.world, fraudy.spec, fraudy.seed, START, end)
+    ]
     labels = pa.concat_tables(tables).to_pylist()
     return [row for row in labels if row["label_time"] < end]
 
 
 @pytest.mark.parametrize("speed", [None, 3600.0])
 def test_labels_are_released_at_their_time_in_order_after_their_transactions(
-    fraudy: World, direct_labels: list[dict], speed: float | None
+    fraudy: Built, direct_labels: list[dict], speed: float | None
 ) -> None:
     wall = FakeWall(100.0)
     publisher, labels = MemoryPublisher(partitions=6), MemoryPublisher(partitions=3)
@@ -231,7 +236,7 @@ def test_labels_are_released_at_their_time_in_order_after_their_transactions(
         assert set(partitions_for(keys, 3).tolist()) == {p}
 
 
-def test_separate_has_no_label_fields_and_inline_has_them(fraudy: World) -> None:
+def test_separate_has_no_label_fields_and_inline_has_them(fraudy: Built) -> None:
     separate, inline = MemoryPublisher(partitions=4), MemoryPublisher(partitions=4)
     _stream(fraudy, 3, None, separate, FakeWall(), labels="separate")
     _stream(fraudy, 3, None, inline, FakeWall(), labels="inline")
@@ -251,7 +256,7 @@ def test_separate_has_no_label_fields_and_inline_has_them(fraudy: World) -> None
         RecordDecoder(transaction_schema(), RawAvro()).decode(separate.records[0][0][1])
 
 
-def test_a_slow_destination_shows_as_lag(hourly: World) -> None:
+def test_a_slow_destination_shows_as_lag(hourly: Built) -> None:
     wall = FakeWall()
     slow = MemoryPublisher(partitions=6, delay_s=0.5, sleep=wall.sleep)
     streamer = _stream(hourly, 1, 3600.0, slow, wall)
@@ -259,14 +264,14 @@ def test_a_slow_destination_shows_as_lag(hourly: World) -> None:
     assert streamer.stats.max_lag_s > 1000
 
 
-def test_max_lag_fails_loudly_instead_of_drifting(hourly: World) -> None:
+def test_max_lag_fails_loudly_instead_of_drifting(hourly: Built) -> None:
     wall = FakeWall()
     slow = MemoryPublisher(partitions=6, delay_s=0.5, sleep=wall.sleep)
     with pytest.raises(LagExceeded, match="behind schedule"):
         _stream(hourly, 1, 3600.0, slow, wall, max_lag=60.0)
 
 
-def test_stop_releases_nothing_more_and_flushes(hourly: World) -> None:
+def test_stop_releases_nothing_more_and_flushes(hourly: Built) -> None:
     publisher = MemoryPublisher(partitions=6)
     streamer = _stream(hourly, 3, None, publisher, FakeWall(), stop_after=600)
     released = sum(len(v) for v in publisher.records.values())

@@ -69,7 +69,7 @@ def test_intensity_is_continuous_not_a_step_function() -> None:
 
 def test_calendar_effects() -> None:
     settings = load_settings(environ=False)
-    cal = Calendar(settings, ["US"])
+    cal = Calendar(settings.calendar, settings.mcc_groups, ["US"])
     groups = list(settings.mcc_groups)
     retail, services = groups.index("retail"), groups.index("services")
 

@@ -17,7 +17,8 @@ import pytest
 
 from simulator.batch.generate import RunSummary
 from simulator.cli import main
-from simulator.validate.checks import hash_strings, validate
+from simulator.validate.checks import validate
+from simulator.validate.id_spill import hash_strings
 from tests.conftest import run, small_settings
 
 DAY = "2026-11-24"

@@ -2,3 +2,7 @@
 
 Folder output, catalog tables, labels by label date and the manifest written last.
 """
+
+from __future__ import annotations
+
+__all__: list[str] = []

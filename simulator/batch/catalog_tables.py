@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from simulator.fraud.cards import NEVER, CardRegistry
 from simulator.world.build import World
-from simulator.world.catalog import CHANNEL_ECOMMERCE, card_ids
+from simulator.world.catalog import CHANNEL_ECOMMERCE
 from simulator.world.reference import mcc_description
 
 __all__ = ["catalog_tables"]
@@ -20,7 +20,6 @@ def _strings(values: list[str], index: np.ndarray) -> pa.Array:
 def _cards(world: World, registry: CardRegistry | None, end_us: int) -> pa.Table:
     """The world's cards and the replacements issued before ``end_us``."""
     c, h = world.cards, world.holders
-    card_cfg = world.settings.population.cards
     base = len(c)
     n = base
     block_at = np.full(base, NEVER, dtype=np.int64)
@@ -36,14 +35,14 @@ def _cards(world: World, registry: CardRegistry | None, end_us: int) -> pa.Table
     rows = np.flatnonzero(issued_at < end_us)
     rows = np.concatenate([np.arange(base), rows[rows >= base]])
     old = rows >= base
-    ids = pa.concat_arrays([c.ids, card_ids(base, n - base)]) if n > base else c.ids
+    ids = c.ids_upto(n)
     blocked = block_at[rows]
     return pa.table(
         {
             "card_id": ids.take(pa.array(rows)),
             "cardholder_id": h.ids.take(pa.array(holder[rows])),
-            "card_type": _strings(list(card_cfg.types), _inherited(c.card_type, replaces, rows)),
-            "network": _strings(list(card_cfg.networks), _inherited(c.network, replaces, rows)),
+            "card_type": _strings(world.card_types, _inherited(c.card_type, replaces, rows)),
+            "network": _strings(world.card_networks, _inherited(c.network, replaces, rows)),
             "credit_limit": pa.array(_inherited(c.credit_limit, replaces, rows)),
             "is_primary": pa.array(_inherited(c.is_primary, replaces, rows)),
             "issued_at": _times(issued_at[rows], ~old),

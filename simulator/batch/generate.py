@@ -26,12 +26,12 @@ from simulator.batch.output import (
     write_json_atomic,
     write_parquet_file,
 )
-from simulator.core.seeding import Streams
 from simulator.model.engine import SliceSource
-from simulator.settings.models import Settings
+from simulator.settings.models import Settings, WriterConfig
+from simulator.settings.run import RunSeed, RunSpec
 from simulator.world.build import build_world
 
-__all__ = ["RunSummary", "generate"]
+__all__ = ["RunSummary", "generate", "package_version"]
 
 log = logging.getLogger("txnsim.generate")
 
@@ -66,9 +66,9 @@ class _Lander:
     are committed in order; on error every staged partition is dropped.
     """
 
-    def __init__(self, out: Path, settings: Settings, metadata: dict[bytes, bytes]) -> None:
+    def __init__(self, out: Path, writer: WriterConfig, metadata: dict[bytes, bytes]) -> None:
         self._out = out
-        self._settings = settings
+        self._writer = writer
         self._metadata = metadata
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnsim-writer")
         self._queued: deque[Future[None]] = deque()
@@ -86,7 +86,7 @@ class _Lander:
             self._drain()
             if self._current is not None:
                 self.files.extend(self._current.commit())
-            self._current = PartitionWriter(self._out, day, self._settings.writer, self._metadata)
+            self._current = PartitionWriter(self._out, day, self._writer, self._metadata)
             self._day = day
             self.partitions[day.isoformat()] = 0
         self.partitions[day.isoformat()] += table.num_rows
@@ -113,21 +113,23 @@ class _Lander:
                 self._current.abort()
 
 
-def generate(
-    settings: Settings, streams: Streams, *, seed_source: str, wall: WallClock = time.monotonic
-) -> RunSummary:
+def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monotonic) -> RunSummary:
     """Simulate ``settings.days`` days from ``settings.start_date`` into ``settings.out``.
 
     Args:
         settings: Effective settings.
-        streams: Random streams of the run's root seed.
-        seed_source: ``"configured"`` or ``"os-entropy"``, recorded in the manifest.
+        seed: The run's seed (:meth:`RunSeed.from_settings`); the manifest records it and
+            where it came from.
         wall: Monotonic wall clock for progress and rates (injected for tests).
+
+    Raises:
+        ValueError: If ``seed`` was not built from these settings.
     """
     began = wall()
+    settings = seed.pin(settings)
     out = settings.out
     schema = transaction_schema()
-    world = build_world(settings, streams)
+    world = build_world(settings, seed)
     log.info(
         "world built",
         extra={
@@ -141,7 +143,7 @@ def generate(
     end = start + dt.timedelta(days=settings.days)
     metadata = {
         b"txnsim.config_hash": settings.config_hash().encode(),
-        b"txnsim.seed": str(streams.entropy).encode(),
+        b"txnsim.seed": str(seed.entropy).encode(),
     }
 
     files: list[FileRecord] = []
@@ -149,9 +151,10 @@ def generate(
     fraud = FraudTally(world)
     labels: list[pa.Table] = []
     # Workers fork when the source is entered: before any writer thread exists.
-    with SliceSource(world, start, end, settings.workers) as source:
+    spec = RunSpec.from_settings(settings)
+    with SliceSource(world, spec, seed, start, end, settings.workers) as source:
         sim_began = wall()
-        with _Lander(out, settings, metadata) as lander:
+        with _Lander(out, settings.writer, metadata) as lander:
             for part in source:
                 lander.land(part.start.date(), part.table)
                 total += part.table.num_rows
@@ -180,13 +183,13 @@ def generate(
     partitions = lander.partitions
     label_table = pa.concat_tables(labels) if labels else None
     if label_table is not None:
-        files.extend(write_labels(out, label_table, settings, metadata))
+        files.extend(write_labels(out, label_table, settings.writer, metadata))
 
     manifest = {
         "format_version": 1,
         "package": {"name": "txnsim", "version": package_version()},
-        "seed": streams.entropy,
-        "seed_source": seed_source,
+        "seed": seed.entropy,
+        "seed_source": seed.source,
         "config": settings.simulation_dict(),
         "config_hash": settings.config_hash(),
         "schema": {"name": "transaction", "fingerprint": schema.fingerprint},

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 from runtime.units import US_PER_DAY
 from simulator.batch.output import FileRecord, PartitionWriter
 from simulator.fraud.cards import CardRegistry
-from simulator.settings.models import Settings
+from simulator.settings.models import WriterConfig
 from simulator.world.build import World
 
 __all__ = ["FraudTally", "write_labels"]
@@ -24,9 +24,7 @@ class FraudTally:
     """Counts fraud by scenario, by count and by value (US dollars), slice by slice."""
 
     def __init__(self, world: World) -> None:
-        self._scale = pa.array(
-            [world.settings.currency_per_usd[c] for c in world.currencies], pa.float64()
-        )
+        self._scale = pa.array(world.currency_scale, pa.float64())
         self._currencies = pa.array(world.currencies, pa.string())
         self.rows = 0
         self.fraud_rows = 0
@@ -76,7 +74,7 @@ class FraudTally:
 
 
 def write_labels(
-    out: Path, labels: pa.Table, settings: Settings, metadata: dict[bytes, bytes]
+    out: Path, labels: pa.Table, writer_config: WriterConfig, metadata: dict[bytes, bytes]
 ) -> list[FileRecord]:
     """Land labels in ``labels/dt=YYYY-MM-DD/`` by label date, each partition by label time."""
     if not labels.num_rows:
@@ -91,7 +89,7 @@ def write_labels(
         np.concatenate([[0], bounds]).tolist(), np.append(bounds, len(days)).tolist(), strict=True
     ):
         day = dt.date(1970, 1, 1) + dt.timedelta(days=int(days[lo]))
-        writer = PartitionWriter(out, day, settings.writer, metadata, dataset="labels")
+        writer = PartitionWriter(out, day, writer_config, metadata, dataset="labels")
         try:
             writer.write(labels.slice(lo, hi - lo))
             files.extend(writer.commit())

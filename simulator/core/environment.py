@@ -78,10 +78,3 @@ class Environment:
         self._now = event.time_us
         event.callback(self)
         return event
-
-    def run(self, until_us: int | None = None) -> None:
-        """Run events until the heap is empty or the next one is at or after ``until_us``."""
-        while self._heap and (until_us is None or self._heap[0].time_us < until_us):
-            self.step()
-        if until_us is not None and until_us > self._now:
-            self._now = until_us

@@ -12,6 +12,7 @@ __all__ = [
     "apportion",
     "cdf",
     "draw_categorical",
+    "log_uniform",
     "lognormal_unit_mean",
     "zipf_weights",
 ]
@@ -57,6 +58,12 @@ def zipf_weights(rng: np.random.Generator, n: int, exponent: float) -> np.ndarra
 def lognormal_unit_mean(rng: np.random.Generator, sigma: float, n: int) -> np.ndarray:
     """Log-normal multipliers with mean 1 and log-sd ``sigma``."""
     return rng.lognormal(-0.5 * sigma * sigma, sigma, n) if sigma > 0 else np.ones(n)
+
+
+def log_uniform(rng: np.random.Generator, band: tuple[float, float], n: int) -> np.ndarray:
+    """``n`` values whose logarithm is uniform between the logarithms of ``band``."""
+    lo, hi = np.log(band[0]), np.log(band[1])
+    return np.exp(lo + (hi - lo) * rng.random(n))
 
 
 def alias_tables(weights: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,8 @@
 """One root seed, independent random streams by name.
 
-Every component asks for a stream by a stable key: a name and a few integers (a
-population block, a date ordinal). The key is hashed into the ``spawn_key`` of a
+Every component asks for a stream by a stable key: a name and a few integers or
+names (a population block, a date ordinal, a fraud scenario). The key is hashed into
+the ``spawn_key`` of a
 ``numpy.random.SeedSequence`` built from the root entropy, so a stream depends on
 its key alone, never on the order of calls: adding a component, a scenario or a
 worker leaves every other stream unchanged. There is no global random state.
@@ -22,7 +23,10 @@ def stable_word(name: str) -> int:
 
 
 class Streams:
-    """A factory of seeded generators keyed by ``(name, *ints)``.
+    """A factory of seeded generators keyed by ``(name, *keys)``.
+
+    A run's streams come from its :class:`~simulator.settings.run.RunSeed`; build one
+    directly only where no run is involved.
 
     Args:
         entropy: The root seed (any non-negative integer, up to 128 bits or more).
@@ -48,13 +52,17 @@ class Streams:
         """The root seed."""
         return self._entropy
 
-    def seed_sequence(self, name: str, *keys: int) -> np.random.SeedSequence:
-        """The seed sequence of the stream ``(name, *keys)``."""
-        if any(k < 0 for k in keys):
-            raise ValueError(f"stream keys must be non-negative, got {keys}")
-        return np.random.SeedSequence(self._entropy, spawn_key=(stable_word(name), *keys))
+    def seed_sequence(self, name: str, *keys: int | str) -> np.random.SeedSequence:
+        """The seed sequence of the stream ``(name, *keys)``.
 
-    def generator(self, name: str, *keys: int) -> np.random.Generator:
+        A string key (a scenario's name) counts as its :func:`stable_word`.
+        """
+        words = [stable_word(k) if isinstance(k, str) else k for k in keys]
+        if any(k < 0 for k in words):
+            raise ValueError(f"stream keys must be non-negative, got {keys}")
+        return np.random.SeedSequence(self._entropy, spawn_key=(stable_word(name), *words))
+
+    def generator(self, name: str, *keys: int | str) -> np.random.Generator:
         """A fresh ``Generator`` (PCG64) for the stream ``(name, *keys)``."""
         return np.random.Generator(np.random.PCG64(self.seed_sequence(name, *keys)))
 

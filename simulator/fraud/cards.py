@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from simulator.world.build import World
-from simulator.world.catalog import card_ids
+from simulator.world.catalog import Cards
 
 __all__ = ["CardRegistry"]
 
@@ -19,15 +18,18 @@ NEVER = np.iinfo(np.int64).max
 
 
 class CardRegistry:
-    """Which card replaced which, and when; grows as cards are reissued."""
+    """Which card replaced which, and when; grows as cards are reissued.
 
-    def __init__(self, world: World) -> None:
-        self._world = world
-        self._base = len(world.cards)
-        n = self._base
+    Args:
+        cards: The world's cards (replacements get the indices after them).
+    """
+
+    def __init__(self, cards: Cards) -> None:
+        self._cards = cards
+        n = len(cards)
         self.block_at = np.full(n, NEVER, dtype=np.int64)
         self.replacement = np.full(n, -1, dtype=np.int64)
-        self.holder = world.cards.holder.astype(np.int64)
+        self.holder = cards.holder.astype(np.int64)
         self.replaces = np.full(n, -1, dtype=np.int64)
         self._count = n
 
@@ -72,7 +74,4 @@ class CardRegistry:
 
     def card_ids(self) -> pa.StringArray:
         """Ids of every card, the world's then the replacements (same prefix and width)."""
-        extra = self._count - self._base
-        if not extra:
-            return self._world.cards.ids
-        return pa.concat_arrays([self._world.cards.ids, card_ids(self._base, extra)])
+        return self._cards.ids_upto(self._count)

@@ -8,20 +8,19 @@ randomness stays in its own stream.
 
 from __future__ import annotations
 
-import datetime as dt
 import zoneinfo
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 
 import numpy as np
 
-from runtime.units import US_PER_HOUR
+from runtime.units import US_PER_HOUR, from_us
 from simulator.core.geo import haversine_km
-from simulator.core.sampling import cdf
+from simulator.core.sampling import cdf, draw_categorical, log_uniform
 from simulator.settings.fraud import Delay, Hotspot
 from simulator.world.build import World
 from simulator.world.catalog import CHANNEL_CARD_PRESENT
-from simulator.world.spend import amounts_minor
+from simulator.world.spend import amounts_minor, to_minor
 
 __all__ = ["CampaignContext", "draw_delays_us"]
 
@@ -45,10 +44,15 @@ class CampaignContext:
         world: The built world.
         hotspots: Cash-out hotspots by name.
         resolve_card: The planner's view of which card replaced which, and when.
+        entry_modes: The card-present entry modes, in index order.
     """
 
     def __init__(
-        self, world: World, hotspots: dict[str, Hotspot], resolve_card: CardResolver
+        self,
+        world: World,
+        hotspots: Mapping[str, Hotspot],
+        resolve_card: CardResolver,
+        entry_modes: Sequence[str],
     ) -> None:
         self.world = world
         self._resolve = resolve_card
@@ -67,9 +71,8 @@ class CampaignContext:
         self._holder_city_sorted = world.holders.home_city[by_home]
         self._hotspots = [h for h in hotspots.values() if h.weight > 0]
         self._hotspot_cdf = cdf([h.weight for h in self._hotspots])
-        modes = list(world.settings.pos_entry_modes)
-        self.entry_modes = {name: i for i, name in enumerate(modes)}
-        self.ecommerce_mode = len(modes)
+        self.entry_modes = {name: i for i, name in enumerate(entry_modes)}
+        self.ecommerce_mode = len(entry_modes)
         self._pools: dict[
             tuple[int | None, tuple[str, ...] | None], tuple[np.ndarray, np.ndarray]
         ] = {}
@@ -78,10 +81,7 @@ class CampaignContext:
 
     def victims(self, rng: np.random.Generator, k: int) -> np.ndarray:
         """``k`` cardholders, more active ones more likely (their cards are used more)."""
-        u = rng.random(k)
-        return np.minimum(
-            np.searchsorted(self._holder_cdf, u, side="right"), len(self._holder_cdf) - 1
-        )
+        return draw_categorical(rng.random(k), self._holder_cdf)
 
     def neighbours_of(self, city: int) -> list[int]:
         """The city and its neighbouring merchant cities, nearest first."""
@@ -141,9 +141,7 @@ class CampaignContext:
         if not len(far):
             return int(cities[int(np.argmax(km))])
         cum = cdf(c.population[cities[far]].astype(np.float64))
-        return int(
-            cities[far[min(int(np.searchsorted(cum, rng.random(), side="right")), len(far) - 1)]]
-        )
+        return int(cities[far[draw_categorical(rng.random(1), cum)[0]]])
 
     def at_local_hour(
         self, rng: np.random.Generator, after_us: int, city: int, weights: list[float] | None
@@ -195,7 +193,7 @@ class CampaignContext:
         self, rng: np.random.Generator, key: tuple[int | None, tuple[str, ...] | None], k: int
     ) -> np.ndarray:
         pool, cum = self._pool(key)
-        return pool[np.minimum(np.searchsorted(cum, rng.random(k), side="right"), len(pool) - 1)]
+        return pool[draw_categorical(rng.random(k), cum)]
 
     def nearby_merchants(
         self, rng: np.random.Generator, city: int, k: int, mccs: Iterable[str] | None = None
@@ -212,20 +210,11 @@ class CampaignContext:
         """``k`` e-commerce merchants by popularity, optionally of some MCCs."""
         return self._pick(rng, (None, None if mccs is None else tuple(sorted(mccs))), k)
 
-    def is_foreign(self, merchant: np.ndarray, holder: int) -> np.ndarray:
-        """Whether each merchant is registered outside the cardholder's home country."""
-        w = self.world
-        return w.country_of_city[w.merchants.city[merchant]] != w.holder_country[holder]
-
     # Amounts -------------------------------------------------------------------------
 
     def to_minor(self, usd: np.ndarray, merchant: np.ndarray) -> np.ndarray:
         """US-dollar amounts in minor units of each merchant's currency (at least 1)."""
-        w = self.world
-        scale = w.currency_scale[
-            w.currency_of_country[w.country_of_city[w.merchants.city[merchant]]]
-        ]
-        return np.maximum(np.rint(np.asarray(usd) * scale * 100.0), 1).astype(np.int64)
+        return to_minor(np.asarray(usd), self.world.merchant_per_usd[merchant])
 
     def ordinary_amounts(
         self, rng: np.random.Generator, holder: np.ndarray, merchant: np.ndarray
@@ -241,9 +230,7 @@ class CampaignContext:
         Online merchants when ``city`` is None, else card-present ones near ``city``.
         Returns merchants and amounts in minor units.
         """
-        which = np.minimum(
-            np.searchsorted(self._hotspot_cdf, rng.random(k), side="right"), len(self._hotspots) - 1
-        )
+        which = draw_categorical(rng.random(k), self._hotspot_cdf)
         merchant = np.empty(k, dtype=np.int64)
         usd = np.empty(k)
         for h in np.unique(which).tolist():
@@ -253,8 +240,7 @@ class CampaignContext:
                 merchant[rows] = self.online_merchants(rng, len(rows), spot.mccs)
             else:
                 merchant[rows] = self.nearby_merchants(rng, city, len(rows), spot.mccs)
-            lo, hi = np.log(spot.amount_usd[0]), np.log(spot.amount_usd[1])
-            usd[rows] = np.exp(lo + (hi - lo) * rng.random(len(rows)))
+            usd[rows] = log_uniform(rng, spot.amount_usd, len(rows))
         return merchant, self.to_minor(np.round(usd, 2), merchant)
 
 
@@ -269,6 +255,5 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
 
 
 def _utc_offset_hours(zone: str, at_us: int) -> float:
-    when = dt.datetime.fromtimestamp(at_us / 1e6, tz=dt.UTC)
-    offset = when.astimezone(_zone(zone)).utcoffset() or dt.timedelta(0)
-    return offset.total_seconds() / 3600.0
+    offset = from_us(at_us).astimezone(_zone(zone)).utcoffset()
+    return offset.total_seconds() / 3600.0 if offset is not None else 0.0

@@ -88,6 +88,17 @@ class Campaign:
         """Number of fraudulent transactions."""
         return int(np.count_nonzero(self.fraud))
 
+    def take(self, index: np.ndarray) -> Campaign:
+        """The rows ``index`` selects (positions or a boolean mask), in that order."""
+        return Campaign(
+            time_us=self.time_us[index],
+            card=self.card[index],
+            merchant=self.merchant[index],
+            amount_minor=self.amount_minor[index],
+            entry_mode=self.entry_mode[index],
+            fraud=self.fraud[index],
+        )
+
 
 P = TypeVar("P", bound=ScenarioParams)
 

@@ -9,64 +9,57 @@ average (each scenario's share of the quota over its mean transactions per campa
 the exact count is then met by stopping the newest campaigns early (an earlier
 detection) or starting extra short ones.
 
-The planner runs in one process, slice after slice, drawing from streams keyed by the
-slice and by the campaign's sequence number, so the plan depends on the seed, the
-settings and the genuine counts only: not on how blocks were split across workers.
+The planner runs in one process, slice after slice, so the plan depends on the seed,
+the settings and the genuine counts only, not on how blocks were split across workers.
+Its streams are keyed by scenario name, never by a scenario's position in the mix:
+
+* ``("fraud-starts", name, slice)``: how many of the scenario's campaigns start in the
+  slice, and when;
+* ``("fraud-campaign", name, kind, seq)``: everything one campaign draws, ``seq``
+  counting the scenario's own campaigns of that kind (0 steady, 1 top-up);
+* ``("fraud-calibration", name, k)``: the sample campaigns that size the steady rate;
+* ``("fraud-topups", slice)``: which scenario fills a shortfall, and when.
+
+A case is keyed by its scenario, kind and ``seq`` too (:func:`case_key`). So adding a
+scenario, or changing another one's share at an equal rate for this one, leaves a
+scenario's steady campaigns (victims, times, case ids) as they were; only the trims
+and top-ups that hold the exact count, which weigh the whole mix, differ.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from runtime.units import US_PER_DAY
+from simulator.core.sampling import cdf, draw_categorical
+from simulator.core.seeding import Streams
 from simulator.fraud.cards import NEVER, CardRegistry
+from simulator.fraud.cases import STEADY, TOPUP, FraudRows, case_key, detect
 from simulator.fraud.context import CampaignContext, draw_delays_us
 from simulator.fraud.contract import Campaign, Scenario
 from simulator.fraud.registry import build_scenario
 from simulator.settings.fraud import FraudConfig
 from simulator.world.build import World
 
-__all__ = ["FraudPlanner", "FraudRows"]
+__all__ = ["FraudPlanner"]
 
 _CALIBRATION_CAMPAIGNS = 96
 _TOPUP_ATTEMPTS = 10_000
 
 
-@dataclass(frozen=True)
-class FraudRows:
-    """The campaign transactions of one slice (fraudulent and staged genuine ones).
-
-    Attributes:
-        scenario: Scenario index per row (into :attr:`FraudPlanner.names`).
-        case: Campaign sequence number per row.
-        fraud: False for the genuine cardholder's staged transactions.
-        label_at_us: When the fraud is labelled, -1 for never (and for genuine rows).
-    """
-
-    time_us: np.ndarray
-    card: np.ndarray
-    merchant: np.ndarray
-    amount_minor: np.ndarray
-    entry_mode: np.ndarray
-    fraud: np.ndarray
-    scenario: np.ndarray
-    case: np.ndarray
-    label_at_us: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.time_us)
-
-
 @dataclass
 class _Live:
+    """A campaign with rows still to come; ``made`` orders campaigns by creation."""
+
     case: int
     scenario: int
-    start_us: int
     rows: Campaign
     label_at_us: np.ndarray
+    made: int
     pos: int = 0
 
 
@@ -76,15 +69,31 @@ class FraudPlanner:
     Args:
         world: The built world.
         config: The fraud settings.
+        streams: The run's random streams.
         slice_us: Slice length in microseconds.
+        entry_modes: The card-present entry modes, in index order.
+
+    Raises:
+        ValueError: If two scenario names share a case-number prefix (vanishingly rare).
     """
 
-    def __init__(self, world: World, config: FraudConfig, slice_us: int) -> None:
+    def __init__(
+        self,
+        world: World,
+        config: FraudConfig,
+        streams: Streams,
+        slice_us: int,
+        entry_modes: Sequence[str],
+    ) -> None:
         self._world = world
         self._config = config
+        self._streams = streams
         self._slice_us = slice_us
         mix = [(n, c) for n, c in sorted(config.scenarios.items()) if c.share > 0]
         self.names = [n for n, _ in mix]
+        prefixes = {case_key(n, 0, 0): n for n in self.names}
+        if len(prefixes) < len(self.names):
+            raise ValueError(f"scenario names {self.names} collide in their case numbers")
         self._scenarios: list[Scenario[Any]] = [build_scenario(n, c.params) for n, c in mix]
         total = sum(c.share for _, c in mix) or 1.0
         self._share = np.array([c.share / total for _, c in mix])
@@ -92,12 +101,15 @@ class FraudPlanner:
         self.label_sources = np.array(
             [sc.params.label_source == "chargeback" for sc in self._scenarios], dtype=bool
         )
-        self.cards = CardRegistry(world)
-        self.ctx = CampaignContext(world, dict(config.hotspots), self.cards.resolve)
+        self.cards = CardRegistry(world.cards)
+        self._entry_modes = entry_modes
+        self.ctx = CampaignContext(world, config.hotspots, self.cards.resolve, entry_modes)
         self._live: list[_Live] = []
         #: Fraud rows emitted so far by scenario (steers top-ups and trims to the mix).
         self._emitted = np.zeros(len(self._scenarios))
-        self._next_case = 0
+        #: Campaigns planned so far, by scenario and kind (the ``seq`` of the next one).
+        self._planned = np.zeros((len(self._scenarios), 2), dtype=np.int64)
+        self._made = 0
         self._carry = 0.0
         self._warmed = False
         # Calibration plans sample campaigns: only worth it when fraud is wanted.
@@ -123,17 +135,18 @@ class FraudPlanner:
 
         Planned on a scratch card registry with its own streams, so it changes nothing.
         """
-        streams = self._world.streams
-        scratch = CampaignContext(self._world, dict(self._config.hotspots), lambda c, _t: c)
+        scratch = CampaignContext(
+            self._world, self._config.hotspots, lambda c, _t: c, self._entry_modes
+        )
         mean = np.ones(len(self._scenarios))
         fast = np.zeros(len(self._scenarios))
         reach = np.zeros(len(self._scenarios), dtype=np.int64)
-        for i, sc in enumerate(self._scenarios):
+        for i, (name, sc) in enumerate(zip(self.names, self._scenarios, strict=True)):
             counts, quick = 0, 0
             for k in range(_CALIBRATION_CAMPAIGNS):
-                rng = streams.generator("fraud-calibration", i, k)
+                rng = self._streams.generator("fraud-calibration", name, k)
                 rows = sc.plan(scratch, rng, 0)
-                keep, _ = _detect(sc, rows, rng, {})
+                keep, _ = detect(sc, rows, rng)
                 mask = keep & rows.fraud
                 counts += int(mask.sum())
                 quick += int((mask & (rows.time_us < US_PER_DAY)).sum())
@@ -151,7 +164,7 @@ class FraudPlanner:
             legit: Genuine transactions the population made in this slice.
         """
         if self.rate <= 0 or not self._scenarios:
-            return _empty()
+            return FraudRows.empty()
         if not self._warmed:
             self._warmed = True
             days = self._config.warmup_days
@@ -160,18 +173,22 @@ class FraudPlanner:
                 self._warm(s, legit, start_us)
         return self._slice(start_us, legit)
 
-    def _begin(self, s0: int, legit: int, run_start: int) -> tuple[np.random.Generator, float]:
-        """Start this slice's campaigns at the steady rate; skip those ending before the run."""
-        rng = self._world.streams.generator("fraud-slice", s0 // self._slice_us)
+    def _begin(self, s0: int, legit: int, run_start: int) -> float:
+        """Start this slice's campaigns at the steady rate; skip those ending before the run.
+
+        Returns the slice's expected fraud count.
+        """
+        index = s0 // self._slice_us
         expected = legit * self.rate / (1.0 - self.rate)
         starts = expected * self._share / self._mean
-        for i in range(len(self._scenarios)):
+        for i, name in enumerate(self.names):
+            rng = self._streams.generator("fraud-starts", name, index)
             n = int(starts[i]) + int(rng.random() < starts[i] - int(starts[i]))
             for _ in range(n):
                 at = s0 + int(rng.random() * self._slice_us)
                 if at + self._reach[i] >= run_start:
                     self._start(i, at)
-        return rng, expected
+        return expected
 
     def _warm(self, s0: int, legit: int, run_start: int) -> None:
         """Plan a slice before the run: only its campaigns' later rows matter."""
@@ -181,7 +198,8 @@ class FraudPlanner:
 
     def _slice(self, s0: int, legit: int) -> FraudRows:
         s1 = s0 + self._slice_us
-        rng, expected = self._begin(s0, legit, s0)
+        expected = self._begin(s0, legit, s0)
+        rng = self._streams.generator("fraud-topups", s0 // self._slice_us)
         quota = int(expected + self._carry)
         self._carry = expected + self._carry - quota
         taken = self._gather(s1)
@@ -197,7 +215,9 @@ class FraudPlanner:
                 break
             attempts += 1
             live = self._start(
-                self._topup_choice(rng), s0 + int(rng.random() * self._slice_us * 0.9)
+                self._topup_choice(rng),
+                s0 + int(rng.random() * self._slice_us * 0.9),
+                kind=TOPUP,
             )
             taken += self._gather(s1, only=live)
         for c, idx in taken:
@@ -205,20 +225,22 @@ class FraudPlanner:
         self._live = [c for c in self._live if c.pos < len(c.rows)]
         return _rows(taken)
 
-    def _start(self, i: int, at_us: int) -> _Live:
-        case = self._next_case
-        self._next_case += 1
-        sc = self._scenarios[i]
-        rng = self._world.streams.generator("fraud-campaign", case)
+    def _start(self, i: int, at_us: int, kind: int = STEADY) -> _Live:
+        """Plan, detect and label scenario ``i``'s next campaign of ``kind``, from ``at_us``."""
+        name, sc = self.names[i], self._scenarios[i]
+        seq = int(self._planned[i, kind])
+        self._planned[i, kind] += 1
+        case = case_key(name, kind, seq)
+        rng = self._streams.generator("fraud-campaign", name, kind, seq)
         rows = sc.plan(self.ctx, rng, at_us)
-        keep, blocks = _detect(sc, rows, rng, {})
+        keep, blocks = detect(sc, rows, rng)
         for card, when in blocks.items():
             self.cards.block(card, when)
-        rows = _subset(rows, keep)
-        order = np.argsort(rows.time_us, kind="stable")
-        rows = _subset(rows, order)
+        rows = rows.take(keep)
+        rows = rows.take(np.argsort(rows.time_us, kind="stable"))
         label = self._labels(sc, rows, rng)
-        live = _Live(case, i, at_us, rows, label)
+        live = _Live(case, i, rows, label, made=self._made)
+        self._made += 1
         self._live.append(live)
         return live
 
@@ -238,9 +260,7 @@ class FraudPlanner:
             hi = int(np.searchsorted(c.rows.time_us, s1, side="left"))
             if hi <= c.pos:
                 continue
-            idx = np.arange(c.pos, hi)
-            blocked = self.cards.block_at[c.rows.card[idx]] <= c.rows.time_us[idx]
-            out.append((c, idx[~(c.rows.fraud[idx] & blocked)]))
+            out.append((c, self._not_blocked(c, np.arange(c.pos, hi))))
             c.pos = hi
         return out
 
@@ -252,18 +272,18 @@ class FraudPlanner:
             weight = self._share * self._fast
         if weight.sum() <= 0:
             weight = self._share
-        cum = np.cumsum(weight / weight.sum())
-        return min(int(np.searchsorted(cum, rng.random(), side="right")), len(cum) - 1)
+        return int(draw_categorical(rng.random(1), cdf(weight))[0])
 
     def _surplus(self, scenario: int) -> float:
         return float(self._emitted[scenario] - self._share[scenario] * self._emitted.sum())
 
+    def _not_blocked(self, c: _Live, idx: np.ndarray) -> np.ndarray:
+        """The rows ``idx`` of ``c`` without its fraud on cards blocked by then."""
+        blocked = self.cards.block_at[c.rows.card[idx]] <= c.rows.time_us[idx]
+        return idx[~(c.rows.fraud[idx] & blocked)]
+
     def _unblocked(self, taken: list[tuple[_Live, np.ndarray]]) -> list[tuple[_Live, np.ndarray]]:
-        out = []
-        for c, idx in taken:
-            blocked = self.cards.block_at[c.rows.card[idx]] <= c.rows.time_us[idx]
-            out.append((c, idx[~(c.rows.fraud[idx] & blocked)]))
-        return out
+        return [(c, self._not_blocked(c, idx)) for c, idx in taken]
 
     def _trim(self, taken: list[tuple[_Live, np.ndarray]], excess: int) -> None:
         """Stop the newest campaigns early until ``excess`` fraud rows are gone.
@@ -274,7 +294,7 @@ class FraudPlanner:
         # Scenarios above their share give way first, newest campaigns first.
         order = sorted(
             range(len(taken)),
-            key=lambda j: (-self._surplus(taken[j][0].scenario), -taken[j][0].case),
+            key=lambda j: (-self._surplus(taken[j][0].scenario), -taken[j][0].made),
         )
         for j in order:
             if excess <= 0:
@@ -295,47 +315,14 @@ class FraudPlanner:
             excess -= drop
 
 
-def _detect(
-    sc: Scenario[Any], rows: Campaign, rng: np.random.Generator, known: dict[int, int]
-) -> tuple[np.ndarray, dict[int, int]]:
-    """Detection: each defrauded card is blocked a delay after its first fraud.
-
-    Returns the rows that still happen (fraud before the block, every staged genuine
-    row) and the block time of each card.
-    """
-    p = sc.params
-    keep = np.ones(len(rows), dtype=bool)
-    blocks = dict(known)
-    if not p.blocks_card:
-        return keep, blocks
-    d = p.detection_delay
-    for card in np.unique(rows.card[rows.fraud]).tolist():
-        first = int(rows.time_us[rows.fraud & (rows.card == card)].min())
-        when = first + int(draw_delays_us(rng, d, 1)[0])
-        blocks[card] = min(blocks.get(card, when), when)
-        keep &= ~(rows.fraud & (rows.card == card) & (rows.time_us >= blocks[card]))
-    return keep, blocks
-
-
 def _fraud_count(taken: list[tuple[_Live, np.ndarray]]) -> int:
     return sum(int(np.count_nonzero(c.rows.fraud[idx])) for c, idx in taken)
-
-
-def _subset(rows: Campaign, index: np.ndarray) -> Campaign:
-    return Campaign(
-        time_us=rows.time_us[index],
-        card=rows.card[index],
-        merchant=rows.merchant[index],
-        amount_minor=rows.amount_minor[index],
-        entry_mode=rows.entry_mode[index],
-        fraud=rows.fraud[index],
-    )
 
 
 def _rows(taken: list[tuple[_Live, np.ndarray]]) -> FraudRows:
     parts = [(c, r) for c, r in taken if len(r)]
     if not parts:
-        return _empty()
+        return FraudRows.empty()
 
     def col(get: str) -> np.ndarray:
         return np.concatenate([getattr(c.rows, get)[r] for c, r in parts])
@@ -351,8 +338,3 @@ def _rows(taken: list[tuple[_Live, np.ndarray]]) -> FraudRows:
         case=np.concatenate([np.full(len(r), c.case, dtype=np.int64) for c, r in parts]),
         label_at_us=np.concatenate([c.label_at_us[r] for c, r in parts]),
     )
-
-
-def _empty() -> FraudRows:
-    z = np.zeros(0, dtype=np.int64)
-    return FraudRows(z, z, z, z, z.astype(np.int8), z.astype(bool), z.astype(np.int32), z, z)

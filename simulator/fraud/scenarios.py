@@ -13,24 +13,30 @@ from pydantic import Field, model_validator
 from typing_extensions import override
 
 from runtime.units import US_PER_DAY, US_PER_HOUR, US_PER_MINUTE
+from simulator.core.sampling import log_uniform
 from simulator.fraud.contract import Campaign, Scenario, ScenarioParams
+from simulator.settings.types import Positive, Probability
 
 if TYPE_CHECKING:
     from simulator.fraud.context import CampaignContext
 
 __all__ = [
     "AccountTakeover",
+    "AccountTakeoverParams",
     "CardTesting",
+    "CardTestingParams",
     "CompromisedMerchant",
+    "CompromisedMerchantParams",
     "FirstParty",
+    "FirstPartyParams",
     "ImpossibleTravel",
+    "ImpossibleTravelParams",
     "LostStolen",
+    "LostStolenParams",
 ]
 
 
 Count = Annotated[int, Field(ge=1, le=10_000)]
-Hours = Annotated[float, Field(gt=0.0)]
-Usd = Annotated[float, Field(gt=0.0)]
 
 
 class _Range(ScenarioParams):
@@ -49,11 +55,6 @@ class _Range(ScenarioParams):
 
 def _between(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
     return int(rng.integers(bounds[0], bounds[1] + 1))
-
-
-def _log_uniform(rng: np.random.Generator, band: tuple[float, float], k: int) -> np.ndarray:
-    lo, hi = np.log(band[0]), np.log(band[1])
-    return np.round(np.exp(lo + (hi - lo) * rng.random(k)), 2)
 
 
 class _Rows:
@@ -106,11 +107,11 @@ class CardTestingParams(_Range):
     test_merchants: tuple[Count, Count]
     tests_per_card: tuple[Count, Count]
     test_mccs: list[str] = Field(min_length=1)
-    test_amount_usd: tuple[Usd, Usd]
-    burst_minutes: Hours
-    cashout_share: float = Field(ge=0.0, le=1.0)
+    test_amount_usd: tuple[Positive, Positive]
+    burst_minutes: Positive
+    cashout_share: Probability
     cashouts_per_card: tuple[Count, Count]
-    cashout_delay_hours: Hours
+    cashout_delay_hours: Positive
 
 
 class CardTesting(Scenario[CardTestingParams]):
@@ -138,7 +139,7 @@ class CardTesting(Scenario[CardTestingParams]):
             k = _between(rng, p.tests_per_card)
             t = start + np.sort((rng.random(k) * burst_us).astype(np.int64))
             merchant = sites[rng.integers(len(sites), size=k)]
-            usd = _log_uniform(rng, p.test_amount_usd, k)
+            usd = np.round(log_uniform(rng, p.test_amount_usd, k), 2)
             rows.add(t, card, merchant, ctx.to_minor(usd, merchant), ctx.ecommerce_mode)
             if rng.random() < p.cashout_share:
                 m = _between(rng, p.cashouts_per_card)
@@ -157,10 +158,10 @@ class CompromisedMerchantParams(_Range):
     cards: tuple[Count, Count]
     dormancy_days: tuple[float, float]
     frauds_per_card: tuple[Count, Count]
-    fraud_span_hours: Hours
-    online_share: float = Field(ge=0.0, le=1.0)
-    far_km: Usd
-    cashout_share: float = Field(ge=0.0, le=1.0)
+    fraud_span_hours: Positive
+    online_share: Probability
+    far_km: Positive
+    cashout_share: Probability
 
 
 class CompromisedMerchant(Scenario[CompromisedMerchantParams]):
@@ -248,9 +249,9 @@ class AccountTakeoverParams(_Range):
     """Parameters of account takeover (defaults: ``fraud.scenarios`` in defaults.yaml)."""
 
     purchases: tuple[Count, Count]
-    first_gap_hours: Hours
+    first_gap_hours: Positive
     gap_ratio: float = Field(gt=0.0, le=1.0)
-    cashout_share: float = Field(ge=0.0, le=1.0)
+    cashout_share: Probability
 
 
 class AccountTakeover(Scenario[AccountTakeoverParams]):
@@ -279,8 +280,8 @@ class LostStolenParams(_Range):
     """Parameters of lost or stolen card (defaults: ``fraud.scenarios`` in defaults.yaml)."""
 
     purchases: tuple[Count, Count]
-    mean_gap_minutes: Hours
-    cashout_share: float = Field(ge=0.0, le=1.0)
+    mean_gap_minutes: Positive
+    cashout_share: Probability
 
 
 class LostStolen(Scenario[LostStolenParams]):
@@ -310,12 +311,12 @@ class LostStolen(Scenario[LostStolenParams]):
 class ImpossibleTravelParams(_Range):
     """Parameters of impossible travel (defaults: ``fraud.scenarios`` in defaults.yaml)."""
 
-    min_km: Usd
-    min_speed_kmh: Usd = Field(description="The implied speed is at least this (no flight).")
+    min_km: Positive
+    min_speed_kmh: Positive = Field(description="The implied speed is at least this (no flight).")
     gap_hours: tuple[float, float]
     purchases: tuple[Count, Count]
-    span_hours: Hours
-    cashout_share: float = Field(ge=0.0, le=1.0)
+    span_hours: Positive
+    cashout_share: Probability
 
 
 class ImpossibleTravel(Scenario[ImpossibleTravelParams]):
@@ -359,7 +360,7 @@ class FirstPartyParams(_Range):
     """Parameters of first-party fraud (defaults: ``fraud.scenarios`` in defaults.yaml)."""
 
     purchases: tuple[Count, Count]
-    span_days: Hours
+    span_days: Positive
     online_mccs: list[str] = Field(min_length=1)
     spend_factor: tuple[float, float]
 

@@ -2,3 +2,7 @@
 
 Uses the world and the fraud planner; knows nothing of where the events go.
 """
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from runtime.units import US_PER_HOUR, to_us
+from runtime.units import to_us
 from schemas.event import transaction_schema
 from simulator.core.ids import FRAUD_BLOCK, hex_ids, mix64, pack_keys
+from simulator.core.seeding import Streams
+from simulator.fraud.cases import FraudRows
 from simulator.fraud.context import draw_delays_us
-from simulator.fraud.planner import FraudPlanner, FraudRows
+from simulator.fraud.planner import FraudPlanner
 from simulator.model.behaviour import BlockEvents
+from simulator.settings.run import RunSpec
 from simulator.world.build import World
 from simulator.world.catalog import card_ids
 
@@ -46,19 +49,27 @@ class Assembled:
 
 
 class Assembler:
-    """Turns the blocks of successive slices into Arrow tables of the transaction schema."""
+    """Turns the blocks of successive slices into Arrow tables of the transaction schema.
 
-    def __init__(self, world: World) -> None:
+    Args:
+        world: The built world.
+        spec: The run's slice length, entry modes and fraud model.
+        streams: The run's random streams.
+    """
+
+    def __init__(self, world: World, spec: RunSpec, streams: Streams) -> None:
         self._world = world
+        self._spec = spec
+        self._streams = streams
         n_cards = len(world.cards)
         self._last = np.zeros(n_cards, dtype=np.uint64)
         self._has_last = np.zeros(n_cards, dtype=bool)
-        self._secret = world.streams.key64("transaction-ids")
-        self._case_secret = world.streams.key64("fraud-case-ids")
+        self._secret = streams.key64("transaction-ids")
+        self._case_secret = streams.key64("fraud-case-ids")
         self._schema = transaction_schema().arrow
         self._label_schema = transaction_schema("fraud_label").arrow
-        self._slice_us = world.settings.slice_hours * US_PER_HOUR
-        self.planner = FraudPlanner(world, world.settings.fraud, self._slice_us)
+        self._slice_us = spec.slice_us
+        self.planner = FraudPlanner(world, spec.fraud, streams, spec.slice_us, spec.entry_modes)
         self._scenario_names = pa.array(self.planner.names, pa.string())
         self._cards_reported = n_cards
         self._ids: pa.StringArray = world.cards.ids
@@ -70,7 +81,7 @@ class Assembler:
         self._m_mcc = pa.array([world.mcc_codes[i] for i in m.mcc.tolist()], pa.string())
         self._m_city = pa.array(world.cities.name[m.city].tolist(), pa.string())
         self._channels = pa.array(["card_present", "ecommerce"], pa.string())
-        self._modes = pa.array([*world.settings.pos_entry_modes, ENTRY_MODE_ECOMMERCE], pa.string())
+        self._modes = pa.array([*spec.entry_modes, ENTRY_MODE_ECOMMERCE], pa.string())
 
     def table(self, parts: list[BlockEvents], start: dt.datetime) -> Assembled:
         """Merge one slice's blocks and its fraud into a table sorted by event time.
@@ -161,9 +172,7 @@ class Assembler:
             "entry_mode": entry,
             "null_city": np.zeros(k, dtype=bool),
             "null_coordinates": np.zeros(k, dtype=bool),
-            "key": pack_keys(
-                start.date(), start.hour // self._world.settings.slice_hours, FRAUD_BLOCK, k
-            ),
+            "key": pack_keys(start.date(), start.hour // self._spec.slice_hours, FRAUD_BLOCK, k),
         }
         merged = {
             name: np.concatenate([col[name].astype(out[name].dtype, copy=False), out[name]])
@@ -181,8 +190,8 @@ class Assembler:
 
     def _labels(self, table: pa.Table, col: dict[str, np.ndarray], start_us: int) -> pa.Table:
         """Fraud labels of this slice's rows, plus wrong disputes of genuine ones."""
-        cfg = self._world.settings.fraud
-        rng = self._world.streams.generator("false-disputes", start_us // self._slice_us)
+        cfg = self._spec.fraud
+        rng = self._streams.generator("false-disputes", start_us // self._slice_us)
         genuine = np.flatnonzero(~col["is_fraud"])
         disputed = genuine[rng.random(len(genuine)) < cfg.false_dispute_rate]
         label_at = col["label_at"].copy()
@@ -212,10 +221,7 @@ class Assembler:
     def _card_ids(self, card: np.ndarray) -> pa.Array:
         registry = self.planner.cards
         if len(self._ids) < len(registry):
-            base = len(self._world.cards)
-            self._ids = pa.concat_arrays(
-                [self._world.cards.ids, card_ids(base, len(registry) - base)]
-            )
+            self._ids = registry.card_ids()
             grow = len(registry) - len(self._last)
             self._last = np.concatenate([self._last, np.zeros(grow, dtype=np.uint64)])
             self._has_last = np.concatenate([self._has_last, np.zeros(grow, dtype=bool)])

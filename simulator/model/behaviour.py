@@ -20,7 +20,9 @@ import numpy as np
 from runtime.units import MINUTES_PER_DAY, US_PER_MINUTE, to_us
 from simulator.core.ids import pack_keys
 from simulator.core.sampling import cdf, draw_categorical
+from simulator.core.seeding import Streams
 from simulator.model.travel import Whereabouts
+from simulator.settings.run import RunSpec
 from simulator.world.build import World
 from simulator.world.calendar import tz_offsets_minutes
 from simulator.world.catalog import CHANNEL_CARD_PRESENT, CHANNEL_ECOMMERCE
@@ -44,6 +46,9 @@ class SliceContext:
         proposal_rate: Total proposal rate per unit personal rate, at home and away.
         ecommerce_share: Per category, the share of transactions online.
         entry_mode_cdf: Cumulative weights of the card-present entry modes.
+        null_rates: Shares of rows without merchant city, coordinates and entry mode.
+        local_share: Card-present spend in the city where the cardholder is.
+        foreign_share: Online purchases from merchants anywhere, not only at home.
     """
 
     start: dt.datetime
@@ -56,21 +61,22 @@ class SliceContext:
     proposal_rate: np.ndarray
     ecommerce_share: np.ndarray
     entry_mode_cdf: np.ndarray
+    null_rates: tuple[float, float, float]
+    local_share: float
+    foreign_share: float
 
     @classmethod
-    def build(cls, world: World, start: dt.datetime, hours: int) -> SliceContext:
+    def build(cls, world: World, spec: RunSpec, start: dt.datetime) -> SliceContext:
         """Evaluate calendars and time zones for the slice starting at ``start``."""
         if start.tzinfo is None or start.utcoffset() != dt.timedelta(0):
             raise ValueError("slice start must be an aware UTC datetime")
+        hours = spec.slice_hours
         day = start.date()
         days = [day - dt.timedelta(days=1), day, day + dt.timedelta(days=1)]
         factors = world.calendar.day_factors(days)
         bound = world.calendar.curve_max * factors.max(axis=(0, 1))
-        groups = list(world.settings.mcc_groups.values())
-        share = np.array([g.share for g in groups])
-        boost = np.array([g.travel_boost for g in groups])
-        profiles = np.stack([share / share.sum(), share * boost / (share * boost).sum()])
-        weights = profiles * bound
+        weights = world.group_profiles * bound
+        nulls = spec.null_rates
         return cls(
             start=start,
             index=start.hour // hours,
@@ -80,8 +86,15 @@ class SliceContext:
             bound=bound,
             proposal_cdf=np.stack([cdf(w) for w in weights]),
             proposal_rate=weights.sum(axis=1),
-            ecommerce_share=np.array([g.ecommerce_share for g in groups]),
-            entry_mode_cdf=cdf(list(world.settings.pos_entry_modes.values())),
+            ecommerce_share=world.group_ecommerce_share,
+            entry_mode_cdf=cdf(list(spec.entry_mode_weights)),
+            null_rates=(
+                nulls.get("merchant_city", 0.0),
+                nulls.get("merchant_coordinates", 0.0),
+                nulls.get("pos_entry_mode", 0.0),
+            ),
+            local_share=spec.local_share,
+            foreign_share=spec.ecommerce_foreign_share,
         )
 
 
@@ -103,12 +116,13 @@ class BlockEvents:
         return len(self.key)
 
 
-def simulate_block(world: World, where: Whereabouts, ctx: SliceContext, block: int) -> BlockEvents:
+def simulate_block(
+    world: World, streams: Streams, where: Whereabouts, ctx: SliceContext, block: int
+) -> BlockEvents:
     """Simulate one block of cardholders over one slice."""
-    settings = world.settings
     holders = world.holders
     day = ctx.start.date()
-    rng = world.streams.generator("behaviour", block, day.toordinal(), ctx.index)
+    rng = streams.generator("behaviour", block, day.toordinal(), ctx.index)
     lo, hi = world.block_range(block)
     loc_row, away = where.locate(block, day)
     profile = away.astype(np.intp)
@@ -150,10 +164,10 @@ def simulate_block(world: World, where: Whereabouts, ctx: SliceContext, block: i
     entry = np.where(
         channel == CHANNEL_ECOMMERCE, len(modes), draw_categorical(rng.random(n), modes)
     ).astype(np.int8)
-    nulls = settings.null_rates
-    null_city = rng.random(n) < nulls.get("merchant_city", 0.0)
-    null_coordinates = rng.random(n) < nulls.get("merchant_coordinates", 0.0)
-    null_entry = rng.random(n) < nulls.get("pos_entry_mode", 0.0)
+    city_rate, coordinates_rate, entry_rate = ctx.null_rates
+    null_city = rng.random(n) < city_rate
+    null_coordinates = rng.random(n) < coordinates_rate
+    null_entry = rng.random(n) < entry_rate
     entry[null_entry] = -1
 
     start_us = to_us(ctx.start)
@@ -180,7 +194,6 @@ def _choose_merchants(
     group: np.ndarray,
     loc_row: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    settings = world.settings
     places = world.places
     n = len(holder)
     n_groups = world.n_groups
@@ -190,7 +203,7 @@ def _choose_merchants(
     )
 
     row = loc_row[owner]
-    nearby = np.flatnonzero(u_near >= settings.geography.local_share)
+    nearby = np.flatnonzero(u_near >= ctx.local_share)
     row[nearby] = places.near.pick(row[nearby], u_city[nearby])
     segment = places.resolved[row, group]
     channel = np.where(segment < 0, CHANNEL_ECOMMERCE, channel)
@@ -204,7 +217,7 @@ def _choose_merchants(
     g = group[online].astype(np.int64)
     everywhere = len(world.countries) * n_groups + g
     key = np.where(
-        u_foreign[online] < settings.merchants.ecommerce_foreign_share,
+        u_foreign[online] < ctx.foreign_share,
         everywhere,
         country * n_groups + g,
     )

@@ -22,19 +22,18 @@ import pyarrow as pa
 
 from runtime.units import from_us, to_us
 from simulator.core.environment import Environment
+from simulator.core.seeding import Streams
 from simulator.fraud.cards import CardRegistry
 from simulator.model.assemble import Assembler
 from simulator.model.behaviour import BlockEvents, SliceContext, simulate_block
 from simulator.model.travel import Whereabouts
+from simulator.settings.run import RunSeed, RunSpec
 from simulator.world.build import World
 
 __all__ = ["Slice", "SliceSource"]
 
 #: A slice's block results, computed on demand (in process) or awaited (from workers).
 Pending = Callable[[], "list[BlockEvents]"]
-
-# Worker-side state, inherited through fork (or rebuilt by the initializer).
-_WORKER: tuple[World, Whereabouts] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,27 +48,37 @@ class Slice:
     new_cards: pa.StringArray
 
 
-def _simulate(
-    world: World, where: Whereabouts, start: dt.datetime, hours: int, blocks: range
-) -> list[BlockEvents]:
-    ctx = SliceContext.build(world, start, hours)
-    return [simulate_block(world, where, ctx, b) for b in blocks]
+class _Blocks:
+    """Computes blocks of a slice: the world, the spec, the streams and the trips drawn."""
+
+    def __init__(self, world: World, spec: RunSpec, streams: Streams) -> None:
+        self.world = world
+        self.spec = spec
+        self.streams = streams
+        self.where = Whereabouts(world, spec.travel, streams)
+
+    def simulate(self, start: dt.datetime, blocks: range) -> list[BlockEvents]:
+        ctx = SliceContext.build(self.world, self.spec, start)
+        return [simulate_block(self.world, self.streams, self.where, ctx, b) for b in blocks]
 
 
-def _worker_init(world: World) -> None:
+# Worker-side state, inherited through fork (or rebuilt by the initializer).
+_WORKER: _Blocks | None = None
+
+
+def _worker_init(world: World, spec: RunSpec, streams: Streams) -> None:
     global _WORKER
-    _WORKER = (world, Whereabouts(world))
+    _WORKER = _Blocks(world, spec, streams)
 
 
 def _worker_ping() -> None:
     """Nothing: submitted once per worker to start the processes."""
 
 
-def _worker_simulate(start: dt.datetime, hours: int, blocks: range) -> list[BlockEvents]:
+def _worker_simulate(start: dt.datetime, blocks: range) -> list[BlockEvents]:
     if _WORKER is None:  # pragma: no cover - the initializer always ran
         raise RuntimeError("worker was not initialised")
-    world, where = _WORKER
-    return _simulate(world, where, start, hours, blocks)
+    return _WORKER.simulate(start, blocks)
 
 
 class SliceSource:
@@ -77,22 +86,37 @@ class SliceSource:
 
     Args:
         world: The built world.
+        spec: What the engine reads besides the world (slices, purchases, trips, fraud).
+        seed: The run's seed; it must be the one the world was built from.
         start: First instant simulated (aware UTC, at a slice boundary).
         end: Instant where the run stops (exclusive); None runs forever.
         workers: Processes computing blocks; 1 computes in this process.
+
+    Raises:
+        ValueError: For naive times, or a seed other than the world's.
     """
 
     def __init__(
-        self, world: World, start: dt.datetime, end: dt.datetime | None, workers: int = 1
+        self,
+        world: World,
+        spec: RunSpec,
+        seed: RunSeed,
+        start: dt.datetime,
+        end: dt.datetime | None,
+        workers: int = 1,
     ) -> None:
         if start.tzinfo is None or (end is not None and end.tzinfo is None):
             raise ValueError("start and end must be timezone-aware")
+        if seed.entropy != world.seed:
+            raise ValueError(f"the world was built from seed {world.seed}, not {seed.entropy}")
         self._world = world
+        self._spec = spec
+        self._streams = seed.streams
         self._start = start.astimezone(dt.UTC)
         self._end = end.astimezone(dt.UTC) if end is not None else None
-        self._hours = world.settings.slice_hours
+        self._hours = spec.slice_hours
         self._workers = workers
-        self._assembler = Assembler(world)
+        self._assembler = Assembler(world, spec, seed.streams)
         self._pool: ProcessPoolExecutor | None = None
 
     @property
@@ -123,7 +147,7 @@ class SliceSource:
                 max_workers=self._workers,
                 mp_context=multiprocessing.get_context("fork"),
                 initializer=_worker_init,
-                initargs=(self._world,),
+                initargs=(self._world, self._spec, self._streams),
             )
             # Processes start on the first submission: make it now.
             for f in [self._pool.submit(_worker_ping) for _ in range(self._workers)]:
@@ -138,13 +162,12 @@ class SliceSource:
 
     def __iter__(self) -> Iterator[Slice]:
         """Yield slices in order (use inside ``with`` when ``workers > 1``)."""
-        world, hours = self._world, self._hours
         if self._workers == 1:
-            where = Whereabouts(world)
-            every = range(world.n_blocks)
+            blocks = _Blocks(self._world, self._spec, self._streams)
+            every = range(self._world.n_blocks)
 
             def compute(start: dt.datetime) -> Pending:
-                return lambda: _simulate(world, where, start, hours, every)
+                return lambda: blocks.simulate(start, every)
 
             yield from self._run(compute)
             return
@@ -153,7 +176,7 @@ class SliceSource:
         pool, chunks = self._pool, self._chunks()
 
         def submit(start: dt.datetime) -> Pending:
-            futures = [pool.submit(_worker_simulate, start, hours, c) for c in chunks]
+            futures = [pool.submit(_worker_simulate, start, c) for c in chunks]
             return lambda: [events for f in futures for events in f.result()]
 
         yield from self._run(submit)

@@ -13,16 +13,29 @@ from collections import OrderedDict
 import numpy as np
 
 from simulator.core.sampling import draw_categorical
+from simulator.core.seeding import Streams
+from simulator.settings.models import TravelConfig
 from simulator.world.build import World
 
 __all__ = ["Whereabouts"]
 
 
 class Whereabouts:
-    """Location rows of cardholders, day by day, with a small cache of trip draws."""
+    """Location rows of cardholders, day by day, with a small cache of trip draws.
 
-    def __init__(self, world: World, cache_size: int = 4096) -> None:
+    Args:
+        world: The built world.
+        travel: How often, how far and how long people travel.
+        streams: The run's random streams.
+        cache_size: Trip draws (block and date) kept.
+    """
+
+    def __init__(
+        self, world: World, travel: TravelConfig, streams: Streams, cache_size: int = 4096
+    ) -> None:
         self._world = world
+        self._travel = travel
+        self._streams = streams
         self._cache: OrderedDict[tuple[int, int], tuple[np.ndarray, ...]] = OrderedDict()
         self._cache_size = cache_size
 
@@ -33,10 +46,10 @@ class Whereabouts:
             self._cache.move_to_end(key)
             return hit
         world = self._world
-        cfg = world.settings.travel
+        cfg = self._travel
         lo, hi = world.block_range(block)
         n = hi - lo
-        rng = world.streams.generator("travel", block, day.toordinal())
+        rng = self._streams.generator("travel", block, day.toordinal())
         starts = rng.random(n) < cfg.trips_per_year / 365.0
         days = np.minimum(rng.geometric(1.0 / cfg.mean_days, n), cfg.max_days)
         abroad = rng.random(n) < cfg.international_share
@@ -61,7 +74,7 @@ class Whereabouts:
         domestic_seg = places.domestic.lookup(country)
         trips = [
             self._starts(block, day - dt.timedelta(days=back))
-            for back in range(world.settings.travel.max_days)
+            for back in range(self._travel.max_days)
         ]
         who, days, abroad, u_city = (np.concatenate([t[i] for t in trips]) for i in range(4))
         back = np.repeat(np.arange(len(trips)), [len(t[0]) for t in trips])

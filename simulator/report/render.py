@@ -20,7 +20,7 @@ from simulator.errors import OutputError
 from simulator.report.aggregate import Aggregates, aggregate, read_manifest
 from simulator.report.figures import FIGURES, draw_figures, png_bytes
 
-__all__ = ["FIGURES", "Aggregates", "aggregate", "render_report"]
+__all__ = ["render_report"]
 
 log = logging.getLogger("txnsim.report")
 

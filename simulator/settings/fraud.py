@@ -9,21 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from simulator.settings.types import Mcc, Model, NonNegative, Positive, Probability
 
 __all__ = ["Delay", "FraudConfig", "Hotspot", "ScenarioConfig"]
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-Positive = Annotated[float, Field(gt=0.0)]
-Mcc = Annotated[str, Field(pattern=r"^[0-9]{4}$")]
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Delay(_Model):
+class Delay(Model):
     """A log-normal delay in hours, capped."""
 
     median_hours: Positive
@@ -37,7 +30,7 @@ class Delay(_Model):
         return self
 
 
-class Hotspot(_Model):
+class Hotspot(Model):
     """Where fraudsters cash out: merchant categories and an amount band (US dollars)."""
 
     mccs: list[Mcc] = Field(min_length=1)
@@ -51,14 +44,14 @@ class Hotspot(_Model):
         return self
 
 
-class ScenarioConfig(_Model):
+class ScenarioConfig(Model):
     """One scenario in the mix."""
 
     share: NonNegative = Field(description="Relative share of fraudulent transactions by count.")
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class FraudConfig(_Model):
+class FraudConfig(Model):
     """How much fraud, of which kinds, and how it is found out."""
 
     target_rate: Annotated[float, Field(ge=0.0, le=0.2)] = Field(

@@ -15,11 +15,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runtime.kafka_auth import require_sasl_credentials
+from simulator.settings.delivery import SchemaRegistryConfig, TransactionsConfig
 from simulator.settings.fraud import FraudConfig
+from simulator.settings.types import (
+    CountryWeights,
+    CurrencyCode,
+    Mcc,
+    MccWeights,
+    Model,
+    NonNegative,
+    Positive,
+    Probability,
+    WeightList,
+    Weights,
+)
 
 __all__ = [
     "AmountModel",
@@ -36,58 +49,27 @@ __all__ = [
     "WriterConfig",
 ]
 
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-NonNegative = Annotated[float, Field(ge=0.0)]
-Positive = Annotated[float, Field(gt=0.0)]
-CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
-CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-Mcc = Annotated[str, Field(pattern=r"^[0-9]{4}$")]
-
 #: Fields of ``transaction.avsc`` whose values may be blanked by null injection.
 #: ``merchant_coordinates`` blanks ``merchant_lat`` and ``merchant_lon`` together.
 NULLABLE_FIELDS = ("merchant_city", "merchant_coordinates", "pos_entry_mode")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _check_weights(weights: dict[str, float], what: str) -> dict[str, float]:
-    if not weights:
-        raise ValueError(f"{what} must name at least one entry")
-    if sum(weights.values()) <= 0:
-        raise ValueError(f"{what} must have a positive total weight")
-    return weights
-
-
-class CardsConfig(_Model):
+class CardsConfig(Model):
     """How many cards a cardholder holds and of what kind."""
 
-    count_weights: list[NonNegative] = Field(
+    count_weights: WeightList = Field(
         min_length=1, max_length=3, description="Weight of holding 1, 2 or 3 cards."
     )
     primary_share: Probability = Field(
         description="Share of a cardholder's spend on the first card."
     )
-    types: dict[str, NonNegative]
-    networks: dict[str, NonNegative]
+    types: Weights
+    networks: Weights
     credit_limit_median: Positive
     credit_limit_sigma: NonNegative
 
-    @field_validator("types", "networks")
-    @classmethod
-    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
-        return _check_weights(value, "weights")
 
-    @field_validator("count_weights")
-    @classmethod
-    def _count(cls, value: list[float]) -> list[float]:
-        if sum(value) <= 0:
-            raise ValueError("count_weights must have a positive total")
-        return value
-
-
-class PopulationConfig(_Model):
+class PopulationConfig(Model):
     """Who transacts and how often."""
 
     cardholders: int = Field(gt=0, le=50_000_000)
@@ -104,10 +86,10 @@ class PopulationConfig(_Model):
     cards: CardsConfig
 
 
-class GeographyConfig(_Model):
+class GeographyConfig(Model):
     """Where cardholders live and how far they go to shop."""
 
-    home_countries: dict[CountryCode, NonNegative]
+    home_countries: CountryWeights
     min_city_population: int = Field(ge=0)
     city_radius_min_km: Positive
     city_radius_km_per_sqrt_thousand: NonNegative
@@ -117,28 +99,18 @@ class GeographyConfig(_Model):
     neighbour_radius_km: Positive
     distance_decay_km: Positive
 
-    @field_validator("home_countries")
-    @classmethod
-    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
-        return _check_weights(value, "home_countries")
 
-
-class TravelConfig(_Model):
+class TravelConfig(Model):
     """Trips away from home: card-present spending moves to another city."""
 
     trips_per_year: NonNegative
     mean_days: Annotated[float, Field(ge=1.0)]
     max_days: int = Field(ge=1, le=60)
     international_share: Probability
-    destinations: dict[CountryCode, NonNegative]
-
-    @field_validator("destinations")
-    @classmethod
-    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
-        return _check_weights(value, "destinations")
+    destinations: CountryWeights
 
 
-class MerchantsConfig(_Model):
+class MerchantsConfig(Model):
     """The merchant population."""
 
     per_cardholder: Positive
@@ -155,7 +127,7 @@ class MerchantsConfig(_Model):
     ecommerce_foreign_share: Probability
 
 
-class AmountModel(_Model):
+class AmountModel(Model):
     """A log-normal in the reference currency, mixed with price points."""
 
     median: Positive
@@ -174,32 +146,20 @@ class AmountModel(_Model):
         return self
 
 
-class MccGroupConfig(_Model):
+class MccGroupConfig(Model):
     """A family of merchant categories that share timing, channel and spend."""
 
     share: NonNegative = Field(description="Relative share of transactions by count.")
     merchant_share: NonNegative = Field(description="Relative share of merchants.")
-    mccs: dict[Mcc, NonNegative]
+    mccs: MccWeights
     ecommerce_share: Probability
-    hourly: list[NonNegative] = Field(min_length=24, max_length=24)
-    weekday: list[NonNegative] = Field(min_length=7, max_length=7)
+    hourly: WeightList = Field(min_length=24, max_length=24)
+    weekday: WeightList = Field(min_length=7, max_length=7)
     holiday_factor: NonNegative
     seasonal_weight: Probability
     travel_boost: NonNegative
     amount: AmountModel
     amount_by_mcc: dict[Mcc, AmountModel] = Field(default_factory=dict)
-
-    @field_validator("mccs")
-    @classmethod
-    def _weights(cls, value: dict[str, float]) -> dict[str, float]:
-        return _check_weights(value, "mccs")
-
-    @field_validator("hourly", "weekday")
-    @classmethod
-    def _positive_total(cls, value: list[float]) -> list[float]:
-        if sum(value) <= 0:
-            raise ValueError("must have a positive total")
-        return value
 
     @model_validator(mode="after")
     def _overrides_known(self) -> MccGroupConfig:
@@ -209,7 +169,7 @@ class MccGroupConfig(_Model):
         return self
 
 
-class CalendarConfig(_Model):
+class CalendarConfig(Model):
     """Calendar effects on top of the weekly rhythm."""
 
     black_friday: NonNegative
@@ -223,7 +183,7 @@ class CalendarConfig(_Model):
     payday_factor: NonNegative
 
 
-class WriterConfig(_Model):
+class WriterConfig(Model):
     """How Parquet files are cut and compressed."""
 
     rows_per_file: int = Field(gt=0)
@@ -232,7 +192,7 @@ class WriterConfig(_Model):
     compression_level: int | None = None
 
 
-class KafkaConfig(_Model):
+class KafkaConfig(Model):
     """Where and how the stream is produced. Security settings pass through to the client."""
 
     bootstrap_servers: str = Field(min_length=1)
@@ -260,6 +220,10 @@ class KafkaConfig(_Model):
     linger_ms: int = Field(ge=0, le=60_000)
     batch_bytes: int = Field(ge=1024, le=64 * 1024 * 1024)
     max_in_flight_batches: int = Field(ge=1, le=10_000)
+    delivery: Literal["exactly_once", "idempotent"] = "exactly_once"
+    transactions: TransactionsConfig = Field(default_factory=TransactionsConfig)
+    progress_topic: str = Field(default="txnsim_progress", pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    schema_registry: SchemaRegistryConfig | None = None
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaConfig:
@@ -269,7 +233,7 @@ class KafkaConfig(_Model):
         return self
 
 
-class StreamConfig(_Model):
+class StreamConfig(Model):
     """Pacing of ``txnsim stream``."""
 
     speed: Positive | Literal["max"] = Field(
@@ -314,7 +278,7 @@ class Settings(BaseSettings):
     travel: TravelConfig
     merchants: MerchantsConfig
     mcc_groups: dict[str, MccGroupConfig]
-    pos_entry_modes: dict[str, NonNegative]
+    pos_entry_modes: Weights
     calendar: CalendarConfig
     currency_per_usd: dict[CurrencyCode, Positive]
     null_rates: dict[str, Probability]
@@ -356,11 +320,6 @@ class Settings(BaseSettings):
                     raise ValueError(f"MCC {mcc} is in both {seen[mcc]!r} and {name!r}")
                 seen[mcc] = name
         return value
-
-    @field_validator("pos_entry_modes")
-    @classmethod
-    def _modes(cls, value: dict[str, float]) -> dict[str, float]:
-        return _check_weights(value, "pos_entry_modes")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:

@@ -2,3 +2,7 @@
 
 The only layer that paces against a wall clock; the simulation below it never reads one.
 """
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -30,44 +30,52 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from runtime.units import from_us, to_us
-from schemas.avro_encode import TableEncoder
-from schemas.event import EventSchema, public_transaction_schema, transaction_schema
-from schemas.framing import RawAvro
+from schemas.framing import Framing
 from schemas.partitioner import partitions_for
 from simulator import metrics
 from simulator.model.engine import SliceSource
+from simulator.stream.chunks import (
+    Chunk,
+    ChunkEncoder,
+    LabelsMode,
+    PendingLabels,
+    count_labels,
+    count_released,
+    label_schema,
+)
 from simulator.stream.clock import SimClock, WallSource
-from simulator.stream.publishers import OutRecords, Publisher
+from simulator.stream.progress import Progress
+from simulator.stream.publishers import Publisher
 from simulator.world.build import World
 
-__all__ = ["StreamStats", "Streamer", "label_schema", "writer_schema"]
+__all__ = ["Checkpoints", "StreamStats", "Streamer"]
 
 log = logging.getLogger("txnsim.stream")
 
 T = TypeVar("T")
 
-LabelsMode = Literal["separate", "inline"]
 
+class Checkpoints(Protocol):
+    """Where the stream commits what it handed over (a transactional session)."""
 
-def writer_schema(labels: LabelsMode) -> EventSchema:
-    """The schema transactions are written with: public (``separate``) or full (``inline``)."""
-    if labels == "inline":
-        return transaction_schema()
-    if labels == "separate":
-        return public_transaction_schema()
-    raise ValueError(f"labels must be 'separate' or 'inline', got {labels!r}")
+    def due(self, simulated_us: int | None) -> bool:
+        """Whether the open transaction should be committed now."""
+        ...
 
+    def mark(self, simulated_us: int | None) -> None:
+        """Note the simulated time of the first record of the open transaction."""
+        ...
 
-def label_schema() -> EventSchema:
-    """The schema of the labels topic (``fraud_label.avsc``)."""
-    return transaction_schema("fraud_label")
+    async def commit(self, progress: Progress) -> None:
+        """Commit everything handed over so far, with ``progress``."""
+        ...
 
 
 @dataclass
@@ -81,51 +89,18 @@ class StreamStats:
     max_lag_s: float = 0.0
     stopped_early: bool = False
     seconds: float = 0.0
+    #: Records and labels regenerated but not sent, because a resumed run had them.
+    skipped: int = 0
+    labels_skipped: int = 0
 
-
-@dataclass(frozen=True)
-class _Chunk:
-    """Transactions, and the labels due before the next chunk's first transaction."""
-
-    event_us: np.ndarray
-    records: OutRecords
-    #: Per row, an index into ``scenarios`` (for the events metric).
-    scenario: np.ndarray
-    scenarios: list[str]
-    label_us: np.ndarray
-    labels: OutRecords
-    label_sources: list[str]
-
-
-_NO_RECORDS = OutRecords([], [], np.empty(0, np.int64), np.empty(0, np.int32))
-
-
-class _PendingLabels:
-    """Labels decided but not yet due, sorted by label time (stably)."""
-
-    def __init__(self, schema: pa.Schema) -> None:
-        self._table = schema.empty_table()
-        self._us = np.empty(0, np.int64)
-
-    def __len__(self) -> int:
-        return len(self._us)
-
-    def add(self, labels: pa.Table) -> None:
-        if labels.num_rows == 0:
-            return
-        us = labels.column("label_time").cast(pa.int64()).to_numpy()
-        table = pa.concat_tables([self._table, labels.cast(self._table.schema)])
-        merged = np.concatenate([self._us, us])
-        order = np.argsort(merged, kind="stable")
-        self._table = table.take(pa.array(order)).combine_chunks()
-        self._us = merged[order]
-
-    def pop_before(self, until_us: int) -> tuple[pa.Table, np.ndarray]:
-        """Remove and return the labels whose time is before ``until_us``."""
-        k = int(np.searchsorted(self._us, until_us, side="left"))
-        due, us = self._table.slice(0, k), self._us[:k]
-        self._table, self._us = self._table.slice(k), self._us[k:]
-        return due, us
+    def progress(self, *, finished: bool = False) -> Progress:
+        """The cumulative figures as a progress record."""
+        return Progress(
+            records=self.released,
+            labels=self.labels_released,
+            simulated_until_us=self.simulated_until_us,
+            finished=finished,
+        )
 
 
 class Streamer:
@@ -147,6 +122,12 @@ class Streamer:
         queue_chunks: Encoded chunks allowed to wait.
         skip_before_us: Events before this simulated instant are not released (live start).
         progress_every_s: Wall seconds between progress lines.
+        checkpoints: Where to commit what was handed over (exactly-once delivery), at
+            the bounds it sets and at the end; None: the publishers' flush is the end.
+        resume: Committed progress of an earlier run of this stream: its transactions
+            and labels are regenerated but not sent, and the figures continue from it.
+        framing: How transaction values are framed (raw Avro by default, or the
+            Confluent wire format with a registered schema id); ``label_framing`` for labels.
     """
 
     def __init__(
@@ -164,6 +145,10 @@ class Streamer:
         queue_chunks: int = 8,
         skip_before_us: int | None = None,
         progress_every_s: float = 5.0,
+        checkpoints: Checkpoints | None = None,
+        resume: Progress | None = None,
+        framing: Framing | None = None,
+        label_framing: Framing | None = None,
     ) -> None:
         self._world = world
         self._source = source
@@ -173,12 +158,22 @@ class Streamer:
         self._wall = wall
         self._end_us = end_us
         self._chunk_rows = chunk_rows
-        self._queue: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=queue_chunks)
+        self._queue: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=queue_chunks)
         self._skip_before_us = skip_before_us
         self._progress_every_s = progress_every_s
-        self._encoder = TableEncoder(writer_schema(labels), RawAvro())
-        self._label_encoder = TableEncoder(label_schema(), RawAvro())
+        self._encoder = ChunkEncoder(
+            labels,
+            None if labels_publisher is None else labels_publisher.partitions,
+            framing,
+            label_framing,
+        )
+        self._checkpoints = checkpoints
         self.stats = StreamStats()
+        self._skip_records = self._skip_labels = 0
+        if resume is not None:
+            self._skip_records, self._skip_labels = resume.records, resume.labels
+            self.stats.released, self.stats.labels_released = resume.records, resume.labels
+            self.stats.simulated_until_us = resume.simulated_until_us
 
     async def run(self, stop: asyncio.Event) -> StreamStats:
         """Release every event (or until ``stop`` is set), flush, and return the figures."""
@@ -189,6 +184,9 @@ class Streamer:
             await self._publisher.flush()
             if self._labels_publisher is not None:
                 await self._labels_publisher.flush()
+            if self._checkpoints is not None:
+                finished = not self.stats.stopped_early
+                await self._checkpoints.commit(self.stats.progress(finished=finished))
             self.stats.seconds = self._wall.now() - began
         finally:
             if not producer.done():
@@ -199,7 +197,7 @@ class Streamer:
     async def _produce(self) -> None:
         partitions = self._publisher.partitions
         card_partition = partitions_for(self._world.cards.ids, partitions)
-        pending = _PendingLabels(label_schema().arrow)
+        pending = PendingLabels(label_schema().arrow)
         skip = self._skip_before_us
         slices = iter(self._source)
         while True:
@@ -237,7 +235,7 @@ class Streamer:
                 if hi == lo and not len(label_us):
                     continue
                 chunk = await asyncio.to_thread(
-                    self._encode,
+                    self._encoder.encode,
                     table.slice(lo, hi - lo),
                     event_us[lo:hi],
                     card_partition[card[lo:hi]],
@@ -246,38 +244,6 @@ class Streamer:
                 )
                 await self._queue.put(chunk)
         await self._queue.put(None)
-
-    def _encode(
-        self,
-        sub: pa.Table,
-        event_us: np.ndarray,
-        partition: np.ndarray,
-        due: pa.Table,
-        label_us: np.ndarray,
-    ) -> _Chunk:
-        """Encode a chunk's transactions and labels (in a worker thread)."""
-        if sub.num_rows:
-            values = self._encoder.encode(sub)
-            keys = [k.encode() for k in sub.column("card_id").to_pylist()]
-            records = OutRecords(keys, values, event_us // 1000, partition)
-            codes = pc.dictionary_encode(sub.column("fraud_scenario").fill_null("none"))
-            codes = codes.combine_chunks()
-            scenario = codes.indices.to_numpy(zero_copy_only=False)
-            scenarios = codes.dictionary.to_pylist()
-        else:
-            records, scenario, scenarios = _NO_RECORDS, np.empty(0, np.int32), []
-        if due.num_rows and self._labels_publisher is not None:
-            card_ids = due.column("card_id").combine_chunks()
-            labels = OutRecords(
-                [k.encode() for k in card_ids.to_pylist()],
-                self._label_encoder.encode(due),
-                label_us // 1000,
-                partitions_for(card_ids, self._labels_publisher.partitions),
-            )
-            sources = due.column("source").to_pylist()
-        else:
-            labels, sources = _NO_RECORDS, []
-        return _Chunk(event_us, records, scenario, scenarios, label_us, labels, sources)
 
     async def _release(self, stop: asyncio.Event, producer: asyncio.Task[None]) -> None:
         clock, stats = self._clock, self.stats
@@ -292,6 +258,8 @@ class Streamer:
             event_us, label_us = chunk.event_us, chunk.label_us
             i, n = 0, len(event_us)
             a, m = 0, len(label_us)
+            if self._skip_records or self._skip_labels:
+                i, a = self._skip(n, m)
             while i < n or a < m:
                 next_tx = int(event_us[i]) if i < n else None
                 next_label = int(label_us[a]) if a < m else None
@@ -312,19 +280,21 @@ class Streamer:
                     if next_label == due_us:
                         b = max(b, a + 1)
                 until_us = due_us
+                if self._checkpoints is not None:
+                    self._checkpoints.mark(due_us)
                 if j > i:
                     # Transactions first: a label is never handed over before its transaction.
                     handed = self._wall.now()
                     await self._publisher.publish(chunk.records.take(i, j))
                     metrics.PRODUCE_LATENCY.observe(self._wall.now() - handed)
-                    _count_released(chunk, i, j)
+                    count_released(chunk, i, j)
                     stats.released += j - i
                     until_us = int(event_us[j - 1])
                 if b > a and self._labels_publisher is not None:
                     handed = self._wall.now()
                     await self._labels_publisher.publish(chunk.labels.take(a, b))
                     metrics.PRODUCE_LATENCY.observe(self._wall.now() - handed)
-                    _count_labels(chunk.label_sources[a:b])
+                    count_labels(chunk.label_sources[a:b])
                     stats.labels_released += b - a
                     until_us = max(until_us, int(label_us[b - 1]))
                 if stats.simulated_until_us is None or until_us > stats.simulated_until_us:
@@ -339,9 +309,21 @@ class Streamer:
                     metrics.STREAM_SPEED.set((stats.simulated_until_us - first_us) / 1e6 / wall_s)
                 stats.max_lag_s = max(stats.max_lag_s, lag, stats.lag_s)
                 i, a = j, b
+                checkpoints = self._checkpoints
+                if checkpoints is not None and checkpoints.due(stats.simulated_until_us):
+                    await checkpoints.commit(stats.progress())
                 if self._wall.now() >= next_progress:
                     next_progress = self._wall.now() + self._progress_every_s
                     self._log_progress()
+
+    def _skip(self, n: int, m: int) -> tuple[int, int]:
+        """Skip what a resumed run already committed: the first rows of this chunk."""
+        i, a = min(self._skip_records, n), min(self._skip_labels, m)
+        self._skip_records -= i
+        self._skip_labels -= a
+        self.stats.skipped += i
+        self.stats.labels_skipped += a
+        return i, a
 
     async def _until_stopped(
         self, awaitable: Awaitable[T], stop: asyncio.Event, producer: asyncio.Task[None]
@@ -381,17 +363,3 @@ class Streamer:
                 "max_lag_s": round(self.stats.max_lag_s, 3),
             },
         )
-
-
-def _count_released(chunk: _Chunk, lo: int, hi: int) -> None:
-    counts = np.bincount(chunk.scenario[lo:hi], minlength=len(chunk.scenarios))
-    for name, count in zip(chunk.scenarios, counts.tolist(), strict=True):
-        if count:
-            metrics.EVENTS.labels(type="transaction", scenario=name).inc(count)
-            if name != "none":
-                metrics.FRAUD_INJECTED.labels(scenario=name).inc(count)
-
-
-def _count_labels(sources: list[str]) -> None:
-    for name in sorted(set(sources)):
-        metrics.LABELS.labels(source=name).inc(sources.count(name))

@@ -58,7 +58,6 @@ from simulator.validate.dataset import (
     check_schemas,
     load_catalogs,
     locate,
-    open_target,
     partition_day,
     resolve_ids,
 )
@@ -79,7 +78,7 @@ from simulator.validate.id_spill import (
 )
 from simulator.validate.report import Check, Findings, Report, rate_check
 
-__all__ = ["Check", "Report", "hash_strings", "open_target", "validate"]
+__all__ = ["validate"]
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 

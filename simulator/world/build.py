@@ -1,23 +1,26 @@
 """The world a run simulates: places, catalogs and the lookup tables behaviour needs.
 
-A :class:`World` is built once per process from the settings and the root seed, and
+A :class:`World` is built once per process from the settings and the run's seed, and
 is read-only afterwards, so worker processes can share it (forked) and every block
-of cardholders sees the same merchants, calendars and neighbourhoods.
+of cardholders sees the same merchants, calendars and neighbourhoods. It keeps neither
+the settings nor the random streams: what the engine reads besides the world comes
+with the run (:class:`~simulator.settings.run.RunSpec`, :class:`~simulator.settings.run.RunSeed`).
 """
 
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from simulator.core.geo import neighbours, unit_vectors
-from simulator.core.sampling import Segments, cdf
+from simulator.core.sampling import Segments
 from simulator.core.seeding import Streams
 from simulator.errors import ReferenceDataError
-from simulator.settings.models import AmountModel, Settings
+from simulator.settings.models import AmountModel, MccGroupConfig, Settings
+from simulator.settings.run import RunSeed
 from simulator.world.calendar import Calendar
 from simulator.world.catalog import (
     CHANNEL_CARD_PRESENT,
@@ -27,12 +30,15 @@ from simulator.world.catalog import (
     build_cardholders,
     build_merchants,
 )
-from simulator.world.reference import Cities, country_currency, load_cities, mcc_description
+from simulator.world.places import Places, build_places
+from simulator.world.reference import (
+    Cities,
+    country_currency,
+    load_cities,
+    mcc_description,
+)
 
-__all__ = ["AmountTable", "Places", "World", "build_world"]
-
-#: Neighbour cities kept per location (the nearest are tried first).
-_NEIGHBOURS_PER_CITY = 24
+__all__ = ["AmountTable", "World", "build_world"]
 
 
 @dataclass(frozen=True)
@@ -70,35 +76,20 @@ class AmountTable:
 
 
 @dataclass(frozen=True)
-class Places:
-    """Where card-present spending can happen, and how to pick a merchant there.
+class World:
+    """Everything the behaviour model reads. Immutable once built.
 
     Attributes:
-        row_of_city: City index to location row (-1 for cities no one can be in).
-        location_city: City index of each location row.
-        near: Neighbouring merchant cities of each location row (CSR, nearest first).
-        near_row: Location row of each neighbour entry.
-        resolved: Location row x category -> segment of card-present merchants to use.
-        domestic: Segments of merchant cities by country (weights: population).
-        abroad_cdf: Cumulative weights of destination cities abroad.
-        abroad_rows: Location rows of those cities.
+        seed: The root seed the world was drawn from (a run with another is refused).
+        block_size: Cardholders per block, the unit of seeding and parallel work.
+        group_profiles: Category shares of spending at home (row 0) and away (row 1).
+        group_ecommerce_share: Per category, the share of transactions online.
+        card_types: Names of the ``Cards.card_type`` codes.
+        card_networks: Names of the ``Cards.network`` codes.
     """
 
-    row_of_city: np.ndarray
-    location_city: np.ndarray
-    near: Segments
-    resolved: np.ndarray
-    domestic: Segments
-    abroad_cdf: np.ndarray
-    abroad_rows: np.ndarray
-
-
-@dataclass(frozen=True)
-class World:
-    """Everything the behaviour model reads. Immutable once built."""
-
-    settings: Settings
-    streams: Streams
+    seed: int
+    block_size: int
     cities: Cities
     countries: list[str]
     currencies: list[str]
@@ -108,6 +99,10 @@ class World:
     mcc_codes: list[str]
     mcc_group: np.ndarray
     group_names: list[str]
+    group_profiles: np.ndarray
+    group_ecommerce_share: np.ndarray
+    card_types: list[str]
+    card_networks: list[str]
     amounts: AmountTable
     currency_scale: np.ndarray
     currency_of_country: np.ndarray
@@ -127,18 +122,23 @@ class World:
     @property
     def n_blocks(self) -> int:
         """Number of cardholder blocks."""
-        pop = self.settings.population
-        return -(-pop.cardholders // pop.block_size)
+        return -(-len(self.holders) // self.block_size)
 
     def block_range(self, block: int) -> tuple[int, int]:
         """First and one-past-last cardholder index of a block."""
-        size = self.settings.population.block_size
-        return block * size, min((block + 1) * size, self.settings.population.cardholders)
+        size = self.block_size
+        return block * size, min((block + 1) * size, len(self.holders))
 
     @cached_property
     def holder_country(self) -> np.ndarray:
         """Country index of each cardholder's home."""
         return self.country_of_city[self.holders.home_city]
+
+    @cached_property
+    def merchant_per_usd(self) -> np.ndarray:
+        """Units of each merchant's currency per US dollar."""
+        country = self.country_of_city[self.merchants.city]
+        return self.currency_scale[self.currency_of_country[country]]
 
 
 def _brand_words() -> list[str]:
@@ -150,11 +150,13 @@ def _brand_words() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def _mcc_table(settings: Settings) -> tuple[list[str], np.ndarray, list[AmountModel]]:
+def _mcc_table(
+    mcc_groups: Mapping[str, MccGroupConfig],
+) -> tuple[list[str], np.ndarray, list[AmountModel]]:
     codes: list[str] = []
     group: list[int] = []
     models: list[AmountModel] = []
-    for g, (name, cfg) in enumerate(settings.mcc_groups.items()):
+    for g, (name, cfg) in enumerate(mcc_groups.items()):
         for code in cfg.mccs:
             try:
                 mcc_description(code)
@@ -166,8 +168,40 @@ def _mcc_table(settings: Settings) -> tuple[list[str], np.ndarray, list[AmountMo
     return codes, np.array(group, dtype=np.int16), models
 
 
-def build_world(settings: Settings, streams: Streams) -> World:
-    """Build the world for a run; raises :class:`ReferenceDataError` for impossible settings."""
+def _group_profiles(mcc_groups: Mapping[str, MccGroupConfig]) -> np.ndarray:
+    """Category shares of spending at home and, boosted by ``travel_boost``, away."""
+    share = np.array([g.share for g in mcc_groups.values()])
+    boost = np.array([g.travel_boost for g in mcc_groups.values()])
+    return np.stack([share / share.sum(), share * boost / (share * boost).sum()])
+
+
+def _catalogs(
+    settings: Settings, streams: Streams, cities: Cities, mcc_codes: list[str]
+) -> tuple[Cardholders, Cards, Merchants]:
+    """Cardholders and their cards, then merchants where the cardholders live."""
+    holders, cards = build_cardholders(settings.population, settings.geography, streams, cities)
+    merchants = build_merchants(
+        settings.merchants,
+        settings.mcc_groups,
+        settings.geography,
+        settings.travel.destinations,
+        streams,
+        cities,
+        holders.home_city,
+        mcc_codes,
+        _brand_words(),
+    )
+    return holders, cards, merchants
+
+
+def build_world(settings: Settings, seed: RunSeed) -> World:
+    """Build the world for a run.
+
+    Raises:
+        ReferenceDataError: For settings the reference data cannot satisfy.
+        ValueError: If ``seed`` was not built from these settings.
+    """
+    seed.pin(settings)
     home = settings.geography.home_countries
     countries = sorted(set(home) | set(settings.travel.destinations))
     currencies = sorted({country_currency(c) for c in countries})
@@ -185,17 +219,14 @@ def build_world(settings: Settings, streams: Streams) -> World:
     timezones = sorted(set(cities.timezone.tolist()))
     tz_index = {z: i for i, z in enumerate(timezones)}
     tz_of_city = np.array([tz_index[z] for z in cities.timezone.tolist()], dtype=np.int32)
-    mcc_codes, mcc_group, models = _mcc_table(settings)
+    mcc_codes, mcc_group, models = _mcc_table(settings.mcc_groups)
     currency_index = {c: i for i, c in enumerate(currencies)}
     currency_of_country = np.array(
         [currency_index[country_currency(c)] for c in countries], dtype=np.int16
     )
     currency_scale = np.array([settings.currency_per_usd[c] for c in currencies])
 
-    holders, cards = build_cardholders(settings, streams, cities)
-    merchants = build_merchants(
-        settings, streams, cities, holders.home_city, mcc_codes, _brand_words()
-    )
+    holders, cards, merchants = _catalogs(settings, seed.streams, cities, mcc_codes)
     n_groups = len(settings.mcc_groups)
     cp = merchants.channel == CHANNEL_CARD_PRESENT
     cp_key = np.where(cp, merchants.city.astype(np.int64) * n_groups + merchants.group, -1)
@@ -208,10 +239,20 @@ def build_world(settings: Settings, streams: Streams) -> World:
     ecom_weight = np.where(~cp, merchants.weight, 0.0)
     ecom_segments = Segments.build(ecom_key, np.concatenate([ecom_weight, ecom_weight]))
     ecom_segments = ecom_segments.map_items(np.tile(np.arange(len(merchants), dtype=np.int32), 2))
-    places = _places(settings, cities, holders, merchants, cp_segments, country_of_city, n_groups)
+    places = build_places(
+        settings.geography,
+        settings.travel.destinations,
+        cities,
+        holders,
+        merchants,
+        cp_segments,
+        country_of_city,
+        n_groups,
+    )
+    cards_cfg = settings.population.cards
     return World(
-        settings=settings,
-        streams=streams,
+        seed=seed.entropy,
+        block_size=settings.population.block_size,
         cities=cities,
         countries=countries,
         currencies=currencies,
@@ -221,95 +262,18 @@ def build_world(settings: Settings, streams: Streams) -> World:
         mcc_codes=mcc_codes,
         mcc_group=mcc_group,
         group_names=list(settings.mcc_groups),
+        group_profiles=_group_profiles(settings.mcc_groups),
+        group_ecommerce_share=np.array([g.ecommerce_share for g in settings.mcc_groups.values()]),
+        card_types=list(cards_cfg.types),
+        card_networks=list(cards_cfg.networks),
         amounts=AmountTable.build(models),
         currency_scale=currency_scale,
         currency_of_country=currency_of_country,
         holders=holders,
         cards=cards,
         merchants=merchants,
-        calendar=Calendar(settings, countries),
+        calendar=Calendar(settings.calendar, settings.mcc_groups, countries),
         cp_segments=cp_segments,
         ecom_segments=ecom_segments,
         places=places,
-    )
-
-
-def _places(
-    settings: Settings,
-    cities: Cities,
-    holders: Cardholders,
-    merchants: Merchants,
-    cp_segments: Segments,
-    country_of_city: np.ndarray,
-    n_groups: int,
-) -> Places:
-    geo = settings.geography
-    cp = merchants.channel == CHANNEL_CARD_PRESENT
-    merchant_cities = np.unique(merchants.city[cp])
-    location_city = np.unique(np.concatenate([holders.home_city, merchant_cities]))
-    row_of_city = np.full(len(cities), -1, dtype=np.int32)
-    row_of_city[location_city] = np.arange(len(location_city), dtype=np.int32)
-
-    q = unit_vectors(cities.lat[location_city], cities.lon[location_city])
-    t = unit_vectors(cities.lat[merchant_cities], cities.lon[merchant_cities])
-    near = neighbours(q, t, geo.neighbour_radius_km, _NEIGHBOURS_PER_CITY)
-    decay = (
-        np.exp(-near.distance_km / geo.distance_decay_km)
-        * cities.population[merchant_cities[near.target]]
-    )
-    near_rows = Segments.from_lists(
-        np.arange(len(location_city)),
-        near.offsets[:-1],
-        row_of_city[merchant_cities[near.target]],
-        decay,
-    )
-
-    resolved = np.full((len(location_city), n_groups), -1, dtype=np.int64)
-    for g in range(n_groups):
-        own = cp_segments.lookup(location_city.astype(np.int64) * n_groups + g)
-        if not np.any(cp_segments.keys % n_groups == g) or not np.any(cp_segments.keys >= 0):
-            continue
-        has_g = cp_segments.lookup(merchant_cities.astype(np.int64) * n_groups + g)
-        for k in range(_NEIGHBOURS_PER_CITY):
-            missing = own < 0
-            if not missing.any():
-                break
-            pos = near.offsets[:-1] + k
-            valid = missing & (pos < near.offsets[1:])
-            cand = np.where(valid, has_g[near.target[np.minimum(pos, len(near.target) - 1)]], -1)
-            own = np.where(valid & (cand >= 0), cand, own)
-        todo = np.flatnonzero(own < 0)
-        if len(todo):
-            with_g = np.flatnonzero(has_g >= 0)
-            if len(with_g):
-                cos = q[todo] @ t[with_g].T
-                own[todo] = has_g[with_g[np.argmax(cos, axis=1)]]
-        resolved[:, g] = own
-
-    domestic = Segments.build(
-        country_of_city[merchant_cities].astype(np.int64), cities.population[merchant_cities]
-    )
-    domestic = domestic.map_items(row_of_city[merchant_cities])
-    dest = settings.travel.destinations
-    home = set(geo.home_countries)
-    abroad = np.array(
-        [cities.country[c] in dest and cities.country[c] not in home for c in merchant_cities]
-    )
-    if abroad.any():
-        ab_cities = merchant_cities[abroad]
-        pop = cities.population[ab_cities].astype(np.float64)
-        ab_country = cities.country[ab_cities]
-        totals = {c: pop[ab_country == c].sum() for c in set(ab_country.tolist())}
-        w = np.array([dest[c] / totals[c] for c in ab_country.tolist()]) * pop
-        abroad_cdf, abroad_rows = cdf(w), row_of_city[ab_cities]
-    else:
-        abroad_cdf, abroad_rows = np.ones(0), np.zeros(0, dtype=np.int32)
-    return Places(
-        row_of_city=row_of_city,
-        location_city=location_city.astype(np.int32),
-        near=near_rows,
-        resolved=resolved,
-        domestic=domestic,
-        abroad_cdf=abroad_cdf,
-        abroad_rows=abroad_rows.astype(np.int32),
     )

@@ -9,6 +9,7 @@ local hour and interpolated linearly to the minute, so intensity never jumps.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from functools import cache
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,7 @@ import holidays
 import numpy as np
 
 from runtime.units import MINUTES_PER_DAY
-from simulator.settings.models import Settings
+from simulator.settings.models import CalendarConfig, MccGroupConfig
 
 __all__ = ["Calendar", "black_friday", "tz_offsets_minutes"]
 
@@ -46,13 +47,19 @@ class Calendar:
     """Per-category time factors, evaluated in a place's local time.
 
     Args:
-        settings: The run's settings (categories and calendar effects).
+        calendar: Calendar effects (Black Friday, December, paydays).
+        mcc_groups: The merchant-category groups, in index order (their time factors).
         countries: Country codes whose public holidays apply, in index order.
     """
 
-    def __init__(self, settings: Settings, countries: list[str]) -> None:
-        groups = list(settings.mcc_groups.values())
-        self._settings = settings
+    def __init__(
+        self,
+        calendar: CalendarConfig,
+        mcc_groups: Mapping[str, MccGroupConfig],
+        countries: list[str],
+    ) -> None:
+        groups = list(mcc_groups.values())
+        self._calendar = calendar
         self.countries = countries
         self.minute_curve = np.stack([_minute_curve(g.hourly) for g in groups])
         weekday = np.array([g.weekday for g in groups], dtype=np.float64)
@@ -63,7 +70,7 @@ class Calendar:
 
     def seasonal(self, day: dt.date) -> float:
         """The calendar factor of a date before per-category weighting."""
-        cal = self._settings.calendar
+        cal = self._calendar
         factor = 1.0
         if day == black_friday(day.year):
             factor *= cal.black_friday

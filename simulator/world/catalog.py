@@ -8,6 +8,7 @@ and sequential; foreign keys are integer indices internally and strings on outpu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +23,13 @@ from simulator.core.sampling import (
     zipf_weights,
 )
 from simulator.core.seeding import Streams
-from simulator.settings.models import Settings
-from simulator.world.reference import Cities
+from simulator.settings.models import (
+    GeographyConfig,
+    MccGroupConfig,
+    MerchantsConfig,
+    PopulationConfig,
+)
+from simulator.world.reference import Cities, city_cdf
 
 __all__ = [
     "CHANNEL_CARD_PRESENT",
@@ -64,9 +70,8 @@ def card_ids(start: int, count: int) -> pa.StringArray:
     return string_ids("card-", start, count, 10)
 
 
-def city_radius_km(settings: Settings, population: np.ndarray) -> np.ndarray:
+def city_radius_km(geo: GeographyConfig, population: np.ndarray) -> np.ndarray:
     """Radius of a city's built-up disc, growing with the square root of its population."""
-    geo = settings.geography
     return np.maximum(
         geo.city_radius_min_km, geo.city_radius_km_per_sqrt_thousand * np.sqrt(population / 1000.0)
     )
@@ -104,6 +109,12 @@ class Cards:
     def __len__(self) -> int:
         return len(self.holder)
 
+    def ids_upto(self, count: int) -> pa.StringArray:
+        """Ids of card indices ``0 .. count-1``: these cards, then replacements issued after."""
+        if count <= len(self):
+            return self.ids
+        return pa.concat_arrays([self.ids, card_ids(len(self), count - len(self))])
+
 
 @dataclass(frozen=True)
 class Merchants:
@@ -124,26 +135,12 @@ class Merchants:
         return len(self.group)
 
 
-def _home_city_cdf(settings: Settings, cities: Cities) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate home cities and their cumulative weights (country weight x population share)."""
-    home = settings.geography.home_countries
-    mask = np.isin(cities.country, list(home))
-    idx = np.flatnonzero(mask)
-    pop = cities.population[idx].astype(np.float64)
-    country_total = {c: pop[cities.country[idx] == c].sum() for c in home}
-    weight = (
-        np.array([home[c] / country_total[c] for c in cities.country[idx]], dtype=np.float64) * pop
-    )
-    return idx, cdf(weight)
-
-
 def build_cardholders(
-    settings: Settings, streams: Streams, cities: Cities
+    pop: PopulationConfig, geo: GeographyConfig, streams: Streams, cities: Cities
 ) -> tuple[Cardholders, Cards]:
     """Draw every cardholder and card, block by block."""
-    pop = settings.population
     cards_cfg = pop.cards
-    candidates, home_cdf = _home_city_cdf(settings, cities)
+    candidates, home_cdf = city_cdf(cities, geo.home_countries)
     count_cdf = cdf(cards_cfg.count_weights)
     type_cdf, network_cdf = (
         cdf(list(cards_cfg.types.values())),
@@ -160,7 +157,7 @@ def build_cardholders(
             rng,
             cities.lat[home],
             cities.lon[home],
-            city_radius_km(settings, cities.population[home]),
+            city_radius_km(geo, cities.population[home]),
         )
         rate = rng.gamma(pop.activity_shape, pop.activity_mean / pop.activity_shape, n)
         spend = lognormal_unit_mean(rng, pop.spend_sigma, n)
@@ -232,19 +229,11 @@ def build_cardholders(
     return holders, cards
 
 
-def _city_cdf_for(
-    cities: Cities, weights_by_country: dict[str, float]
-) -> tuple[np.ndarray, np.ndarray]:
-    idx = np.flatnonzero(np.isin(cities.country, list(weights_by_country)))
-    pop = cities.population[idx].astype(np.float64)
-    country = cities.country[idx]
-    totals = {c: pop[country == c].sum() for c in weights_by_country}
-    w = np.array([weights_by_country[c] / totals[c] for c in country]) * pop
-    return idx, cdf(w)
-
-
 def build_merchants(
-    settings: Settings,
+    mcfg: MerchantsConfig,
+    mcc_groups: Mapping[str, MccGroupConfig],
+    geo: GeographyConfig,
+    destinations: Mapping[str, float],
     streams: Streams,
     cities: Cities,
     holders_home: np.ndarray,
@@ -258,19 +247,18 @@ def build_merchants(
     has customers; shops abroad and online merchants' registered cities follow
     population.
     """
-    mcfg = settings.merchants
-    groups = list(settings.mcc_groups.values())
+    groups = list(mcc_groups.values())
     rng = streams.generator("merchants")
     towns = len(np.unique(holders_home))
     total = max(
         mcfg.minimum,
-        round(mcfg.per_cardholder * settings.population.cardholders),
+        round(mcfg.per_cardholder * len(holders_home)),
         round(mcfg.per_home_city * towns),
     )
     per_group = apportion(total, [g.merchant_share for g in groups])
     mcc_index = {code: i for i, code in enumerate(mcc_codes)}
-    home_idx, home_cdf = _city_cdf_for(cities, settings.geography.home_countries)
-    abroad_idx, abroad_cdf = _city_cdf_for(cities, settings.travel.destinations)
+    home_idx, home_cdf = city_cdf(cities, geo.home_countries)
+    abroad_idx, abroad_cdf = city_cdf(cities, destinations)
 
     cols: dict[str, list[np.ndarray]] = {}
     for g, (group, n_raw) in enumerate(zip(groups, per_group, strict=True)):
@@ -304,7 +292,7 @@ def build_merchants(
             rng,
             cities.lat[city],
             cities.lon[city],
-            city_radius_km(settings, cities.population[city]),
+            city_radius_km(geo, cities.population[city]),
         )
         online = channel == CHANNEL_ECOMMERCE
         lat[online] = np.nan

@@ -15,6 +15,7 @@ import importlib.metadata
 import importlib.resources
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -22,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from simulator.core.sampling import cdf
 from simulator.errors import ReferenceDataError
 
-__all__ = ["Cities", "country_currency", "load_cities", "mcc_description"]
+__all__ = ["Cities", "city_cdf", "country_currency", "load_cities", "mcc_description"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,34 @@ class Cities:
     def subset(self, mask: np.ndarray) -> Cities:
         """The cities where ``mask`` is true, in the same order."""
         return Cities(**{k: getattr(self, k)[mask] for k in self.__dataclass_fields__})
+
+
+def city_cdf(
+    cities: Cities, weights: Mapping[str, float], among: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cities of the weighted countries and their cumulative weights.
+
+    A country's weight is split over its cities by population, so a city is drawn in
+    proportion to ``weights[country] * population / country population``.
+
+    Args:
+        cities: The gazetteer.
+        weights: Relative weight of each country.
+        among: City indices to choose from (default: every city).
+
+    Returns:
+        The candidate city indices and their cumulative distribution (both empty when no
+        candidate is in a weighted country).
+    """
+    candidates = np.arange(len(cities)) if among is None else among
+    idx = candidates[np.isin(cities.country[candidates], list(weights))]
+    if not len(idx):
+        return idx, np.ones(0)
+    pop = cities.population[idx].astype(np.float64)
+    country = cities.country[idx]
+    totals = {c: pop[country == c].sum() for c in set(country.tolist())}
+    w = np.array([weights[c] / totals[c] for c in country.tolist()], dtype=np.float64) * pop
+    return idx, cdf(w)
 
 
 def _parse_gazetteer() -> Cities:

@@ -6,7 +6,12 @@ import numpy as np
 
 from simulator.world.build import World
 
-__all__ = ["amounts_minor"]
+__all__ = ["amounts_minor", "to_minor"]
+
+
+def to_minor(usd: np.ndarray, per_usd: np.ndarray) -> np.ndarray:
+    """US-dollar amounts in minor units at ``per_usd`` units a dollar (at least one unit)."""
+    return np.maximum(np.rint(usd * per_usd * 100.0), 1).astype(np.int64)
 
 
 def amounts_minor(
@@ -25,7 +30,4 @@ def amounts_minor(
     m = mcc[at_point]
     which = (u_which[at_point, None] >= table.point_cdf[m]).sum(axis=1)
     usd[at_point] = table.points[m, np.minimum(which, table.points.shape[1] - 1)]
-    scale = world.currency_scale[
-        world.currency_of_country[world.country_of_city[world.merchants.city[merchant]]]
-    ]
-    return np.maximum(np.rint(usd * scale * 100.0), 1).astype(np.int64)
+    return to_minor(usd, world.merchant_per_usd[merchant])

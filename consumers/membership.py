@@ -1,0 +1,268 @@
+"""Group membership: the librdkafka consumer, its partitions and their offsets.
+
+:class:`Membership` joins the sink's consumer group and keeps, per assigned partition, a
+:class:`~consumers.landing.PartitionLog` opened at the group's committed offset (the
+earliest retained one where nothing is committed) and the offset last committed. On a
+revoke it first lets the caller wait for the files in flight, then drops what is held
+uncommitted: the partitions' next owner re-reads it. With ``until_caught_up`` it reads
+the end offsets once at start, pauses each partition committed up to its end, and says
+when the whole group is there.
+
+Broker requests ride out a coordinator or leader that moves or restarts; librdkafka's
+``KafkaException`` becomes :class:`~consumers.errors.KafkaUnavailable` when they do not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from consumers.errors import KafkaUnavailable, SinkError
+from consumers.landing import Limits, PartitionLog
+from consumers.settings import SinkSettings
+from consumers.stats import SinkStats
+
+__all__ = ["Membership", "confluent_consumer"]
+
+log = logging.getLogger("txnsim.sink")
+
+T = TypeVar("T")
+
+
+def confluent_consumer(options: dict[str, Any]) -> Any:
+    """The librdkafka consumer for ``options``, logging through ``txnsim.sink.librdkafka``."""
+    from confluent_kafka import Consumer
+
+    return Consumer({**options, "logger": logging.getLogger("txnsim.sink.librdkafka")})
+
+
+class Membership:
+    """One member's share of the topic.
+
+    Args:
+        settings: Validated settings.
+        stats: The run's counters.
+        consumer_factory: Builds the librdkafka consumer from its properties.
+        before_revoke: Called with the partitions about to be revoked, before what is
+            held for them is dropped (to wait for their files in flight).
+    """
+
+    def __init__(
+        self,
+        settings: SinkSettings,
+        stats: SinkStats,
+        consumer_factory: Callable[[dict[str, Any]], Any],
+        before_revoke: Callable[[list[int]], None],
+    ) -> None:
+        self._settings = settings
+        self._kafka = settings.kafka
+        self._stats = stats
+        self._factory = consumer_factory
+        self._before_revoke = before_revoke
+        self._limits = Limits(settings.max_rows_per_file, settings.max_bytes_per_file)
+        self._consumer: Any = None
+        self._partitions: list[int] = []
+        self._paused: set[int] = set()
+        #: The assigned partitions' logs.
+        self.logs: dict[int, PartitionLog] = {}
+        #: The offset last committed (or started from), per assigned partition.
+        self.committed: dict[int, int] = {}
+        #: With ``until_caught_up``, the end offsets seen at start; None otherwise.
+        self.ends: dict[int, int] | None = None
+
+    # --- Lifecycle -------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Build the consumer (it reaches the cluster lazily, in :meth:`join`)."""
+        self._consumer = self._factory(self._settings.kafka_options())
+
+    def join(self) -> None:
+        """Check the topic, read the end offsets if asked to, and subscribe.
+
+        Raises:
+            KafkaUnavailable: If the cluster does not answer within ``connect_timeout_s``
+                or the topic does not exist.
+        """
+        self._partitions = self._check_topic()
+        if self._settings.until_caught_up:
+            self.ends = {p: self._watermarks(p, self._consumer)[1] for p in self._partitions}
+            log.info("landing up to the end offsets seen at start", extra={"ends": self.ends})
+        self._consumer.subscribe(
+            [self._kafka.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+
+    def consume(self) -> list[Any]:
+        """One poll: up to ``poll_records`` messages, waiting half a second at most."""
+        messages: list[Any] = self._consumer.consume(
+            num_messages=self._kafka.poll_records, timeout=0.5
+        )
+        return messages
+
+    def close(self) -> None:
+        """Leave the group and close the consumer (nothing more is committed)."""
+        if self._consumer is not None:
+            self._consumer.close()
+
+    # --- Rebalances --------------------------------------------------------------------------
+
+    def _check_topic(self) -> list[int]:
+        from confluent_kafka import KafkaException
+
+        kafka = self._kafka
+        try:
+            metadata = self._consumer.list_topics(kafka.topic, timeout=kafka.connect_timeout_s)
+        except KafkaException as exc:
+            raise KafkaUnavailable(
+                f"cannot reach Kafka at {kafka.bootstrap_servers} within "
+                f"{kafka.connect_timeout_s:g} s "
+                f"(kafka.bootstrap_servers, kafka.connect_timeout_s): {exc}"
+            ) from exc
+        topic = metadata.topics.get(kafka.topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            why = topic.error if topic is not None else "not in the cluster metadata"
+            raise KafkaUnavailable(f"topic {kafka.topic!r} is not available: {why}")
+        return sorted(topic.partitions)
+
+    def _on_assign(self, consumer: Any, assigned: list[Any]) -> None:
+        self._stats.count_rebalance()
+        committed = self._committed_offsets([tp.partition for tp in assigned], consumer)
+        for tp in committed:
+            start = tp.offset
+            if start < 0:  # nothing committed: the earliest retained offset
+                start, _ = self._watermarks(tp.partition, consumer)
+            self.logs[tp.partition] = PartitionLog(self._limits, start)
+            self.committed[tp.partition] = start
+        log.info(
+            "partitions assigned",
+            extra={"partitions": sorted(tp.partition for tp in assigned)},
+        )
+
+    def _on_revoke(self, _: Any, revoked: list[Any]) -> None:
+        # A file in flight for these partitions is waited for (landed but uncommitted, the
+        # next owner adopts it); what is held is dropped uncommitted and re-read from the
+        # committed offsets by the partitions' next owner.
+        self._stats.count_rebalance()
+        self._before_revoke([tp.partition for tp in revoked])
+        for tp in revoked:
+            self.logs.pop(tp.partition, None)
+            self.committed.pop(tp.partition, None)
+            self._paused.discard(tp.partition)
+        log.info("partitions revoked", extra={"partitions": sorted(tp.partition for tp in revoked)})
+
+    # --- Offsets -----------------------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Commit every partition whose landed position moved past its last commit.
+
+        A failed commit (e.g. a rebalance took the partitions) is logged and tried again
+        next round; the files stay, and a next owner adopts them.
+        """
+        from confluent_kafka import KafkaException, TopicPartition
+
+        topic = self._kafka.topic
+        due = {
+            partition: position
+            for partition, partition_log in self.logs.items()
+            if (position := partition_log.commit_position()) > self.committed.get(partition, -1)
+        }
+        if not due:
+            return
+        offsets = [TopicPartition(topic, p, pos) for p, pos in due.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("commit failed; will retry", extra={"error": str(exc)})
+            return
+        self.committed.update(due)
+        self._stats.count_commit()
+        for partition, position in due.items():
+            _, high = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), cached=True
+            )
+            self._stats.committed(partition, position, high)
+        if self.ends is not None:
+            for partition, position in due.items():
+                if position >= self.ends.get(partition, 0) and partition not in self._paused:
+                    self._consumer.pause([TopicPartition(topic, partition)])
+                    self._paused.add(partition)
+
+    def caught_up(self) -> bool:
+        """Whether the group committed every partition up to the end offsets seen at start.
+
+        Raises:
+            SinkError: If the end offsets were not read (``until_caught_up`` is off).
+        """
+        ends = self.ends
+        if ends is None:
+            raise SinkError("caught_up() needs the end offsets: until_caught_up is off")
+        if any(self.committed.get(p, -1) < ends[p] for p in self.logs):
+            return False
+        others = [p for p in self._partitions if p not in self.logs]
+        if not others:
+            return bool(self.logs) or all(end == 0 for end in ends.values())
+        try:
+            committed = self._committed_offsets(others, self._consumer, attempts=1)
+        except KafkaUnavailable:
+            return False  # e.g. the coordinator moved: ask again next round
+        return all(tp.offset >= ends[tp.partition] or ends[tp.partition] == 0 for tp in committed)
+
+    def _committed_offsets(
+        self, partitions: list[int], consumer: Any, attempts: int = 10
+    ) -> list[Any]:
+        """The group's committed offsets (``OFFSET_INVALID`` where none is committed)."""
+        from confluent_kafka import TopicPartition
+
+        wanted = [TopicPartition(self._kafka.topic, p) for p in partitions]
+        timeout = self._kafka.connect_timeout_s
+        return list(
+            _ask_kafka(
+                lambda: consumer.committed(wanted, timeout=timeout),
+                f"the committed offsets of group {self._kafka.group!r}",
+                attempts,
+            )
+        )
+
+    def _watermarks(self, partition: int, consumer: Any) -> tuple[int, int]:
+        """The partition's low and high watermarks."""
+        from confluent_kafka import TopicPartition
+
+        tp = TopicPartition(self._kafka.topic, partition)
+        timeout = self._kafka.connect_timeout_s
+        low, high = _ask_kafka(
+            lambda: consumer.get_watermark_offsets(tp, timeout=timeout),
+            f"the offsets of partition {partition}",
+        )
+        return int(low), int(high)
+
+
+def _ask_kafka(request: Callable[[], T], what: str, attempts: int = 10) -> T:
+    """Run a broker request, riding out a coordinator or leader that moves or restarts.
+
+    Raises:
+        ValueError: If ``attempts`` is below 1.
+        KafkaUnavailable: If it still fails after ``attempts`` tries.
+    """
+    from confluent_kafka import KafkaException
+
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, got {attempts}")
+    pause = 0.5
+    for attempt in range(1, attempts):
+        try:
+            return request()
+        except KafkaException as exc:
+            log.warning(
+                "Kafka request failed; retrying",
+                extra={"what": what, "error": str(exc), "attempt": attempt},
+            )
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+    try:
+        return request()
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"cannot read {what}: {exc}") from exc

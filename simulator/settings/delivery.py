@@ -1,0 +1,53 @@
+"""Settings of how the stream reaches a scoring stack: transactions and the Schema Registry."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+
+from simulator.settings.types import Model
+from simulator.settings.types import Positive as _Positive
+
+__all__ = ["SchemaRegistryConfig", "TransactionsConfig"]
+
+
+class TransactionsConfig(Model):
+    """How ``kafka.delivery: exactly_once`` cuts the stream into Kafka transactions.
+
+    A transaction closes when any bound is reached. A read_committed reader sees records
+    only once their transaction commits, so ``wall_s`` is also the added latency.
+    Kafka Streams commits every 100 ms under exactly-once by default
+    (``commit.interval.ms``, Apache Kafka documentation); a transaction costs about one
+    marker write per partition it touched, so at replay speed the record bound decides.
+    """
+
+    records: int = Field(default=100_000, ge=1, le=10_000_000)
+    wall_s: _Positive = 1.0
+    simulated_s: _Positive = Field(
+        default=3600.0, description="At most this much simulated time in one transaction."
+    )
+    timeout_s: _Positive = Field(
+        default=60.0, description="transaction.timeout.ms: the broker aborts one left open longer."
+    )
+    retry_give_up_s: _Positive = Field(
+        default=300.0, description="Give up re-sending an aborted transaction after this long."
+    )
+
+
+class SchemaRegistryConfig(Model):
+    """A Confluent-compatible Schema Registry: frame values in the Confluent wire format.
+
+    ``url`` is the API base (for Apicurio Registry 3: ``.../apis/ccompat/v7``).
+    """
+
+    url: str = Field(min_length=1)
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = None
+    timeout_s: _Positive = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")

@@ -1,0 +1,112 @@
+"""One run, resolved from its settings: the seed it draws from and what the engine reads.
+
+:class:`RunSeed` is the only way a seed enters a run. It is built once from the
+settings (the configured seed, or one drawn from OS entropy and then recorded), and
+every entry point refuses settings that name another seed, so the seed in a manifest
+and the one the events were drawn from cannot differ.
+
+:class:`RunSpec` holds what the engine reads while it runs, beyond the world it was
+given: the slice length, how purchases are made, trips and fraud. The world's builders
+read their own settings sections; nothing downstream holds the whole settings object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from runtime.units import US_PER_HOUR
+from simulator.core.seeding import Streams
+from simulator.settings.fraud import FraudConfig
+from simulator.settings.models import Settings, TravelConfig
+
+__all__ = ["RunSeed", "RunSpec", "SeedSource"]
+
+#: Where a run's seed came from: the settings, or OS entropy (then recorded in them).
+SeedSource = Literal["configured", "os-entropy"]
+
+
+@dataclass(frozen=True)
+class RunSeed:
+    """The root seed of one run and where it came from; build it with :meth:`from_settings`.
+
+    Attributes:
+        entropy: The root seed.
+        source: ``"configured"`` or ``"os-entropy"`` (recorded in the manifest).
+        streams: The run's random streams, keyed by name (see :mod:`simulator.core.seeding`).
+    """
+
+    entropy: int
+    source: SeedSource
+    streams: Streams = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "streams", Streams(self.entropy))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunSeed:
+        """The configured seed, or a fresh one from OS entropy when ``settings.seed`` is None."""
+        if settings.seed is None:
+            return cls(Streams.from_os().entropy, "os-entropy")
+        return cls(settings.seed, "configured")
+
+    def pin(self, settings: Settings) -> Settings:
+        """``settings`` with this seed recorded (so a replay with ``--seed`` hashes the same).
+
+        Raises:
+            ValueError: If the settings name another seed, or this seed was drawn from OS
+                entropy but the settings configure one (it was built from other settings).
+        """
+        if settings.seed is None and self.source == "os-entropy":
+            return settings.model_copy(update={"seed": self.entropy})
+        if settings.seed != self.entropy:
+            raise ValueError(
+                f"the run's seed {self.entropy} ({self.source}) is not the settings' seed "
+                f"{settings.seed}: build it with RunSeed.from_settings(settings)"
+            )
+        return settings
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What the engine reads while it runs, beyond the world.
+
+    Attributes:
+        slice_hours: Length of a time slice.
+        entry_modes: Card-present entry modes, in index order.
+        entry_mode_weights: Their relative weights.
+        null_rates: Share of rows whose field is blanked, by nullable field.
+        local_share: Card-present spend in the city where the cardholder is.
+        ecommerce_foreign_share: Online purchases from merchants anywhere.
+        travel: Trips away from home.
+        fraud: The fraud model.
+    """
+
+    slice_hours: int
+    entry_modes: tuple[str, ...]
+    entry_mode_weights: tuple[float, ...]
+    null_rates: Mapping[str, float]
+    local_share: float
+    ecommerce_foreign_share: float
+    travel: TravelConfig
+    fraud: FraudConfig
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunSpec:
+        """The engine's part of ``settings``."""
+        return cls(
+            slice_hours=settings.slice_hours,
+            entry_modes=tuple(settings.pos_entry_modes),
+            entry_mode_weights=tuple(settings.pos_entry_modes.values()),
+            null_rates=dict(settings.null_rates),
+            local_share=settings.geography.local_share,
+            ecommerce_foreign_share=settings.merchants.ecommerce_foreign_share,
+            travel=settings.travel,
+            fraud=settings.fraud,
+        )
+
+    @property
+    def slice_us(self) -> int:
+        """Slice length in microseconds."""
+        return self.slice_hours * US_PER_HOUR
