@@ -11,8 +11,7 @@ The public API, importable from here (the sink's modules load on first use, so
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from consumers.errors import (
     ConfigError,
@@ -22,6 +21,7 @@ from consumers.errors import (
     StoreError,
     StoreUnavailable,
 )
+from runtime.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from consumers.settings import KafkaSettings, S3Settings, SinkSettings, load_sink_settings
@@ -63,14 +63,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,14 @@ from simulator.errors import KafkaUnavailable, PublishError
 from simulator.settings.models import KafkaConfig
 from simulator.stream.records import OutRecords
 
-__all__ = ["BatchSender", "TopicSpec", "client_options", "connect_producer", "ensure_topics"]
+__all__ = [
+    "BatchSender",
+    "TopicSpec",
+    "admin_client",
+    "client_options",
+    "connect_producer",
+    "ensure_topics",
+]
 
 log = logging.getLogger("txnsim.publish")
 
@@ -62,6 +70,24 @@ def client_options(config: KafkaConfig) -> dict[str, Any]:
     return options
 
 
+@asynccontextmanager
+async def admin_client(config: KafkaConfig) -> AsyncIterator[Any]:
+    """A started aiokafka admin client of the stream's cluster, closed on exit."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=config.bootstrap_servers,
+        client_id=f"{config.client_id}-admin",
+        request_timeout_ms=int(config.request_timeout_s * 1000),
+        **client_options(config),
+    )
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
 def _unreachable(config: KafkaConfig, exc: BaseException) -> KafkaUnavailable:
     return KafkaUnavailable(
         f"cannot reach Kafka at {config.bootstrap_servers} within {config.connect_timeout_s:g} s "
@@ -75,16 +101,9 @@ async def ensure_topics(config: KafkaConfig, topics: Iterable[TopicSpec]) -> Non
     Raises:
         KafkaUnavailable: If the cluster does not answer or refuses to create one.
     """
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import NewTopic
 
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=config.bootstrap_servers,
-        client_id=f"{config.client_id}-admin",
-        request_timeout_ms=int(config.request_timeout_s * 1000),
-        **client_options(config),
-    )
-    await admin.start()
-    try:
+    async with admin_client(config) as admin:
         existing = set(await admin.list_topics())
         missing = [spec for spec in topics if spec.name not in existing]
         if not missing:
@@ -108,8 +127,6 @@ async def ensure_topics(config: KafkaConfig, topics: Iterable[TopicSpec]) -> Non
                 "topic created",
                 extra={"topic": spec.name, "partitions": spec.partitions or config.partitions},
             )
-    finally:
-        await admin.close()
 
 
 async def connect_producer(

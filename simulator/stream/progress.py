@@ -20,6 +20,7 @@ import orjson
 
 from simulator.errors import ConfigError, KafkaUnavailable
 from simulator.settings.models import KafkaConfig
+from simulator.stream.kafka_client import admin_client, client_options
 
 __all__ = ["Progress", "RunIdentity", "read_progress", "settings_differences"]
 
@@ -154,21 +155,9 @@ async def read_progress(config: KafkaConfig, key: bytes) -> Progress | None:
 
 async def _read_latest(config: KafkaConfig, key: bytes) -> Progress | None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
 
-    from simulator.stream.kafka_client import client_options
-
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=config.bootstrap_servers,
-        client_id=f"{config.client_id}-admin",
-        request_timeout_ms=int(config.request_timeout_s * 1000),
-        **client_options(config),
-    )
-    await admin.start()
-    try:
+    async with admin_client(config) as admin:
         (described,) = await admin.describe_topics([config.progress_topic])
-    finally:
-        await admin.close()
     if described["error_code"] != 0:  # no such topic: nothing was ever committed
         return None
     partitions = [
