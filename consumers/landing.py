@@ -252,6 +252,15 @@ class PartitionLog:
                 )
         self.next = max(self.next, offset + 1)
 
+    def passed(self, position: int) -> None:
+        """The consumer's position moved to ``position`` with nothing more for us before it.
+
+        Under read_committed, transaction markers and aborted records take offsets but
+        never reach the sink; once nothing is held, the commit may move past them.
+        """
+        if self.commit_position() == self.next:
+            self.next = max(self.next, position)
+
     # --- State ---------------------------------------------------------------------------
 
     def open_age(self, now: float) -> float:

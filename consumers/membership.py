@@ -165,6 +165,7 @@ class Membership:
         from confluent_kafka import KafkaException, TopicPartition
 
         topic = self._kafka.topic
+        self._advance_past_gaps()
         due = {
             partition: position
             for partition, partition_log in self.logs.items()
@@ -190,6 +191,26 @@ class Membership:
                 if position >= self.ends.get(partition, 0) and partition not in self._paused:
                     self._consumer.pause([TopicPartition(topic, partition)])
                     self._paused.add(partition)
+
+    def positions(self) -> dict[int, int]:
+        """The consumer's position per assigned partition: the next offset it will return.
+
+        Under read_committed it moves past transaction markers and aborted records, which
+        take offsets but never reach the sink.
+        """
+        from confluent_kafka import TopicPartition
+
+        if not self.logs:
+            return {}
+        wanted = [TopicPartition(self._kafka.topic, p) for p in self.logs]
+        return {tp.partition: tp.offset for tp in self._consumer.position(wanted) if tp.offset >= 0}
+
+    def _advance_past_gaps(self) -> None:
+        """Let each idle partition's log follow the consumer past markers and aborted records."""
+        for partition, position in self.positions().items():
+            partition_log = self.logs.get(partition)
+            if partition_log is not None:
+                partition_log.passed(position)
 
     def caught_up(self) -> bool:
         """Whether the group committed every partition up to the end offsets seen at start.

@@ -151,9 +151,11 @@ class Sink:
         """Cut the files that age, catching up or the memory budget close."""
         settings = self._settings
         logs, ends = self._members.logs, self._members.ends
+        positions = self._members.positions() if ends is not None else {}
         for partition, partition_log in logs.items():
             old = partition_log.open_age(now) >= settings.max_file_age_s
-            done = ends is not None and partition_log.next >= ends.get(partition, 0)
+            reached = max(partition_log.next, positions.get(partition, -1))
+            done = ends is not None and reached >= ends.get(partition, 0)
             if old or done:
                 partition_log.close()
         total = self._held_bytes()

@@ -364,8 +364,17 @@ def test_poison_message_is_dead_lettered_and_the_rest_lands(
     half = run_stream(settings, RunSeed.from_settings(settings)).released
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     poison = b"\x02\xff not avro at all"
-    producer.produce(topic, value=poison, key=b"k", headers=[("h", b"v")])
+    delivered: list[int] = []  # transaction markers take offsets: ask where it landed
+    producer.produce(
+        topic,
+        value=poison,
+        key=b"k",
+        headers=[("h", b"v")],
+        on_delivery=lambda err, msg: delivered.append(msg.offset()),
+    )
     producer.flush(30)
+    assert len(delivered) == 1
+    assert delivered[0] > half  # past the first stream's records and its commit markers
     other = settings.model_copy(update={"seed": 8})
     run_stream(other, RunSeed.from_settings(other))  # another seed: new ids after the poison
     dest = tmp_path / "lake"
@@ -392,7 +401,7 @@ def test_poison_message_is_dead_lettered_and_the_rest_lands(
     assert len(letters) == 1
     letter = orjson.loads(letters[0].read_bytes())
     assert base64.b64decode(letter["value_base64"]) == poison
-    assert letter["metadata"] == {"topic": topic, "partition": "0", "offset": str(half)}
+    assert letter["metadata"] == {"topic": topic, "partition": "0", "offset": str(delivered[0])}
     assert letter["headers"] == [["h", base64.b64encode(b"v").decode()]]
     assert "does not decode" in letter["error"] or "bytes left" in letter["error"]
     landed = ds.dataset(dest / "transactions", format="parquet", partitioning="hive").to_table()
@@ -461,11 +470,16 @@ def test_each_writer_schema_lands_in_its_own_files(
         assert table.schema.remove_metadata().equals(schema.arrow.remove_metadata())
         first_offset, last = int(meta[META + b"first-offset"]), int(meta[META + b"last-offset"])
         spans[fingerprint].append((first_offset, last))
-    # Offsets 0..inline-1 are full, then public, then the one header-less (full) record.
-    full_offsets = sorted(o for a, b in spans[full.fingerprint] for o in range(a, b + 1))
-    public_offsets = sorted(o for a, b in spans[stripped.fingerprint] for o in range(a, b + 1))
-    assert full_offsets == [*range(inline), inline + public]
-    assert public_offsets == list(range(inline, inline + public))
+    # The records are full, then public, then the one header-less (full) record; their
+    # offsets have gaps where transaction markers sit.
+    offsets = [r.offset for r in read_topic(kafka_bootstrap, topic)[0]]
+    assert len(offsets) == inline + public + 1
+
+    def covered(fingerprint: str) -> list[int]:
+        return [o for o in offsets if any(a <= o <= b for a, b in spans[fingerprint])]
+
+    assert covered(full.fingerprint) == [*offsets[:inline], offsets[-1]]
+    assert covered(stripped.fingerprint) == offsets[inline : inline + public]
 
 
 def test_the_labels_topic_lands_like_generate_writes_labels(
