@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from simulator import metrics
 from simulator.errors import KafkaUnavailable, PublishError
@@ -31,6 +31,8 @@ from simulator.stream.records import OutRecords
 __all__ = ["FaultHook", "TopicView", "TransactionalSession"]
 
 log = logging.getLogger("txnsim.publish")
+
+T = TypeVar("T")
 
 #: Called with the stage (``"send"``, ``"commit"``) and the transaction's sequence
 #: number before that stage; raising there simulates a failure (tests inject faults).
@@ -137,7 +139,7 @@ class TransactionalSession:
             self._config, specs, transactional_id=self._identity.transactional_id
         )
         self._sender = BatchSender(self._producer, self._config.max_in_flight_batches)
-        await self._producer.begin_transaction()
+        await self._bounded(self._producer.begin_transaction())
         self._opened_at = self._clock()
 
     def due(self, simulated_us: int | None) -> bool:
@@ -163,7 +165,7 @@ class TransactionalSession:
         self._open_records += len(records)
         try:
             self._fault("send")
-            await self._sender_or_fail().send(topic, headers, records)
+            await self._bounded(self._sender_or_fail().send(topic, headers, records))
         except PublishError as exc:
             await self._recover(exc)
 
@@ -216,21 +218,37 @@ class TransactionalSession:
         sender = self._sender_or_fail()
         self._fault("commit")
         try:
-            await sender.send(
-                self._config.progress_topic, [], _progress_record(self._identity, final)
+            await self._bounded(
+                sender.send(
+                    self._config.progress_topic, [], _progress_record(self._identity, final)
+                )
             )
-            await sender.settle_all()
-            await self._producer.commit_transaction()
+            await self._bounded(sender.settle_all())
+            await self._bounded(self._producer.commit_transaction())
         except KafkaError as exc:
             metrics.PRODUCE_ERRORS.inc()
             raise PublishError(f"commit failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _bounded(self, step: Awaitable[T]) -> T:
+        """``step`` within ``kafka.request_timeout_s``, or a :class:`PublishError`.
+
+        After a broker restart aiokafka can wait for a coordinator or an acknowledgement
+        without ever failing; a deadline turns that into a failure the session recovers
+        from (a new producer, the transaction sent again).
+        """
+        timeout = self._config.request_timeout_s
+        try:
+            return await asyncio.wait_for(step, timeout)
+        except TimeoutError as exc:
+            metrics.PRODUCE_ERRORS.inc()
+            raise PublishError(f"no answer from Kafka within {timeout:g} s") from exc
 
     async def _begin(self) -> None:
         from aiokafka.errors import KafkaError
 
         try:
-            await self._producer.begin_transaction()
-        except KafkaError as exc:
+            await self._bounded(self._producer.begin_transaction())
+        except (KafkaError, PublishError) as exc:
             await self._recover(PublishError(f"cannot begin a transaction: {exc}"))
 
     async def _recover(self, cause: Exception, in_doubt: Progress | None = None) -> bool:
@@ -256,7 +274,8 @@ class TransactionalSession:
                 self.resends += 1
                 for sent in self._open:
                     self._fault("send")
-                    await self._sender_or_fail().send(sent.topic, sent.headers, sent.records)
+                    sender = self._sender_or_fail()
+                    await self._bounded(sender.send(sent.topic, sent.headers, sent.records))
             except (KafkaUnavailable, PublishError) as exc:
                 cause = exc
                 if self._clock() >= give_up:
