@@ -89,10 +89,14 @@ def read_topic(
     return asyncio.run(_read_all(bootstrap, topic, timeout_s, isolation))
 
 
-def spawn_stream(bootstrap: str, topic: str, cache_dir: Path, *extra: str) -> subprocess.Popen[str]:
+def spawn_stream(
+    bootstrap: str, topic: str, cache_dir: Path, *extra: str, log: Path | None = None
+) -> subprocess.Popen[str]:
     """``txnsim stream`` of a small population in a subprocess (JSON logs on stderr).
 
     Labels go to ``<topic>-labels``, so concurrent tests never share a labels topic.
+    ``log``: write stderr to this file instead of a pipe. A stream that logs a lot (a
+    broker restart makes the client retry loudly) fills an unread pipe and blocks.
     """
     cmd = [
         sys.executable,
@@ -120,4 +124,9 @@ def spawn_stream(bootstrap: str, topic: str, cache_dir: Path, *extra: str) -> su
         *extra,
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TXNSIM_")}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    if log is None:
+        return subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+    with log.open("ab") as err:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)

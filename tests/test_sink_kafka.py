@@ -220,6 +220,7 @@ def test_sink_lands_exactly_what_generate_writes_on_s3(
     assert again["rows_landed"] == 0
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     streamed: Streamed, s3_server: S3Server, tmp_path: Path
 ) -> None:
