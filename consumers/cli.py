@@ -3,7 +3,8 @@
 Exit codes: 0 stopped cleanly (SIGINT/SIGTERM: what is held is landed and committed;
 or ``--until-caught-up`` finished); 2 invalid settings, naming the field; 1 a failure
 while running (Kafka unreachable or topic missing, the destination down past
-``retry_give_up_s``, a permanent destination error, a name conflict). A second signal
+``retry_give_up_s``, a permanent destination error, a name conflict, the Schema
+Registry unreachable past ``registry_give_up_s``). A second signal
 stops retrying an unavailable destination: nothing uncommitted is lost, it is re-read.
 
 Each flag sets one setting (``--group`` is ``kafka.group``, ``--s3-region`` is
@@ -70,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--s3-region", dest="s3.region", metavar="REGION", help="S3 region (s3.region)"
+    )
+    parser.add_argument(
+        "--schema-registry",
+        dest="schema_registry.url",
+        metavar="URL",
+        help="Schema Registry API base, to read Confluent wire-format values "
+        "(schema_registry.url; e.g. http://host:8080/apis/ccompat/v7)",
     )
     parser.add_argument(
         "--until-caught-up",

@@ -1,10 +1,10 @@
-"""Polled records into the partition logs: writer schema by fingerprint, then a decode.
+"""Polled records into the partition logs: the writer schema, then a decode.
 
-A record's ``txnsim.schema.fingerprint`` header picks its decoder among the known
-schemas (transactions, full or public without the label fields, and fraud labels); a
-missing or unknown fingerprint decodes with the full transaction schema. Consecutive
+Each record's writer schema is found by :mod:`consumers.writer_schemas` (its fingerprint
+header, or its wire-format schema id in the registry) among the known schemas
+(transactions, full or public without the label fields, and fraud labels). Consecutive
 records with one writer schema decode together, a whole run at once; a record that does
-not decode becomes a dead letter.
+not decode, or whose schema cannot be resolved, becomes a dead letter.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ import logging
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from consumers.dead_letters import from_message
 from consumers.errors import KafkaUnavailable
 from consumers.landing import PartitionLog
 from consumers.stats import SinkStats
-from schemas.avro_decode import TableDecoder
-from schemas.event import EventSchema, known_schemas, transaction_schema
-from schemas.framing import FINGERPRINT_HEADER, RawAvro
+from consumers.writer_schemas import Unresolved, WriterSchemas
+from schemas.avro_decode import Decoded
 
-__all__ = ["Intake", "fingerprint_of"]
+__all__ = ["Intake"]
 
 log = logging.getLogger("txnsim.sink")
 
@@ -32,16 +32,12 @@ class Intake:
 
     Args:
         stats: The run's counters.
+        schemas: Resolves each record's writer schema.
     """
 
-    def __init__(self, stats: SinkStats) -> None:
+    def __init__(self, stats: SinkStats, schemas: WriterSchemas) -> None:
         self._stats = stats
-        #: Writer schemas by fingerprint (bytes, as in the header), each with its decoder.
-        self._decoders: dict[bytes, tuple[EventSchema, TableDecoder]] = {
-            fingerprint.encode(): (schema, TableDecoder(schema, RawAvro()))
-            for fingerprint, schema in known_schemas().items()
-        }
-        self._fallback = self._decoders[transaction_schema().fingerprint.encode()]
+        self._schemas = schemas
 
     def ingest(
         self,
@@ -60,6 +56,8 @@ class Intake:
 
         Raises:
             KafkaUnavailable: On a fatal consumer error.
+            RegistryUnavailable: If the Schema Registry stays down past its retries
+                (nothing of this poll is held, so nothing past it is committed).
         """
         by_partition: dict[int, list[Any]] = {}
         for message in messages:
@@ -83,23 +81,29 @@ class Intake:
             self._add(partition_log, batch, now)
 
     def _add(self, partition_log: PartitionLog, batch: list[Any], now: float) -> None:
-        # Runs of consecutive records with one writer schema, in offset order.
-        prints = [fingerprint_of(m.headers()) for m in batch]
-        bounds = [0, *(i for i in range(1, len(prints)) if prints[i] != prints[i - 1])]
+        # Runs of consecutive records with one writer, in offset order.
+        keys = [self._schemas.key(m) for m in batch]
+        bounds = [0, *(i for i in range(1, len(keys)) if keys[i] != keys[i - 1])]
         for lo, hi in zip(bounds, [*bounds[1:], len(batch)], strict=True):
-            schema, decoder = self._decoders.get(prints[lo] or b"", self._fallback)
             run = batch[lo:hi]
             values = [m.value() or b"" for m in run]
             offsets = np.fromiter((m.offset() for m in run), dtype=np.int64, count=len(run))
             sizes = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+            resolved = self._schemas.resolve(keys[lo])
+            if isinstance(resolved, Unresolved):
+                dead = [from_message(message, resolved) for message in run]
+                partition_log.add(offsets, sizes, _nothing(len(run), resolved), dead, now)
+                continue
+            schema, decoder = resolved
             decoded = decoder.decode(values)
             dead = [from_message(run[index], reason) for index, reason in decoded.errors]
             partition_log.add(offsets, sizes, decoded, dead, now, schema)
 
 
-def fingerprint_of(headers: list[tuple[str, bytes | None]] | None) -> bytes | None:
-    """The writer schema's fingerprint from a record's headers, if it has one."""
-    for name, value in headers or ():
-        if name == FINGERPRINT_HEADER:
-            return value
-    return None
+def _nothing(count: int, reason: str) -> Decoded:
+    """The outcome of ``count`` values none of which can be decoded, for ``reason``."""
+    return Decoded(
+        table=pa.table({}),
+        rows=np.empty(0, dtype=np.int64),
+        errors=[(index, reason) for index in range(count)],
+    )

@@ -15,6 +15,7 @@ __all__ = [
     "DEAD_LETTERS",
     "FILES",
     "FRESHNESS",
+    "REGISTRY_RETRIES",
     "ROWS",
     "STORE_RETRIES",
 ]
@@ -39,6 +40,11 @@ DEAD_LETTERS = Counter(
 STORE_RETRIES = Counter(
     "txnsim_sink_store_retries",
     "Retried destination operations (5xx, throttling, timeouts, refused connections).",
+    registry=REGISTRY,
+)
+REGISTRY_RETRIES = Counter(
+    "txnsim_sink_registry_retries",
+    "Retried Schema Registry requests (unreachable, timeouts, 5xx).",
     registry=REGISTRY,
 )
 COMMITS = Counter("txnsim_sink_commits", "Offset commits.", registry=REGISTRY)

@@ -1,11 +1,13 @@
 """Settings of ``txnsim-sink``: flags and ``--set`` > ``TXNSIM_SINK_*`` environment > defaults.
 
-Three sections: the top level (destination, rotation, memory, Parquet, retries, run
-mode), ``kafka`` (:class:`KafkaSettings`: cluster, topic, group, polling, security) and
-``s3`` (:class:`S3Settings`: endpoint and region). A nested key is dotted on the command
-line, ``--set kafka.group=lake-writer``, and joined by ``__`` in the environment,
-``TXNSIM_SINK_KAFKA__GROUP=lake-writer``; :data:`MOVED` lists the keys that were flat
-before the sections, and using one of them is an error that names its new place.
+Four sections: the top level (destination, rotation, memory, Parquet, retries, run
+mode), ``kafka`` (:class:`KafkaSettings`: cluster, topic, group, polling, security),
+``s3`` (:class:`S3Settings`: endpoint and region) and the optional ``schema_registry``
+(:class:`schemas.registry.RegistrySettings`: url, basic auth, TLS CA, timeout). A
+nested key is dotted on the command line, ``--set kafka.group=lake-writer``, and joined
+by ``__`` in the environment, ``TXNSIM_SINK_KAFKA__GROUP=lake-writer``; :data:`MOVED`
+lists the keys that were flat before the sections, and using one of them is an error
+that names its new place.
 
 S3 credentials are not settings: boto3 reads them from the standard AWS sources
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, profiles, instance roles), and
@@ -25,6 +27,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from consumers.errors import ConfigError
 from runtime.kafka_auth import require_sasl_credentials
 from runtime.overrides import format_validation_error
+from schemas.registry import RegistrySettings
 
 __all__ = ["MOVED", "KafkaSettings", "S3Settings", "SinkSettings", "load_sink_settings"]
 
@@ -81,6 +84,10 @@ class SinkSettings(BaseSettings):
 
     kafka: KafkaSettings
     s3: S3Settings = Field(default_factory=S3Settings)
+    schema_registry: RegistrySettings | None = Field(
+        default=None,
+        description="Resolve Confluent wire-format values (magic byte 0) by their schema id.",
+    )
     dest: str = Field(min_length=1, description="file:///path, a path, or s3://bucket/prefix")
 
     # Rotation: decided by the records alone, so re-reading offsets cuts the same files.
@@ -107,6 +114,9 @@ class SinkSettings(BaseSettings):
     retry_give_up_s: float | None = Field(
         default=None, gt=0, description="None: retry an unavailable destination until it is back."
     )
+    # An unreachable registry stops the sink (exit 1) once this long has passed: the
+    # records it cannot read stay uncommitted, and a restart re-reads them.
+    registry_give_up_s: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -38,6 +38,9 @@ from consumers.membership import Membership, confluent_consumer
 from consumers.settings import SinkSettings
 from consumers.stats import SinkStats
 from consumers.store import ObjectStore, Retrying
+from consumers.writer_schemas import WriterSchemas
+from schemas.errors import RegistryUnavailable
+from schemas.registry import SchemaRegistry
 
 __all__ = ["Sink"]
 
@@ -74,7 +77,22 @@ class Sink:
             on_retry=self.stats.count_retry,
             monotonic=monotonic,
         )
-        self._intake = Intake(self.stats)
+        self._registry = (
+            SchemaRegistry.from_settings(settings.schema_registry)
+            if settings.schema_registry is not None
+            else None
+        )
+        self._registry_retry = Retrying(
+            base_s=settings.retry_base_s,
+            cap_s=settings.retry_cap_s,
+            give_up_s=settings.registry_give_up_s,
+            should_stop=lambda: self._stopping,
+            on_retry=self.stats.count_registry_retry,
+            monotonic=monotonic,
+            transient=(RegistryUnavailable,),
+            service="schema registry",
+        )
+        self._intake = Intake(self.stats, WriterSchemas(self._registry, self._registry_retry))
         self._lander = Lander(settings, store, self.stats, retry)
         self._members = Membership(
             settings,
@@ -104,10 +122,16 @@ class Sink:
                 overwritten; the sink stops without committing past it).
             StoreError: On a permanent destination error.
             StoreUnavailable: If the destination stays down past ``retry_give_up_s``.
+            RegistryUnavailable: If the Schema Registry stays down past
+                ``registry_give_up_s`` (at start, or when a new schema id is looked up).
+            RegistryError: If the registry refuses the sink's requests at start.
         """
         settings = self._settings
         members = self._members
         began = self._monotonic()
+        if self._registry is not None:
+            registry = self._registry
+            self._registry_retry(registry.check, f"reaching the schema registry {registry.url}")
         members.connect()
         try:
             members.join()
@@ -134,6 +158,8 @@ class Sink:
             self._lander.close()
             self.stats.seconds = self._monotonic() - began
             members.close()
+            if self._registry is not None:
+                self._registry.close()
         log.info("sink stopped", extra=self.stats.as_json())
         return self.stats
 

@@ -27,6 +27,7 @@ class SinkStats:
     dead_letters: int = 0
     commits: int = 0
     store_retries: int = 0
+    registry_retries: int = 0
     rebalances: int = 0
     seconds: float = 0.0
     #: Event time (epoch microseconds) of the last row landed, per partition.
@@ -47,6 +48,7 @@ class SinkStats:
             "dead_letters": self.dead_letters,
             "commits": self.commits,
             "store_retries": self.store_retries,
+            "registry_retries": self.registry_retries,
             "rebalances": self.rebalances,
             "seconds": round(self.seconds, 2),
         }
@@ -75,6 +77,11 @@ class SinkStats:
         """A dead letter was written."""
         self.dead_letters += 1
         metrics.DEAD_LETTERS.inc()
+
+    def count_registry_retry(self, _: Exception) -> None:
+        """A Schema Registry lookup failed transiently and is retried."""
+        self.registry_retries += 1
+        metrics.REGISTRY_RETRIES.inc()
 
     def count_retry(self, _: Exception) -> None:
         """A destination operation failed transiently and is retried (any thread)."""

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
 from schemas.errors import IncompatibleSchema, RegistryError, RegistryUnavailable
 from schemas.event import EventSchema, fingerprint_of
 
-__all__ = ["SchemaRegistry", "subject_for"]
+__all__ = ["RegistrySettings", "SchemaRegistry", "subject_for"]
 
 #: Confluent's "incompatible schema" status; 422 is an invalid one.
 _CONFLICT = 409
@@ -24,6 +26,29 @@ _INVALID = 422
 def subject_for(topic: str) -> str:
     """TopicNameStrategy: the value subject of ``topic``."""
     return f"{topic}-value"
+
+
+class RegistrySettings(BaseModel):
+    """Where the registry is and how to reach it: the ``schema_registry`` section.
+
+    ``url`` is the API base (for Apicurio Registry 3: ``.../apis/ccompat/v7``). Both the
+    stream (``kafka.schema_registry``) and the sink (``schema_registry``) use it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(min_length=1)
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0, description="Per-request timeout.")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")
 
 
 class SchemaRegistry:
@@ -57,6 +82,17 @@ class SchemaRegistry:
         self._client = SchemaRegistryClient(conf)
         self._fingerprints: dict[int, str] = {}
 
+    @classmethod
+    def from_settings(cls, settings: RegistrySettings) -> SchemaRegistry:
+        """A client for the registry ``settings`` name."""
+        return cls(
+            settings.url,
+            username=settings.username,
+            password=settings.password.get_secret_value() if settings.password else None,
+            ca_file=settings.ca_file,
+            timeout_s=settings.timeout_s,
+        )
+
     def close(self) -> None:
         """Close the HTTP session (idempotent)."""
         self._client.close()
@@ -66,6 +102,18 @@ class SchemaRegistry:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    def check(self) -> None:
+        """Ask the registry for its subjects: it answers, and these credentials are let in.
+
+        Raises:
+            RegistryUnavailable: If the registry does not answer.
+            RegistryError: If it refuses (credentials, a wrong base URL).
+        """
+        try:
+            self._client.get_subjects()
+        except Exception as exc:
+            raise self._translate(exc, "listing subjects") from exc
 
     def register(self, topic: str, schema: EventSchema) -> int:
         """Register ``schema`` as the value schema of ``topic``; its id.

@@ -109,3 +109,12 @@ def s3_server() -> Iterator[S3Server]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[str]:
+    """A real Apicurio Registry 3 (scripts/schema-registry) on 127.0.0.1; its ccompat base URL."""
+    from tests.services import schema_registry
+
+    with schema_registry() as url:
+        yield url

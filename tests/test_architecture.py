@@ -25,7 +25,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("simulator.core", "consumers.metrics"),
     ("simulator.settings", "consumers.settings", "consumers.stats"),
     ("simulator.world", "consumers.store", "consumers.landing"),
-    ("simulator.fraud", "consumers.dead_letters", "consumers.membership"),
+    (
+        "simulator.fraud",
+        "consumers.dead_letters",
+        "consumers.membership",
+        "consumers.writer_schemas",
+    ),
     ("simulator.model", "consumers.intake", "consumers.lander"),
     ("simulator.metrics", "consumers.sink"),
     ("simulator.batch", "simulator.stream", "simulator.validate", "simulator.report"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -20,15 +19,10 @@ from schemas.event import public_transaction_schema, transaction_schema
 from schemas.registry import SchemaRegistry
 from tests.conftest import read_transactions, run, small_settings
 from tests.kafka_read import read_topic, spawn_stream
-from tests.services import jvm_read, schema_registry
+from tests.services import jvm_read
+from tests.sink_topics import landed_transactions, run_sink, sink_command
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[str]:
-    with schema_registry() as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +85,28 @@ def test_wire_format_ids_resolve_to_the_registered_schemas(
     assert (got["transactions"], got["checksum"]) == batch_checksum
     assert got["framings"] == {"raw": 0, "wire": batch_checksum[0]}
     assert got["per_card_ordered"] is True
+
+
+def test_the_sink_lands_the_framed_stream_as_generate_wrote_it(
+    kafka_bootstrap: str,
+    topic: str,
+    cache_dir: Path,
+    registry: str,
+    batch_checksum: tuple[int, str],
+    tmp_path: Path,
+) -> None:
+    _stream(kafka_bootstrap, topic, cache_dir, "--schema-registry", registry)
+    lake = tmp_path / "lake"
+    command = sink_command(
+        kafka_bootstrap, topic, "g-framed", lake, "--until-caught-up",
+        "--schema-registry", registry,
+    )  # fmt: skip
+    code, summary, log, _ = run_sink(command, tmp_path / "sink.log")
+    assert code == 0, log[-3000:]
+    assert summary["dead_letters"] == 0
+    ids = landed_transactions(lake).column("transaction_id").to_pylist()
+    checksum = hashlib.sha256("".join(i + "\n" for i in sorted(ids)).encode()).hexdigest()
+    assert (len(ids), checksum) == batch_checksum
 
 
 def test_an_unreachable_registry_fails_before_anything_is_sent(

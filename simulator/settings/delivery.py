@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field
 
+from schemas.registry import RegistrySettings as SchemaRegistryConfig
 from simulator.settings.types import Model
 from simulator.settings.types import Positive as _Positive
 
@@ -31,23 +32,3 @@ class TransactionsConfig(Model):
     retry_give_up_s: _Positive = Field(
         default=300.0, description="Give up re-sending an aborted transaction after this long."
     )
-
-
-class SchemaRegistryConfig(Model):
-    """A Confluent-compatible Schema Registry: frame values in the Confluent wire format.
-
-    ``url`` is the API base (for Apicurio Registry 3: ``.../apis/ccompat/v7``).
-    """
-
-    url: str = Field(min_length=1)
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_file: str | None = None
-    timeout_s: _Positive = 10.0
-
-    @field_validator("url")
-    @classmethod
-    def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
-        return value.rstrip("/")

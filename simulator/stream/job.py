@@ -116,13 +116,7 @@ def _registered_framings(settings: Settings) -> tuple[Framing | None, Framing | 
         return None, None
     from schemas.registry import SchemaRegistry
 
-    with SchemaRegistry(
-        config.url,
-        username=config.username,
-        password=config.password.get_secret_value() if config.password else None,
-        ca_file=config.ca_file,
-        timeout_s=config.timeout_s,
-    ) as registry:
+    with SchemaRegistry.from_settings(config) as registry:
         tx_id = registry.register(settings.kafka.topic, writer_schema(settings.stream.labels))
         label_id = registry.register(settings.kafka.labels_topic, label_schema())
     log.info(
