@@ -4,8 +4,7 @@ The public API, importable from here (the sink's modules load on first use, so
 ``import consumers.errors`` stays light)::
 
     settings = load_sink_settings({"kafka": {"bootstrap_servers": "..."}, "dest": "..."})
-    store = open_store(settings.dest, endpoint_url=settings.s3.endpoint_url,
-                       region=settings.s3.region)
+    store = open_store(settings.dest, s3=settings.s3)
     stats = Sink(settings, store).run()
 """
 
@@ -24,10 +23,12 @@ from consumers.errors import (
 from runtime.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from consumers.settings import KafkaSettings, S3Settings, SinkSettings, load_sink_settings
+    from consumers.settings import KafkaSettings, SinkSettings, load_sink_settings
     from consumers.sink import Sink
     from consumers.stats import SinkStats
-    from consumers.store import LocalStore, ObjectStore, S3Store, open_store
+    from storage.base import ObjectStore, S3Settings, open_store
+    from storage.local import LocalStore
+    from storage.s3 import S3Store
 
 __all__ = [
     "ConfigError",
@@ -51,15 +52,15 @@ __all__ = [
 #: Where each lazily loaded name lives.
 _LAZY = {
     "KafkaSettings": "consumers.settings",
-    "LocalStore": "consumers.store",
-    "ObjectStore": "consumers.store",
-    "S3Settings": "consumers.settings",
-    "S3Store": "consumers.store",
+    "LocalStore": "storage.local",
+    "ObjectStore": "storage.base",
+    "S3Settings": "storage.base",
+    "S3Store": "storage.s3",
     "Sink": "consumers.sink",
     "SinkSettings": "consumers.settings",
     "SinkStats": "consumers.stats",
     "load_sink_settings": "consumers.settings",
-    "open_store": "consumers.store",
+    "open_store": "storage.base",
 }
 
 

@@ -28,11 +28,11 @@ import orjson
 
 from consumers.settings import load_sink_settings
 from consumers.sink import Sink
-from consumers.store import open_store
 from runtime import metrics
 from runtime.errors import ConfigError, TxnsimError
 from runtime.logs import bind, configure_logging
 from runtime.overrides import deep_merge, parse_overrides
+from storage.base import open_store
 
 __all__ = ["entry", "main"]
 
@@ -130,9 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cli = deep_merge(_nested(flags), parse_overrides(args.overrides))
         settings = load_sink_settings(cli)
-        store = open_store(
-            settings.dest, endpoint_url=settings.s3.endpoint_url, region=settings.s3.region
-        )
+        store = open_store(settings.dest, s3=settings.s3)
     except (ConfigError, TxnsimError) as exc:
         print(f"txnsim-sink: {exc}", file=sys.stderr)
         return 2

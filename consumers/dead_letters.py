@@ -15,7 +15,8 @@ from typing import Any
 import orjson
 
 from consumers.landing import DeadLetter
-from consumers.store import ObjectStore, Retrying
+from storage.base import ObjectStore
+from storage.retry import Retrying
 
 __all__ = ["DeadLetterWriter", "dead_letter_key", "from_message"]
 

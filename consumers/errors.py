@@ -7,9 +7,11 @@ Every error the sink raises on purpose derives from :class:`SinkError` (a
     ├── ConfigError       invalid settings or flags, naming the field (exit 2);
     │                     also a runtime.errors.ConfigError
     ├── KafkaUnavailable  the cluster did not answer, or the topic does not exist (exit 1)
-    ├── SinkConflict      an object at a file's name is not this sink's file (exit 1)
-    ├── StoreError        the destination refused for a reason retrying will not fix (exit 1)
-    └── StoreUnavailable  a transient destination failure: retried, never fatal by itself
+    └── SinkConflict      an object at a file's name is not this sink's file (exit 1)
+
+The destination's errors are the stores' (:mod:`storage.errors`, re-exported here):
+``StoreError``, a refusal retrying will not fix (exit 1), and ``StoreUnavailable``, a
+transient failure, retried, fatal only past ``retry_give_up_s``.
 
 Undecodable records are not errors of the sink: they are dead-lettered and counted.
 Library errors (librdkafka's ``KafkaException``, botocore's ``ClientError``, OS errors)
@@ -19,6 +21,7 @@ are mapped to these at the boundary with ``raise ... from exc``.
 from __future__ import annotations
 
 from runtime import errors as _runtime
+from storage.errors import StoreError, StoreUnavailable
 
 __all__ = [
     "ConfigError",
@@ -44,11 +47,3 @@ class KafkaUnavailable(SinkError):
 
 class SinkConflict(SinkError):
     """An object at a file's name is not a file this sink could have written for it."""
-
-
-class StoreError(SinkError):
-    """The destination refused an operation for a reason retrying will not fix."""
-
-
-class StoreUnavailable(SinkError):
-    """A transient failure of the destination (outage, throttling, timeout)."""

@@ -15,13 +15,16 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from consumers.dead_letters import DeadLetterWriter
-from consumers.errors import SinkConflict, SinkError, StoreError
+from consumers.errors import SinkConflict, StoreError
 from consumers.landing import Cut, PartitionLog, file_key
 from consumers.settings import SinkSettings
 from consumers.stats import SinkStats
-from consumers.store import PARQUET_METADATA_PREFIX, ObjectStore, Retrying
+from runtime.errors import TxnsimError
 from schemas.event import landing_of
 from schemas.parquet import ParquetFormat, parquet_bytes
+from storage.base import ObjectStore
+from storage.local import PARQUET_METADATA_PREFIX
+from storage.retry import Retrying
 
 __all__ = ["Lander", "Outcome"]
 
@@ -110,7 +113,7 @@ class Lander:
                 continue
             try:
                 pending[1].result()
-            except SinkError as exc:
+            except TxnsimError as exc:
                 log.warning("a revoked partition's file failed", extra={"error": str(exc)})
 
     def close(self) -> None:

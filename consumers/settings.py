@@ -28,6 +28,7 @@ from consumers.errors import ConfigError
 from runtime.kafka_auth import require_sasl_credentials
 from runtime.overrides import format_validation_error
 from schemas.registry import RegistrySettings
+from storage.base import S3Settings
 
 __all__ = ["MOVED", "KafkaSettings", "S3Settings", "SinkSettings", "load_sink_settings"]
 
@@ -62,17 +63,6 @@ class KafkaSettings(BaseModel):
             self.security_protocol, self.sasl_mechanism, self.sasl_username, self.sasl_password
         )
         return self
-
-
-class S3Settings(BaseModel):
-    """The ``s3`` section: where the S3 API is (credentials come from the AWS sources)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    endpoint_url: str | None = Field(
-        default=None, description="S3 endpoint override (MinIO, test servers)."
-    )
-    region: str | None = None
 
 
 class SinkSettings(BaseSettings):

@@ -37,10 +37,11 @@ from consumers.lander import Lander
 from consumers.membership import Membership, confluent_consumer
 from consumers.settings import SinkSettings
 from consumers.stats import SinkStats
-from consumers.store import ObjectStore, Retrying
 from consumers.writer_schemas import WriterSchemas
 from schemas.errors import RegistryUnavailable
 from schemas.registry import SchemaRegistry
+from storage.base import ObjectStore
+from storage.retry import Retrying
 
 __all__ = ["Sink"]
 

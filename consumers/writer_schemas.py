@@ -22,12 +22,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from consumers.store import Retrying
 from schemas.avro_decode import TableDecoder
 from schemas.errors import RegistryError, RegistryUnavailable
 from schemas.event import EventSchema, known_schemas, transaction_schema
 from schemas.framing import FINGERPRINT_HEADER, ConfluentWireFormat, RawAvro
 from schemas.registry import SchemaRegistry
+from storage.retry import Retrying
 
 __all__ = ["Unresolved", "WriterSchemas", "fingerprint_header"]
 

@@ -15,15 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from consumers.errors import StoreError, StoreUnavailable
-from consumers.store import (
-    PARQUET_METADATA_PREFIX,
-    LocalStore,
-    ObjectStore,
-    Retrying,
-    S3Store,
-    open_store,
-)
+from storage.base import ObjectStore, S3Settings, open_store
+from storage.errors import StoreError, StoreUnavailable
+from storage.local import PARQUET_METADATA_PREFIX, LocalStore
+from storage.retry import Retrying
+from storage.s3 import S3Store
 from tests.s3_server import REGION, S3Server
 
 _PREFIX = "lake/landing"
@@ -38,7 +34,9 @@ def bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _s3_store(s3_server: S3Server, bucket: str) -> ObjectStore:
-    store = open_store(f"s3://{bucket}/{_PREFIX}/", endpoint_url=s3_server.endpoint, region=REGION)
+    store = open_store(
+        f"s3://{bucket}/{_PREFIX}/", s3=S3Settings(endpoint_url=s3_server.endpoint, region=REGION)
+    )
     assert isinstance(store, S3Store)
     return store
 
@@ -46,7 +44,7 @@ def _s3_store(s3_server: S3Server, bucket: str) -> ObjectStore:
 @pytest.fixture(params=["local", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "local":
-        return open_store(str(tmp_path / "dest"), endpoint_url=None, region=None)
+        return open_store(str(tmp_path / "dest"))
     s3_server: S3Server = request.getfixturevalue("s3_server")
     return _s3_store(s3_server, request.getfixturevalue("bucket"))
 
@@ -319,12 +317,12 @@ def test_real_outage_is_ridden_out(
 @pytest.mark.parametrize("url", ["ftp://x", "s3://", "s3:///prefix", "gs://bucket/p"])
 def test_open_store_rejects_what_it_cannot_write(url: str) -> None:
     with pytest.raises(StoreError, match="dest"):
-        open_store(url, endpoint_url=None, region=None)
+        open_store(url)
 
 
 def test_open_store_reads_file_urls_and_paths(tmp_path: Path) -> None:
-    by_url = open_store((tmp_path / "a b").as_uri(), endpoint_url=None, region=None)
-    by_path = open_store(str(tmp_path / "a b"), endpoint_url=None, region=None)
+    by_url = open_store((tmp_path / "a b").as_uri())
+    by_path = open_store(str(tmp_path / "a b"))
     assert isinstance(by_url, LocalStore)
     assert isinstance(by_path, LocalStore)
     assert by_url.root == by_path.root == (tmp_path / "a b").resolve()

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from consumers.store import Retrying
 from consumers.writer_schemas import Unresolved, WriterSchemas
 from schemas.errors import RegistryError, RegistryUnavailable
 from schemas.event import EventSchema, public_transaction_schema, transaction_schema
 from schemas.framing import FINGERPRINT_HEADER, ConfluentWireFormat
+from storage.retry import Retrying
 
 
 @dataclass
