@@ -2,9 +2,10 @@
 
 Exit codes: 0 success (a stream stopped by SIGINT/SIGTERM flushes and exits 0); 2
 invalid input (arguments, settings, reference data), with one message naming the
-field; 1 a failure while running (output folder not writable, Kafka unreachable,
-delivery failed); 3 ``validate`` found a violation (the JSON report names it); 4 a stream
-fell further behind schedule than ``--max-lag``.
+field; 1 a failure while running (output folder not writable, S3 down past
+``retry_give_up_s``, Kafka unreachable, delivery failed); 3 ``validate`` found a
+violation (the JSON report names it); 4 a stream fell further behind schedule than
+``--max-lag``.
 Nothing is written before the settings are fully validated.
 """
 
@@ -77,7 +78,11 @@ def _settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, help="worker processes; output is identical for any value"
     )
-    parser.add_argument("--out", type=Path, help="output folder (out)")
+    parser.add_argument(
+        "--out",
+        metavar="PATH|s3://BUCKET/PREFIX",
+        help="output folder, or an S3 bucket and prefix (out; s3.endpoint_url for MinIO)",
+    )
 
 
 def _metrics_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import shlex
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.s3_server import S3Server
 
 DAG_FILE = Path(__file__).resolve().parents[1] / "examples" / "airflow" / "txnsim_dag.py"
 
@@ -175,3 +179,30 @@ def test_with_airflow_the_dags_are_defined(monkeypatch: pytest.MonkeyPatch) -> N
     [land] = sink.tasks
     assert shlex.split(str(land["bash_command"])) == module.sink_command()
     assert "--until-caught-up" in str(land["bash_command"])
+
+
+def test_the_generate_command_lands_two_days_on_s3(
+    dag_module: ModuleType, s3_server: S3Server, cache_dir: Path
+) -> None:
+    """The DAG's command with an s3:// lake, two logical dates and a retry of the second."""
+    bucket = s3_server.bucket(f"airflow-{uuid.uuid4().hex[:8]}")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TXNSIM_", "AWS_"))},
+        **s3_server.env(),
+    }
+    for ds in ("2026-11-24", "2026-11-25", "2026-11-25"):
+        argv = dag_module.generate_command(
+            ds,
+            f"s3://{bucket}/lake",
+            11,
+            cardholders=2000,
+            extra=["--set", f"cache_dir={cache_dir}"],
+            executable=[sys.executable, "-m", "simulator"],
+        )
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    days = {key.split("/")[2] for key in s3_server.keys(bucket, "lake/transactions/")}
+    assert days == {"dt=2026-11-24", "dt=2026-11-25"}
+    # The retry replaced the second day's objects with the same ones: one file set per day.
+    parts = s3_server.keys(bucket, "lake/transactions/dt=2026-11-25/")
+    assert len(parts) == len({key.rsplit("-", 1)[0] for key in parts})

@@ -6,9 +6,10 @@ is importable. Copy this file into the deployment's ``dags/`` folder and edit th
 constants below (see ``README.md`` beside it).
 
 * ``txnsim_generate`` (daily, catchup): ``txnsim generate --date {{ ds }} --days 1`` into
-  :data:`LAKE`. The ``dt={{ ds }}`` partition is written to a staging folder and swapped in
-  whole, so re-running a date (a retry, a clear, a backfill) replaces that partition and
-  never adds duplicates.
+  :data:`LAKE`, a folder or ``s3://bucket/prefix``. In a folder the ``dt={{ ds }}``
+  partition is written to a staging folder and swapped in whole; on S3 the manifest is
+  the commit point and the replaced objects are deleted after it. Either way re-running
+  a date (a retry, a clear, a backfill) replaces that partition and never adds duplicates.
 * ``txnsim_sink`` (daily): ``txnsim-sink ... --until-caught-up`` lands what the topic holds
   up to its end offsets at start, commits and exits; a re-run lands only what is new.
 

@@ -20,14 +20,9 @@ from schemas.event import transaction_schema
 from simulator import metrics
 from simulator.batch.catalog_tables import catalog_tables
 from simulator.batch.labels import FraudTally, write_labels
-from simulator.batch.output import (
-    FileRecord,
-    PartitionWriter,
-    write_json_atomic,
-    write_parquet_file,
-)
+from simulator.batch.output import Destination, FileRecord, FolderDestination, Partition
 from simulator.model.engine import SliceSource
-from simulator.settings.models import Settings, WriterConfig
+from simulator.settings.models import Settings
 from simulator.settings.run import RunSeed, RunSpec
 from simulator.world.build import build_world
 
@@ -43,7 +38,7 @@ WallClock = Callable[[], float]
 class RunSummary:
     """What a generate run produced."""
 
-    out: Path
+    out: Path | str
     rows: int
     files: list[FileRecord]
     manifest: dict[str, Any]
@@ -66,13 +61,11 @@ class _Lander:
     are committed in order; on error every staged partition is dropped.
     """
 
-    def __init__(self, out: Path, writer: WriterConfig, metadata: dict[bytes, bytes]) -> None:
-        self._out = out
-        self._writer = writer
-        self._metadata = metadata
+    def __init__(self, destination: Destination) -> None:
+        self._destination = destination
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnsim-writer")
         self._queued: deque[Future[None]] = deque()
-        self._current: PartitionWriter | None = None
+        self._current: Partition | None = None
         self._day: dt.date | None = None
         self.files: list[FileRecord] = []
         self.partitions: dict[str, int] = {}
@@ -86,7 +79,7 @@ class _Lander:
             self._drain()
             if self._current is not None:
                 self.files.extend(self._current.commit())
-            self._current = PartitionWriter(self._out, day, self._writer, self._metadata)
+            self._current = self._destination.partition("transactions", day)
             self._day = day
             self.partitions[day.isoformat()] = 0
         self.partitions[day.isoformat()] += table.num_rows
@@ -127,7 +120,6 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
     """
     began = wall()
     settings = seed.pin(settings)
-    out = settings.out
     schema = transaction_schema()
     world = build_world(settings, seed)
     log.info(
@@ -145,6 +137,7 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
         b"txnsim.config_hash": settings.config_hash().encode(),
         b"txnsim.seed": str(seed.entropy).encode(),
     }
+    destination = _destination(settings, metadata)
 
     files: list[FileRecord] = []
     total = 0
@@ -154,7 +147,7 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
     spec = RunSpec.from_settings(settings)
     with SliceSource(world, spec, seed, start, end, settings.workers) as source:
         sim_began = wall()
-        with _Lander(out, settings.writer, metadata) as lander:
+        with _Lander(destination) as lander:
             for part in source:
                 lander.land(part.start.date(), part.table)
                 total += part.table.num_rows
@@ -176,14 +169,12 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
                 )
         cards = source.cards
         for name, table in catalog_tables(world, cards, to_us(end)).items():
-            files.append(
-                write_parquet_file(out, f"catalog/{name}.parquet", table, settings.writer, metadata)
-            )
+            files.append(destination.write_file(f"catalog/{name}.parquet", table))
     files.extend(lander.files)
     partitions = lander.partitions
     label_table = pa.concat_tables(labels) if labels else None
     if label_table is not None:
-        files.extend(write_labels(out, label_table, settings.writer, metadata))
+        files.extend(write_labels(destination, label_table))
 
     manifest = {
         "format_version": 1,
@@ -205,7 +196,23 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
         "fraud": fraud.summary(settings.fraud.target_rate, cards, to_us(end), label_table),
         "files": [f.as_json() for f in sorted(files, key=lambda f: f.path)],
     }
-    write_json_atomic(out / "manifest.json", manifest)
+    destination.write_manifest(manifest)
     seconds = wall() - began
-    log.info("run complete", extra={"rows": total, "seconds": round(seconds, 2), "out": str(out)})
-    return RunSummary(out=out, rows=total, files=files, manifest=manifest, seconds=seconds)
+    log.info(
+        "run complete",
+        extra={"rows": total, "seconds": round(seconds, 2), "out": str(settings.out)},
+    )
+    return RunSummary(out=settings.out, rows=total, files=files, manifest=manifest, seconds=seconds)
+
+
+def _destination(settings: Settings, metadata: dict[bytes, bytes]) -> Destination:
+    """A folder for a path, an object store for an ``s3://`` URL."""
+    if isinstance(settings.out, Path):
+        return FolderDestination(settings.out, settings.writer, metadata)
+    from simulator.batch.objects import StoreDestination
+    from storage.base import open_store
+    from storage.retry import Retrying
+
+    store = open_store(settings.out, s3=settings.s3, name="out")
+    retry = Retrying(give_up_s=settings.retry_give_up_s, service="destination")
+    return StoreDestination(store, retry, settings.writer, metadata, settings.config_hash()[:16])

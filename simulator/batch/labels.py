@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,9 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runtime.units import US_PER_DAY
-from simulator.batch.output import FileRecord, PartitionWriter
+from simulator.batch.output import Destination, FileRecord
 from simulator.fraud.cards import CardRegistry
-from simulator.settings.models import WriterConfig
 from simulator.world.build import World
 
 __all__ = ["FraudTally", "write_labels"]
@@ -73,9 +71,7 @@ class FraudTally:
         }
 
 
-def write_labels(
-    out: Path, labels: pa.Table, writer_config: WriterConfig, metadata: dict[bytes, bytes]
-) -> list[FileRecord]:
+def write_labels(destination: Destination, labels: pa.Table) -> list[FileRecord]:
     """Land labels in ``labels/dt=YYYY-MM-DD/`` by label date, each partition by label time."""
     if not labels.num_rows:
         return []
@@ -89,7 +85,7 @@ def write_labels(
         np.concatenate([[0], bounds]).tolist(), np.append(bounds, len(days)).tolist(), strict=True
     ):
         day = dt.date(1970, 1, 1) + dt.timedelta(days=int(days[lo]))
-        writer = PartitionWriter(out, day, writer_config, metadata, dataset="labels")
+        writer = destination.partition("labels", day)
         try:
             writer.write(labels.slice(lo, hi - lo))
             files.extend(writer.commit())

@@ -1,4 +1,8 @@
-"""Landing a run in a folder: date partitions, catalogs and a manifest, atomically.
+"""Landing a run: date partitions, catalogs and a manifest, in a folder or an object store.
+
+Where a run lands is a :class:`Destination`: :class:`FolderDestination` here, or
+:class:`simulator.batch.objects.StoreDestination` (S3 and S3-compatible stores). In a
+folder:
 
 * ``transactions/dt=YYYY-MM-DD/part-NNNNN.parquet``: ``dt`` is the UTC date of the
   simulated event time. A partition is written to a hidden temporary folder and
@@ -23,7 +27,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
@@ -33,7 +37,10 @@ from simulator.errors import OutputError
 from simulator.settings.models import WriterConfig
 
 __all__ = [
+    "Destination",
     "FileRecord",
+    "FolderDestination",
+    "Partition",
     "PartitionWriter",
     "write_json_atomic",
     "write_parquet_file",
@@ -149,3 +156,65 @@ class PartitionWriter:
     def abort(self) -> None:
         """Drop the staged files, leaving any earlier partition in place."""
         shutil.rmtree(self._staging, ignore_errors=True)
+
+
+class Partition(Protocol):
+    """One ``dt=`` partition of one dataset being written."""
+
+    def write(self, table: pa.Table) -> None:
+        """Append rows (already sorted), cutting files at ``rows_per_file``."""
+        ...
+
+    def commit(self) -> list[FileRecord]:
+        """Make the partition's files the partition's content; their records."""
+        ...
+
+    def abort(self) -> None:
+        """Drop what was written, leaving an earlier run's partition in place."""
+        ...
+
+
+class Destination(Protocol):
+    """Where a run lands: partitions, catalog files, and the manifest last."""
+
+    url: str
+
+    def partition(self, dataset: str, day: dt.date) -> Partition:
+        """A writer for ``<dataset>/dt=<day>/``."""
+        ...
+
+    def write_file(self, relative: str, table: pa.Table) -> FileRecord:
+        """Write one file (a catalog) at about ``relative``; its record names where."""
+        ...
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Write ``manifest.json``: the run's commit point. Called last, once."""
+        ...
+
+
+class FolderDestination:
+    """A local (or mounted) folder: partitions are swapped in whole, files renamed in.
+
+    Args:
+        root: The output folder.
+        writer: File cutting and compression settings.
+        metadata: Key-value metadata added to every file's schema.
+    """
+
+    def __init__(self, root: Path, writer: WriterConfig, metadata: dict[bytes, bytes]) -> None:
+        self.root = root
+        self.url = str(root)
+        self._writer = writer
+        self._metadata = metadata
+
+    def partition(self, dataset: str, day: dt.date) -> PartitionWriter:
+        """A partition staged in a hidden folder and swapped in at commit."""
+        return PartitionWriter(self.root, day, self._writer, self._metadata, dataset=dataset)
+
+    def write_file(self, relative: str, table: pa.Table) -> FileRecord:
+        """Write ``root/relative`` atomically."""
+        return write_parquet_file(self.root, relative, table, self._writer, self._metadata)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Write ``root/manifest.json`` atomically."""
+        write_json_atomic(self.root / "manifest.json", manifest)

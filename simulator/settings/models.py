@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from runtime.kafka_auth import require_sasl_credentials
@@ -33,6 +34,7 @@ from simulator.settings.types import (
     WeightList,
     Weights,
 )
+from storage.base import S3Settings
 
 __all__ = [
     "AmountModel",
@@ -52,6 +54,10 @@ __all__ = [
 #: Fields of ``transaction.avsc`` whose values may be blanked by null injection.
 #: ``merchant_coordinates`` blanks ``merchant_lat`` and ``merchant_lon`` together.
 NULLABLE_FIELDS = ("merchant_city", "merchant_coordinates", "pos_entry_mode")
+
+
+#: An ``s3://bucket/prefix`` output location (a plain path is a folder).
+S3Url = Annotated[str, StringConstraints(pattern=r"^s3://[^/]+(/.*)?$")]
 
 
 class CardsConfig(Model):
@@ -268,7 +274,12 @@ class Settings(BaseSettings):
     start_date: dt.date
     days: int = Field(gt=0, le=3660)
     slice_hours: Literal[1, 2, 3, 4, 6, 8, 12, 24]
-    out: Path
+    out: S3Url | Path
+    # Where to reach S3 for an s3:// out (credentials from the standard AWS sources), and
+    # how long to ride out its outages before failing (exit 1; the old run stays the
+    # committed one).
+    s3: S3Settings = Field(default_factory=S3Settings)
+    retry_give_up_s: float = Field(default=300.0, gt=0)
     workers: int = Field(ge=1, le=256)
     cache_dir: Path | None = Field(
         description="Where derived reference data is cached; None: no cache."
@@ -286,6 +297,13 @@ class Settings(BaseSettings):
     writer: WriterConfig
     kafka: KafkaConfig
     stream: StreamConfig
+
+    @field_validator("out", mode="before")
+    @classmethod
+    def _location(cls, value: Any) -> Any:
+        if isinstance(value, str) and "://" in value and not re.match(r"^s3://[^/]+", value):
+            raise ValueError(f"{value!r}: expected a folder path or s3://bucket/prefix")
+        return value
 
     @field_validator("start_date", mode="before")
     @classmethod
@@ -344,7 +362,8 @@ class Settings(BaseSettings):
     def simulation_dict(self) -> dict[str, Any]:
         """The settings that decide the events (not where they go, nor how fast)."""
         return self.model_dump(
-            mode="json", exclude={"out", "workers", "cache_dir", "kafka", "stream"}
+            mode="json",
+            exclude={"out", "s3", "retry_give_up_s", "workers", "cache_dir", "kafka", "stream"},
         )
 
     def config_hash(self) -> str:

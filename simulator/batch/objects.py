@@ -1,0 +1,196 @@
+"""Landing a run in an object store (S3 or S3-compatible): the manifest is the commit point.
+
+An object store has no rename, so a partition cannot be swapped in whole as in a folder.
+Instead:
+
+* Every object of a run has the run's token in its name (``part-00000-<token>.parquet``,
+  ``catalog/cards-<token>.parquet``). The token is the configuration hash, which covers
+  the seed: a run with other settings never overwrites another run's objects, and the
+  same settings write the same bytes under the same names.
+* ``manifest.json`` is written last, whole (a ``PutObject`` is atomic). A reader that
+  trusts the manifest reads exactly the files it lists: the old run's until the new
+  manifest lands, then the new run's, never a mix.
+* After the manifest, every object under the run's ``transactions/dt=`` prefixes and
+  ``catalog/`` that it does not list (a replaced run's, or a crashed attempt's) is
+  deleted, and so are the previous run's files when this run covers all its days. Other
+  dates are left as they are, as in a folder; so are other days' labels, which share
+  label-date partitions (a daily job's labels accumulate).
+* Transient failures (an outage, throttling, timeouts) are retried with backoff for
+  ``retry_give_up_s``; past it the run fails with the store's error and no new manifest,
+  so the old run stays the committed one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from schemas.parquet import parquet_bytes
+from simulator.batch.output import FileRecord
+from simulator.settings.models import WriterConfig
+from storage.base import ObjectStore
+from storage.retry import Retrying
+
+__all__ = ["StoreDestination"]
+
+log = logging.getLogger("txnsim.generate")
+
+
+class StoreDestination:
+    """A bucket and prefix: token-named objects, the manifest last, then a sweep.
+
+    Args:
+        store: The object store.
+        retry: The retry policy for transient failures.
+        writer: File cutting and compression settings.
+        metadata: Key-value metadata added to every file's schema.
+        token: Names this run's objects (the configuration hash, shortened).
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        retry: Retrying,
+        writer: WriterConfig,
+        metadata: dict[bytes, bytes],
+        token: str,
+    ) -> None:
+        self.url = store.url
+        self._store = store
+        self._retry = retry
+        self._writer = writer
+        self._metadata = metadata
+        self._token = token
+        self._object_metadata = {
+            k.decode().replace(".", "-"): v.decode() for k, v in metadata.items()
+        }
+        #: Prefixes this run wrote into: swept of objects the manifest does not list.
+        self._prefixes: set[str] = set()
+
+    def partition(self, dataset: str, day: dt.date) -> _StorePartition:
+        """A partition uploaded file by file; it counts only once the manifest lists it."""
+        prefix = f"{dataset}/dt={day.isoformat()}/"
+        # A labels partition (by label date) also holds the labels of other days' runs:
+        # only the previous manifest's own labels are swept (see write_manifest).
+        if dataset != "labels":
+            self._prefixes.add(prefix)
+        return _StorePartition(self, prefix)
+
+    def write_file(self, relative: str, table: pa.Table) -> FileRecord:
+        """Upload ``relative`` with the token before its suffix (``catalog/cards-<t>.parquet``)."""
+        folder, _, name = relative.rpartition("/")
+        if not folder:
+            raise ValueError(f"{relative!r}: a run's files live in a folder (catalog/...)")
+        stem, dot, suffix = name.rpartition(".")
+        self._prefixes.add(f"{folder}/")
+        return self.put_table(f"{folder}/{stem}-{self._token}{dot}{suffix}", table)
+
+    def put_table(self, key: str, table: pa.Table) -> FileRecord:
+        """Encode ``table`` as Parquet and upload it at ``key``; its record."""
+        data = parquet_bytes(table, self._writer, self._metadata)
+        body = memoryview(data).tobytes()
+        self._put(key, body)
+        return FileRecord(key, table.num_rows, len(body), hashlib.sha256(body).hexdigest())
+
+    @property
+    def rows_per_file(self) -> int:
+        """Rows at most in one file."""
+        return self._writer.rows_per_file
+
+    def name(self, prefix: str, number: int) -> str:
+        """The key of part ``number`` under ``prefix``."""
+        return f"{prefix}part-{number:05d}-{self._token}.parquet"
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Upload the manifest (the commit point), then sweep what it does not list.
+
+        Swept: every object under the prefixes this run wrote that the manifest does not
+        list (a replaced run's or a crashed attempt's), and the previous run's files when
+        this run covers all of its days (its labels may sit at label dates this run did
+        not write). A previous run of other days keeps its files, as in a folder.
+        """
+        previous = self._previous_manifest()
+        body = orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+        self._put("manifest.json", body)
+        listed = {entry["path"] for entry in manifest["files"]}
+        stale = {
+            key
+            for prefix in sorted(self._prefixes)
+            for key in self._list(prefix)
+            if key not in listed
+        }
+        if previous is not None and _covers(manifest, previous):
+            stale |= {entry["path"] for entry in previous["files"]} - listed
+        if stale:
+            keys = sorted(stale)
+            self._retry(lambda: self._store.delete(keys), f"delete {len(keys)} stale objects")
+            log.info("stale objects deleted", extra={"objects": len(keys), "dest": self.url})
+
+    def _previous_manifest(self) -> dict[str, Any] | None:
+        data = self._retry(lambda: self._store.get("manifest.json"), "get manifest.json")
+        if data is None:
+            return None
+        try:
+            previous: dict[str, Any] = orjson.loads(data)
+            previous["files"] = [entry for entry in previous["files"] if "path" in entry]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("the previous manifest does not parse; its files are left alone")
+            return None
+        return previous
+
+    def discard(self, keys: list[str]) -> None:
+        """Delete ``keys`` once, best effort: an aborted run's uploads.
+
+        The next run's sweep removes whatever this misses.
+        """
+        try:
+            self._store.delete(keys)
+        except Exception as exc:
+            log.warning("could not delete an aborted run's objects", extra={"error": str(exc)})
+
+    def _list(self, prefix: str) -> list[str]:
+        return self._retry(lambda: self._store.list(prefix), f"list {prefix}")
+
+    def _put(self, key: str, body: bytes) -> None:
+        self._retry(lambda: self._store.put(key, body, self._object_metadata), f"put {key}")
+
+
+class _StorePartition:
+    """The files of one partition, uploaded as they are cut."""
+
+    def __init__(self, destination: StoreDestination, prefix: str) -> None:
+        self._destination = destination
+        self._prefix = prefix
+        self._files: list[FileRecord] = []
+
+    def write(self, table: pa.Table) -> None:
+        """Append rows (already sorted by time), cutting files at ``rows_per_file``."""
+        per_file = self._destination.rows_per_file
+        for offset in range(0, table.num_rows, per_file):
+            key = self._destination.name(self._prefix, len(self._files))
+            self._files.append(self._destination.put_table(key, table.slice(offset, per_file)))
+
+    def commit(self) -> list[FileRecord]:
+        """The uploaded files (they replace the old run's when the manifest lands)."""
+        return list(self._files)
+
+    def abort(self) -> None:
+        """Delete what was uploaded (best effort)."""
+        self._destination.discard([record.path for record in self._files])
+
+
+def _covers(manifest: dict[str, Any], previous: dict[str, Any]) -> bool:
+    """True if ``manifest``'s simulated span holds all of ``previous``'s."""
+    try:
+        start, end = (
+            dt.datetime.fromisoformat(manifest[k]) for k in ("simulated_start", "simulated_end")
+        )
+        old = [dt.datetime.fromisoformat(previous[k]) for k in ("simulated_start", "simulated_end")]
+    except (KeyError, TypeError, ValueError):
+        return False
+    return start <= old[0] and old[1] <= end
