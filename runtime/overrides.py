@@ -14,7 +14,13 @@ from pydantic import BaseModel, ValidationError
 
 from runtime.errors import ConfigError
 
-__all__ = ["deep_merge", "format_validation_error", "parse_overrides", "yaml_value"]
+__all__ = [
+    "deep_merge",
+    "format_validation_error",
+    "parse_override",
+    "parse_overrides",
+    "yaml_value",
+]
 
 
 class _Loader(yaml.SafeLoader):
@@ -32,6 +38,24 @@ def yaml_value(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)
 
 
+def parse_override(pair: str) -> tuple[tuple[str, ...], Any]:
+    """Split one ``dotted.key=value`` into its path of keys and its YAML value.
+
+    Raises:
+        ConfigError: For an item without ``=`` or with an empty key, or a value that
+            is not YAML.
+    """
+    key, sep, raw = pair.partition("=")
+    parts = tuple(key.strip().split("."))
+    if not sep or not all(parts):
+        raise ConfigError(f"--set {pair!r}: expected dotted.key=value")
+    try:
+        value = yaml_value(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {pair!r}: value is not valid YAML ({exc})") from exc
+    return parts, value
+
+
 def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     """Turn ``["a.b=1", "c=[1, 2]"]`` into ``{"a": {"b": 1}, "c": [1, 2]}``.
 
@@ -43,14 +67,7 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
     """
     result: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(parts):
-            raise ConfigError(f"--set {pair!r}: expected dotted.key=value")
-        try:
-            value = yaml_value(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {pair!r}: value is not valid YAML ({exc})") from exc
+        parts, value = parse_override(pair)
         node = result
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -61,7 +78,12 @@ def parse_overrides(pairs: Iterable[str]) -> dict[str, Any]:
 
 
 def deep_merge(base: Mapping[str, Any], *overlays: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge mappings recursively; later overlays win, nested mappings merge key by key."""
+    """Merge mappings recursively; later overlays win, nested mappings merge key by key.
+
+    It knows no settings model, so every mapping merges: fit for settings without
+    mapping-valued fields (the sink's). The simulator's layers go through
+    :func:`runtime.layers.merge`, where a mapping setting given replaces the default.
+    """
     merged: dict[str, Any] = dict(base)
     for overlay in overlays:
         for key, value in overlay.items():

@@ -25,10 +25,11 @@ import orjson
 import yaml
 
 from runtime import errors as runtime_errors
+from runtime.layers import explain_lines
 from runtime.logs import bind, configure_logging
 from simulator.errors import ConfigError, LagExceeded, ReferenceDataError
 from simulator.fraud.registry import check_scenarios
-from simulator.settings.loading import load_settings
+from simulator.settings.loading import Origins, load_settings_explained
 from simulator.settings.models import Settings
 from simulator.settings.run import RunSeed
 
@@ -180,6 +181,11 @@ def _parser() -> argparse.ArgumentParser:
     show = config_commands.add_parser("show", help="print the effective settings")
     _settings_arguments(show)
     show.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    show.add_argument(
+        "--explain",
+        action="store_true",
+        help="one line per value with where it came from (default, file, env, flag, --set)",
+    )
     check = commands.add_parser(
         "validate", help="check a landed dataset (a folder or s3://bucket/prefix); JSON report"
     )
@@ -235,15 +241,29 @@ def _default_cache_dir() -> Path:
 
 def build_settings(args: argparse.Namespace) -> Settings:
     """Effective settings from every source, with the cache folder filled in."""
-    settings = load_settings(args.config, _cli_layer(args), args.overrides)
+    return _explained_settings(args)[0]
+
+
+def _explained_settings(args: argparse.Namespace) -> tuple[Settings, Origins]:
+    settings, origins = load_settings_explained(args.config, _cli_layer(args), args.overrides)
     check_scenarios(settings.fraud)
     if settings.cache_dir is None:
         settings = settings.model_copy(update={"cache_dir": _default_cache_dir()})
-    return settings
+        origins[("cache_dir",)] = "default ($XDG_CACHE_HOME/txnsim)"
+    return settings, origins
 
 
-def _show(settings: Settings, fmt: str) -> None:
+def _show(settings: Settings, origins: Origins, fmt: str, *, explain: bool) -> None:
     data = settings.model_dump(mode="json")
+    if explain:
+        lines = list(explain_lines(Settings, data, origins))
+        if fmt == "json":
+            data = {key: {"value": value, "source": src} for key, value, src in lines}
+        else:
+            # Each line is itself a valid YAML setting (a dotted key, a JSON value).
+            for key, value, src in lines:
+                sys.stdout.write(f"{key}: {orjson.dumps(value).decode()}  # {src}\n")
+            return
     if fmt == "json":
         sys.stdout.write(
             orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
@@ -333,9 +353,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             _report(args.dir, args.out)
             return 0
-        settings = build_settings(args)
+        settings, origins = _explained_settings(args)
         if args.command == "config":
-            _show(settings, args.format)
+            _show(settings, origins, args.format, explain=args.explain)
             return 0
         _serve_metrics(args)
         if args.command == "stream":

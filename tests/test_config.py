@@ -38,12 +38,15 @@ def test_precedence_defaults_file_env_cli_set(
 
 
 def test_json_config_file(tmp_path: Path) -> None:
+    # mcc_groups is a mapping setting: a file edits one group's field by its dotted key
+    # (giving "mcc_groups": {...} would replace every group; see tests/test_config_layers.py).
     config = tmp_path / "c.json"
-    config.write_text('{"seed": 11, "mcc_groups": {"fuel": {"share": 0.5}}}')
+    config.write_text('{"seed": 11, "mcc_groups.fuel.share": 0.5}')
     s = load_settings(config, environ=False)
     assert s.seed == 11
     assert s.mcc_groups["fuel"].share == 0.5
     assert s.mcc_groups["fuel"].mccs == {"5541": 0.55, "5542": 0.45}
+    assert len(s.mcc_groups) == 9
 
 
 def test_overrides_keep_types() -> None:

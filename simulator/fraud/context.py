@@ -20,7 +20,8 @@ from simulator.core.sampling import cdf, draw_categorical, log_uniform
 from simulator.settings.fraud import Delay, Hotspot
 from simulator.world.build import World
 from simulator.world.catalog import CHANNEL_CARD_PRESENT
-from simulator.world.spend import amounts_minor, to_minor
+from simulator.world.money import quantise, to_minor
+from simulator.world.spend import amounts_minor
 
 __all__ = ["CampaignContext", "draw_delays_us"]
 
@@ -213,13 +214,21 @@ class CampaignContext:
     # Amounts -------------------------------------------------------------------------
 
     def to_minor(self, usd: np.ndarray, merchant: np.ndarray) -> np.ndarray:
-        """US-dollar amounts in minor units of each merchant's currency (at least 1)."""
-        return to_minor(np.asarray(usd), self.world.merchant_per_usd[merchant])
+        """US-dollar amounts in hundredths of each merchant's currency.
+
+        In whole steps of its ISO 4217 minor unit (whole yen, cents), at least one step.
+        """
+        w = self.world
+        return to_minor(np.asarray(usd), w.merchant_per_usd[merchant], w.merchant_step[merchant])
+
+    def quantise(self, amount: np.ndarray, merchant: np.ndarray) -> np.ndarray:
+        """Amounts (hundredths) rounded to whole steps of each merchant's currency."""
+        return quantise(amount, self.world.merchant_step[merchant])
 
     def ordinary_amounts(
         self, rng: np.random.Generator, holder: np.ndarray, merchant: np.ndarray
     ) -> np.ndarray:
-        """Amounts drawn from the same per-MCC model as genuine spending (minor units)."""
+        """Amounts drawn from the same per-MCC model as genuine spending (hundredths)."""
         return amounts_minor(self.world, rng, holder, merchant)
 
     def hotspot(
@@ -228,7 +237,7 @@ class CampaignContext:
         """``k`` cash-out purchases: merchants of a hotspot's MCCs and amounts in its band.
 
         Online merchants when ``city`` is None, else card-present ones near ``city``.
-        Returns merchants and amounts in minor units.
+        Returns merchants and amounts in hundredths of their currencies.
         """
         which = draw_categorical(rng.random(k), self._hotspot_cdf)
         merchant = np.empty(k, dtype=np.int64)

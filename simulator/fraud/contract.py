@@ -59,7 +59,9 @@ class Campaign:
         time_us: Event times, microseconds since the epoch (UTC).
         card: Card index of each transaction.
         merchant: Merchant index.
-        amount_minor: Amount in minor units of the merchant's currency.
+        amount_minor: Amount in hundredths of the merchant's currency; the planner rounds
+            it to whole steps of the currency's ISO 4217 minor unit (whole yen), so use
+            :meth:`CampaignContext.to_minor` or :meth:`CampaignContext.quantise`.
         entry_mode: Index into ``pos_entry_modes`` (card present), the e-commerce code
             (:attr:`CampaignContext.ecommerce_mode`) or -1 for none.
         fraud: False for the genuine cardholder's own transactions that set the stage

@@ -29,7 +29,7 @@ and top-ups that hold the exact count, which weigh the whole mix, differ.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,7 @@ from simulator.fraud.contract import Campaign, Scenario
 from simulator.fraud.registry import build_scenario
 from simulator.settings.fraud import FraudConfig
 from simulator.world.build import World
+from simulator.world.money import quantise
 
 __all__ = ["FraudPlanner"]
 
@@ -233,6 +234,9 @@ class FraudPlanner:
         case = case_key(name, kind, seq)
         rng = self._streams.generator("fraud-campaign", name, kind, seq)
         rows = sc.plan(self.ctx, rng, at_us)
+        # Every amount respects its currency's minor unit, a plugin's too (whole yen).
+        steps = self._world.merchant_step[rows.merchant]
+        rows = replace(rows, amount_minor=quantise(rows.amount_minor, steps))
         keep, blocks = detect(sc, rows, rng)
         for card, when in blocks.items():
             self.cards.block(card, when)

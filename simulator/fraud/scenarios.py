@@ -383,6 +383,6 @@ class FirstParty(Scenario[FirstPartyParams]):
         t[0] = start
         merchant = ctx.online_merchants(rng, k, p.online_mccs)
         amount = ctx.ordinary_amounts(rng, np.full(k, holder), merchant)
-        amount = np.maximum(np.rint(amount * rng.uniform(*p.spend_factor, k)), 1).astype(np.int64)
+        amount = ctx.quantise(amount * rng.uniform(*p.spend_factor, k), merchant)
         rows.add(t, ctx.card_of(holder, start), merchant, amount, ctx.ecommerce_mode)
         return rows.campaign()

@@ -2,26 +2,32 @@
 
 Sources, lowest priority first: the shipped ``defaults.yaml``, an optional config
 file (YAML or JSON), ``TXNSIM_*`` environment variables (nested with ``__``), and the
-command line (flags and ``--set dotted.key=value``). Nested mappings are merged key
-by key, so a file that sets ``population.cardholders`` keeps every other default.
+command line (flags and ``--set dotted.key=value``). Sections merge key by key, so a
+file that sets ``population.cardholders`` keeps every other default; a mapping setting
+(``geography.home_countries``, ``currency_per_usd``, ``fraud.scenarios``, ...) given by a
+layer replaces the mapping below it whole. The rules are :mod:`runtime.layers`'.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from pydantic_settings import EnvSettingsSource
 
-from runtime.overrides import deep_merge, format_validation_error, parse_overrides, yaml_value
+from runtime.layers import Assignment, Merged, environment_assignments, merge
+from runtime.overrides import format_validation_error, parse_override, yaml_value
 from simulator.errors import ConfigError
 from simulator.settings.models import Settings
 
-__all__ = ["load_settings", "read_config_file"]
+__all__ = ["Origins", "load_settings", "load_settings_explained", "read_config_file"]
+
+#: For each dotted path a layer set, who set it (see :func:`runtime.layers.explain_lines`).
+Origins = dict[tuple[str, ...], str]
 
 
 def _defaults() -> dict[str, Any]:
@@ -56,7 +62,7 @@ def load_settings(
     cli: Mapping[str, Any] | None = None,
     overrides: Iterable[str] = (),
     *,
-    environ: bool = True,
+    environ: bool | Mapping[str, str] = True,
 ) -> Settings:
     """Build the effective settings from every source.
 
@@ -64,27 +70,50 @@ def load_settings(
         config_file: Optional YAML/JSON file.
         cli: Values from explicit command-line flags (already nested).
         overrides: ``dotted.key=value`` strings from ``--set``; they win over ``cli``.
-        environ: Whether to read ``TXNSIM_*`` environment variables.
+        environ: Whether to read ``TXNSIM_*`` environment variables (True: the
+            process's), or the variables to read.
 
     Raises:
         ConfigError: Naming every invalid field and what it allows.
     """
-    layers: list[Mapping[str, Any]] = [_defaults()]
-    if config_file is not None:
-        layers.append(read_config_file(config_file))
-    if environ:
-        layers.append(_environment())
-    layers.append(dict(cli or {}))
-    layers.append(parse_overrides(overrides))
-    merged = deep_merge(*layers)
+    return load_settings_explained(config_file, cli, overrides, environ=environ)[0]
+
+
+def load_settings_explained(
+    config_file: Path | None = None,
+    cli: Mapping[str, Any] | None = None,
+    overrides: Iterable[str] = (),
+    *,
+    environ: bool | Mapping[str, str] = True,
+) -> tuple[Settings, Origins]:
+    """:func:`load_settings`, and who set each value.
+
+    Sources are named ``default``, ``file PATH``, ``env NAME``, ``flag`` and ``--set``.
+
+    Raises:
+        ConfigError: Naming every invalid field and what it allows.
+    """
+    merged = _merge(config_file, cli, overrides, environ)
     try:
-        return Settings.model_validate(merged)
+        return Settings.model_validate(merged.data), merged.origins
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, Settings)) from exc
 
 
-def _environment() -> dict[str, Any]:
-    try:
-        return dict(EnvSettingsSource(Settings)())
-    except Exception as exc:  # pydantic-settings raises SettingsError for bad JSON in env values
-        raise ConfigError(f"environment: {exc}") from exc
+def _merge(
+    config_file: Path | None,
+    cli: Mapping[str, Any] | None,
+    overrides: Iterable[str],
+    environ: bool | Mapping[str, str],
+) -> Merged:
+    layers = [Assignment((), _defaults(), "default")]
+    if config_file is not None:
+        layers.append(Assignment((), read_config_file(config_file), f"file {config_file}"))
+    if environ is not False:
+        variables = os.environ if environ is True else environ
+        prefix = str(Settings.model_config.get("env_prefix", ""))
+        delimiter = str(Settings.model_config.get("env_nested_delimiter") or "__")
+        layers += environment_assignments(Settings, variables, prefix, delimiter)
+    layers.append(Assignment((), dict(cli or {}), "flag"))
+    layers += [Assignment(*parse_override(pair), "--set") for pair in overrides]
+    return merge(Settings, layers)

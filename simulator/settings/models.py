@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from runtime.kafka_auth import require_sasl_credentials
 from simulator.settings.delivery import SchemaRegistryConfig, TransactionsConfig
@@ -269,6 +269,24 @@ class Settings(BaseSettings):
         frozen=True,
         validate_default=True,
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values given.
+
+        :mod:`simulator.settings.loading` layers the sources (``TXNSIM_*`` included) by
+        the rules of :mod:`runtime.layers`. pydantic-settings' own environment source
+        would merge a mapping setting into the default (and read the environment when
+        the caller asked it not to).
+        """
+        return (init_settings,)
 
     seed: int | None = Field(ge=0, description="Root seed; drawn from OS entropy when absent.")
     start_date: dt.date

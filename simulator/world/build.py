@@ -30,6 +30,7 @@ from simulator.world.catalog import (
     build_cardholders,
     build_merchants,
 )
+from simulator.world.money import step
 from simulator.world.places import Places, build_places
 from simulator.world.reference import (
     Cities,
@@ -105,6 +106,7 @@ class World:
     card_networks: list[str]
     amounts: AmountTable
     currency_scale: np.ndarray
+    currency_step: np.ndarray
     currency_of_country: np.ndarray
     holders: Cardholders
     cards: Cards
@@ -139,6 +141,27 @@ class World:
         """Units of each merchant's currency per US dollar."""
         country = self.country_of_city[self.merchants.city]
         return self.currency_scale[self.currency_of_country[country]]
+
+    @cached_property
+    def merchant_step(self) -> np.ndarray:
+        """Smallest amount of each merchant's currency, in hundredths (see ``money.step``)."""
+        country = self.country_of_city[self.merchants.city]
+        return self.currency_step[self.currency_of_country[country]]
+
+
+def _currency_steps(currencies: list[str], countries: list[str]) -> np.ndarray:
+    """Each currency's smallest amount in hundredths, naming the countries of one refused."""
+    steps = []
+    for currency in currencies:
+        try:
+            steps.append(step(currency))
+        except ReferenceDataError as exc:
+            users = [c for c in countries if country_currency(c) == currency]
+            raise ReferenceDataError(
+                f"{exc}; it is the currency of {', '.join(users)} in the gazetteer "
+                "(geography.home_countries, travel.destinations)"
+            ) from None
+    return np.array(steps, dtype=np.int64)
 
 
 def _brand_words() -> list[str]:
@@ -225,6 +248,7 @@ def build_world(settings: Settings, seed: RunSeed) -> World:
         [currency_index[country_currency(c)] for c in countries], dtype=np.int16
     )
     currency_scale = np.array([settings.currency_per_usd[c] for c in currencies])
+    currency_step = _currency_steps(currencies, countries)
 
     holders, cards, merchants = _catalogs(settings, seed.streams, cities, mcc_codes)
     n_groups = len(settings.mcc_groups)
@@ -268,6 +292,7 @@ def build_world(settings: Settings, seed: RunSeed) -> World:
         card_networks=list(cards_cfg.networks),
         amounts=AmountTable.build(models),
         currency_scale=currency_scale,
+        currency_step=currency_step,
         currency_of_country=currency_of_country,
         holders=holders,
         cards=cards,

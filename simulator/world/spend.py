@@ -1,23 +1,23 @@
-"""What a purchase costs: the per-MCC spend model, in each merchant's currency."""
+"""What a purchase costs: the per-MCC spend model, in each merchant's currency.
+
+Amounts are hundredths of the currency unit, in whole steps of the currency's ISO 4217
+minor unit (see :mod:`simulator.world.money`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from simulator.world.build import World
+from simulator.world.money import to_minor
 
-__all__ = ["amounts_minor", "to_minor"]
-
-
-def to_minor(usd: np.ndarray, per_usd: np.ndarray) -> np.ndarray:
-    """US-dollar amounts in minor units at ``per_usd`` units a dollar (at least one unit)."""
-    return np.maximum(np.rint(usd * per_usd * 100.0), 1).astype(np.int64)
+__all__ = ["amounts_minor"]
 
 
 def amounts_minor(
     world: World, rng: np.random.Generator, holder: np.ndarray, merchant: np.ndarray
 ) -> np.ndarray:
-    """Amounts (minor units of each merchant's currency) from the per-MCC spend model."""
+    """Amounts (hundredths of each merchant's currency) from the per-MCC spend model."""
     table = world.amounts
     n = len(holder)
     mcc = world.merchants.mcc[merchant]
@@ -30,4 +30,4 @@ def amounts_minor(
     m = mcc[at_point]
     which = (u_which[at_point, None] >= table.point_cdf[m]).sum(axis=1)
     usd[at_point] = table.points[m, np.minimum(which, table.points.shape[1] - 1)]
-    return to_minor(usd, world.merchant_per_usd[merchant])
+    return to_minor(usd, world.merchant_per_usd[merchant], world.merchant_step[merchant])
