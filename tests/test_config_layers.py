@@ -38,6 +38,7 @@ CASES: dict[str, tuple[str, Any]] = {
     "CardsConfig.networks": ("population.cards.networks", {"visa": 0.5, "unionpay": 0.5}),
     "GeographyConfig.home_countries": ("geography.home_countries", {"JP": 0.5, "GB": 0.5}),
     "TravelConfig.destinations": ("travel.destinations", {"KR": 1.0}),
+    "TravelConfig.price_levels": ("travel.price_levels", {"KR": 0.62}),
     "Settings.mcc_groups": ("mcc_groups", {"fuel": _at(DEFAULTS, "mcc_groups.fuel")}),
     "MccGroupConfig.mccs": ("mcc_groups.fuel.mccs", {"5541": 1.0}),
     "MccGroupConfig.amount_by_mcc": (

@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "71a3cf6c40fd049889e73e16418eb9ddd592c44d048fb84045010f7589dbc798"
+GOLDEN = "3adeead031767ae092f24e0aa0ad5622a062431b0dfae939614c97809f81f57e"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:

@@ -79,6 +79,8 @@ def test_a_japanese_run_pays_in_whole_yen(tmp_path: Path, cache_dir: Path) -> No
         "travel.destinations.KR=0.3",
         "travel.international_share=0.6",
         "currency_per_usd.KRW=1380",
+        # A country outside the shipped tables needs its rate and its price level.
+        "travel.price_levels.KR=0.62",
         "fraud.target_rate=0.02",
         population={"cardholders": 1500, "block_size": 500},
     )

@@ -25,11 +25,13 @@ def _cards(world: World, registry: CardRegistry | None, end_us: int) -> pa.Table
     block_at = np.full(base, NEVER, dtype=np.int64)
     replaces = np.full(base, -1, dtype=np.int64)
     holder = c.holder.astype(np.int64)
+    usable_at = np.zeros(base, dtype=np.int64)
     if registry is not None:
         n = len(registry)
         block_at = registry.block_at[:n]
         replaces = registry.replaces[:n]
         holder = registry.holder[:n]
+        usable_at = registry.usable_at[:n]
     issued_at = np.full(n, NEVER, dtype=np.int64)
     issued_at[base:] = block_at[replaces[base:]]
     rows = np.flatnonzero(issued_at < end_us)
@@ -46,6 +48,7 @@ def _cards(world: World, registry: CardRegistry | None, end_us: int) -> pa.Table
             "credit_limit": pa.array(_inherited(c.credit_limit, replaces, rows)),
             "is_primary": pa.array(_inherited(c.is_primary, replaces, rows)),
             "issued_at": _times(issued_at[rows], ~old),
+            "arrives_at": _times(usable_at[rows], ~old),
             "replaces_card_id": ids.take(pa.array(np.where(old, replaces[rows], 0), mask=~old)),
             "blocked_at": _times(blocked, blocked >= end_us),
         }

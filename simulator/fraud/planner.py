@@ -102,7 +102,9 @@ class FraudPlanner:
         self.label_sources = np.array(
             [sc.params.label_source == "chargeback" for sc in self._scenarios], dtype=bool
         )
-        self.cards = CardRegistry(world.cards)
+        self.cards = CardRegistry(
+            world.cards, config.replacement.delivery_days, streams.key64("card-delivery")
+        )
         self._entry_modes = entry_modes
         self.ctx = CampaignContext(world, config.hotspots, self.cards.resolve, entry_modes)
         self._live: list[_Live] = []
@@ -201,7 +203,8 @@ class FraudPlanner:
         s1 = s0 + self._slice_us
         expected = self._begin(s0, legit, s0)
         rng = self._streams.generator("fraud-topups", s0 // self._slice_us)
-        quota = int(expected + self._carry)
+        # Genuine rows forgone while cards were in the post may have left the carry negative.
+        quota = max(int(expected + self._carry), 0)
         self._carry = expected + self._carry - quota
         taken = self._gather(s1)
         attempts = 0
@@ -234,6 +237,8 @@ class FraudPlanner:
         case = case_key(name, kind, seq)
         rng = self._streams.generator("fraud-campaign", name, kind, seq)
         rows = sc.plan(self.ctx, rng, at_us)
+        # Nobody has a replacement's number before it arrives: not the holder, not a thief.
+        rows = rows.take(self.cards.usable_at[rows.card] <= rows.time_us)
         # Every amount respects its currency's minor unit, a plugin's too (whole yen).
         steps = self._world.merchant_step[rows.merchant]
         rows = replace(rows, amount_minor=quantise(rows.amount_minor, steps))
@@ -282,9 +287,22 @@ class FraudPlanner:
         return float(self._emitted[scenario] - self._share[scenario] * self._emitted.sum())
 
     def _not_blocked(self, c: _Live, idx: np.ndarray) -> np.ndarray:
-        """The rows ``idx`` of ``c`` without its fraud on cards blocked by then."""
-        blocked = self.cards.block_at[c.rows.card[idx]] <= c.rows.time_us[idx]
-        return idx[~(c.rows.fraud[idx] & blocked)]
+        """The rows ``idx`` of ``c`` without its fraud on cards blocked by then.
+
+        Rows on a replacement still in the post (a block decided since) go too.
+        """
+        card, t = c.rows.card[idx], c.rows.time_us[idx]
+        blocked = self.cards.block_at[card] <= t
+        waiting = self.cards.usable_at[card] > t
+        return idx[~((c.rows.fraud[idx] & blocked) | waiting)]
+
+    def forgo(self, rows: int) -> None:
+        """``rows`` genuine transactions counted in a slice's ``legit`` did not happen.
+
+        They were on cards in the post; the next slices' quota makes up for them, so the
+        fraud rate by count stays the target.
+        """
+        self._carry -= rows * self.rate / (1.0 - self.rate)
 
     def _unblocked(self, taken: list[tuple[_Live, np.ndarray]]) -> list[tuple[_Live, np.ndarray]]:
         return [(c, self._not_blocked(c, idx)) for c, idx in taken]

@@ -4,6 +4,11 @@ Blocks of one slice are merged in block order and sorted by event time (ties by
 position), so the result is the same however many processes computed the blocks.
 Each card's previous transaction is linked here, across slices and days, from the
 running state this object keeps.
+
+A genuine purchase whose card has been blocked and whose replacement is still in the
+post cannot be made on that card (:meth:`Assembler._while_waiting`): a share of them
+moves to another card of the holder that works, the rest is not made. Links are made
+after that, so each card's chain holds only the rows it really carries.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class Assembler:
         self._has_last = np.zeros(n_cards, dtype=bool)
         self._secret = streams.key64("transaction-ids")
         self._case_secret = streams.key64("fraud-case-ids")
+        self._wait_secret = streams.key64("card-wait")
         self._schema = transaction_schema().arrow
         self._label_schema = transaction_schema("fraud_label").arrow
         self._slice_us = spec.slice_us
@@ -106,6 +112,11 @@ class Assembler:
         registry = self.planner.cards
         card = col["card"].astype(np.int64)
         card[genuine] = registry.resolve_many(card[genuine], col["time_us"][genuine])
+        keep = self._while_waiting(card, col["time_us"], genuine, col["key"])
+        if not keep.all():
+            col = {k: v[keep] for k, v in col.items()}
+            card, ids, n = card[keep], ids[keep], int(keep.sum())
+            self.planner.forgo(len(keep) - n)
         col["holder"] = registry.holder[card]
         card_id = self._card_ids(card)
         prev, has_prev = self._link(card, ids)
@@ -217,6 +228,39 @@ class Assembler:
         return pa.Table.from_arrays(
             [columns[f.name] for f in self._label_schema], schema=self._label_schema
         )
+
+    def _while_waiting(
+        self, card: np.ndarray, time_us: np.ndarray, genuine: np.ndarray, key: np.ndarray
+    ) -> np.ndarray:
+        """Genuine rows on a replacement not yet arrived: move them or drop them.
+
+        A row moves (``card`` is changed in place) with probability
+        ``fraud.replacement.moved_share`` to the holder's first other card, in slot order,
+        that can be used then; with none, or otherwise, it is dropped. The coin is a
+        keyed hash of the row's key, so it does not depend on the other rows.
+
+        Returns the rows kept.
+        """
+        reg = self.planner.cards
+        keep = np.ones(len(card), dtype=bool)
+        waiting = np.flatnonzero(genuine & (reg.usable_at[card] > time_us))
+        if len(waiting) == 0:
+            return keep
+        h = self._world.holders
+        holder = reg.holder[card[waiting]]
+        t = time_us[waiting]
+        other = np.full(len(waiting), -1, dtype=np.int64)
+        for slot in range(int(h.card_count.max())):
+            ask = np.flatnonzero((other < 0) & (slot < h.card_count[holder]))
+            cand = reg.resolve_many(h.card_offset[holder[ask]] + slot, t[ask])
+            ok = (cand != card[waiting[ask]]) & (reg.usable_at[cand] <= t[ask])
+            other[ask[ok]] = cand[ok]
+        word = mix64(key[waiting].astype(np.uint64), self._wait_secret)
+        u = (word >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+        moves = (other >= 0) & (u < self._spec.fraud.replacement.moved_share)
+        card[waiting[moves]] = other[moves]
+        keep[waiting[~moves]] = False
+        return keep
 
     def _card_ids(self, card: np.ndarray) -> pa.Array:
         registry = self.planner.cards

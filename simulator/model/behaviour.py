@@ -4,7 +4,9 @@ Arrivals follow a non-homogeneous Poisson process per cardholder, sampled by
 thinning: candidate times are proposed at a bounding rate and kept with probability
 ``intensity / bound``. The intensity is the cardholder's personal rate times, for
 each merchant category, the category's share, its hour-of-day curve in the local
-time of wherever the cardholder is, and its weekday, holiday and season factors.
+time of wherever the cardholder is, the merchant-side weekday, holiday and season
+factors of the country the cardholder is in (the visited one when abroad), and the
+cardholder-side payday factor of the home date.
 Then each kept arrival picks a card, a channel, a merchant (near where the
 cardholder is, by popularity) and an amount. Every draw comes from the stream
 ``("behaviour", block, date, slice)``, in a fixed order.
@@ -40,8 +42,10 @@ class SliceContext:
         index: Slice number within its UTC day.
         hours: Slice length.
         offsets: UTC offset in minutes per time zone and hour of the slice.
-        day_factors: Countries x (previous, same, next local date) x categories.
-        bound: Per-category upper bound of curve x day factor.
+        day_factors: Merchant side: countries x (previous, same, next local date) x
+            categories.
+        holder_factors: Cardholder side: (previous, same, next home date) x categories.
+        bound: Per-category upper bound of curve x day factor x holder factor.
         proposal_cdf: Cumulative category proposal weights, at home (row 0) and away (row 1).
         proposal_rate: Total proposal rate per unit personal rate, at home and away.
         ecommerce_share: Per category, the share of transactions online.
@@ -56,6 +60,7 @@ class SliceContext:
     hours: int
     offsets: np.ndarray
     day_factors: np.ndarray
+    holder_factors: np.ndarray
     bound: np.ndarray
     proposal_cdf: np.ndarray
     proposal_rate: np.ndarray
@@ -74,7 +79,8 @@ class SliceContext:
         day = start.date()
         days = [day - dt.timedelta(days=1), day, day + dt.timedelta(days=1)]
         factors = world.calendar.day_factors(days)
-        bound = world.calendar.curve_max * factors.max(axis=(0, 1))
+        holder = world.calendar.holder_factors(days)
+        bound = world.calendar.curve_max * factors.max(axis=(0, 1)) * holder.max(axis=0)
         weights = world.group_profiles * bound
         nulls = spec.null_rates
         return cls(
@@ -83,6 +89,7 @@ class SliceContext:
             hours=hours,
             offsets=tz_offsets_minutes(world.timezones, start, hours),
             day_factors=factors,
+            holder_factors=holder,
             bound=bound,
             proposal_cdf=np.stack([cdf(w) for w in weights]),
             proposal_rate=weights.sum(axis=1),
@@ -137,14 +144,16 @@ def simulate_block(
     travelling = np.flatnonzero(profile[owner])
     group[travelling] = draw_categorical(u[travelling], ctx.proposal_cdf[1])
     minute = rng.random(n) * (ctx.hours * 60)
-    tz = world.tz_of_city[world.places.location_city[loc_row]][owner]
     hour = (minute // 60).astype(np.intp)
-    local = ctx.start.hour * 60 + minute + ctx.offsets[tz, hour]
-    day_idx = np.floor_divide(local, MINUTES_PER_DAY).astype(np.intp) + 1
-    local_minute = (local - (day_idx - 1) * MINUTES_PER_DAY).astype(np.intp)
-    country = world.holder_country[lo:hi][owner]
+    here = world.places.location_city[loc_row]
+    day_idx, local_minute = _local_day(ctx, world.tz_of_city[here][owner], minute, hour)
+    home_day, _ = _local_day(ctx, world.tz_of_city[holders.home_city[lo:hi]][owner], minute, hour)
+    # Merchant side: the country the cardholder is in; cardholder side: the home date.
+    country = world.country_of_city[here][owner]
     intensity = (
-        world.calendar.minute_curve[group, local_minute] * ctx.day_factors[country, day_idx, group]
+        world.calendar.minute_curve[group, local_minute]
+        * ctx.day_factors[country, day_idx, group]
+        * ctx.holder_factors[home_day, group]
     )
     keep = rng.random(n) * ctx.bound[group] < intensity
     owner, group, minute = owner[keep], group[keep], minute[keep]
@@ -183,6 +192,15 @@ def simulate_block(
         null_coordinates=null_coordinates,
         key=pack_keys(day, ctx.index, block, n),
     )
+
+
+def _local_day(
+    ctx: SliceContext, tz: np.ndarray, minute: np.ndarray, hour: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Local date (0: the day before the slice's UTC date, 1: same, 2: next) and minute."""
+    local = ctx.start.hour * 60 + minute + ctx.offsets[tz, hour]
+    day_idx = np.floor_divide(local, MINUTES_PER_DAY).astype(np.intp) + 1
+    return day_idx, (local - (day_idx - 1) * MINUTES_PER_DAY).astype(np.intp)
 
 
 def _choose_merchants(

@@ -1,4 +1,4 @@
-"""Settings of the fraud model: prevalence, scenario mix, hotspots, labels.
+"""Settings of the fraud model: prevalence, scenario mix, hotspots, labels, replacements.
 
 Scenario parameters are kept here as plain mappings: each scenario's own pydantic
 model (see :mod:`simulator.fraud.contract`) validates them when the settings are
@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from simulator.settings.types import Mcc, Model, NonNegative, Positive, Probability
 
-__all__ = ["Delay", "FraudConfig", "Hotspot", "ScenarioConfig"]
+__all__ = ["Delay", "FraudConfig", "Hotspot", "ReplacementConfig", "ScenarioConfig"]
 
 
 class Delay(Model):
@@ -44,6 +44,26 @@ class Hotspot(Model):
         return self
 
 
+class ReplacementConfig(Model):
+    """A blocked card's replacement: when it reaches the holder, and the spend meanwhile."""
+
+    delivery_days: tuple[NonNegative, NonNegative] = Field(
+        description="[low, high]: days from the block until the replacement can be used, "
+        "drawn uniformly."
+    )
+    moved_share: Probability = Field(
+        description="Share of the spend the holder would have made on the blocked card, while "
+        "waiting, that goes on another of their cards (when they have one); the rest is not made."
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> ReplacementConfig:
+        low, high = self.delivery_days
+        if low > high or high > 60:
+            raise ValueError("delivery_days must be [low, high] with low <= high <= 60")
+        return self
+
+
 class ScenarioConfig(Model):
     """One scenario in the mix."""
 
@@ -64,6 +84,7 @@ class FraudConfig(Model):
         description="Genuine transactions wrongly disputed (labelled fraud by a chargeback)."
     )
     false_dispute_delay: Delay
+    replacement: ReplacementConfig
     warmup_days: int = Field(
         ge=0,
         le=120,

@@ -23,6 +23,7 @@ from runtime.kafka_auth import require_sasl_credentials
 from simulator.settings.delivery import SchemaRegistryConfig, TransactionsConfig
 from simulator.settings.fraud import FraudConfig
 from simulator.settings.types import (
+    CountryCode,
     CountryWeights,
     CurrencyCode,
     Mcc,
@@ -114,6 +115,11 @@ class TravelConfig(Model):
     max_days: int = Field(ge=1, le=60)
     international_share: Probability
     destinations: CountryWeights
+    price_levels: dict[CountryCode, Positive] = Field(
+        default_factory=dict,
+        description="Price level per country (United States = 1), over the shipped World Bank "
+        "table: card-present amounts abroad scale by visited / home level.",
+    )
 
 
 class MerchantsConfig(Model):

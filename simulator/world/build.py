@@ -37,6 +37,7 @@ from simulator.world.reference import (
     country_currency,
     load_cities,
     mcc_description,
+    price_levels,
 )
 
 __all__ = ["AmountTable", "World", "build_world"]
@@ -87,6 +88,7 @@ class World:
         group_ecommerce_share: Per category, the share of transactions online.
         card_types: Names of the ``Cards.card_type`` codes.
         card_networks: Names of the ``Cards.network`` codes.
+        price_level: Per country, its price level relative to the United States (1.0).
     """
 
     seed: int
@@ -108,6 +110,7 @@ class World:
     currency_scale: np.ndarray
     currency_step: np.ndarray
     currency_of_country: np.ndarray
+    price_level: np.ndarray
     holders: Cardholders
     cards: Cards
     merchants: Merchants
@@ -234,6 +237,7 @@ def build_world(settings: Settings, seed: RunSeed) -> World:
             f"currency_per_usd: no rate for {', '.join(missing)} "
             f"(needed by the countries {', '.join(countries)})"
         )
+    level = price_levels(countries, settings.travel.price_levels)
     cities = load_cities(
         frozenset(countries), settings.geography.min_city_population, settings.cache_dir
     )
@@ -294,6 +298,7 @@ def build_world(settings: Settings, seed: RunSeed) -> World:
         currency_scale=currency_scale,
         currency_step=currency_step,
         currency_of_country=currency_of_country,
+        price_level=level,
         holders=holders,
         cards=cards,
         merchants=merchants,

@@ -4,6 +4,16 @@ Every factor here is relative: the hour curve of a category averages 1 over a da
 and its weekday factors average 1 over a week, so a cardholder's activity rate keeps
 its meaning (transactions per ordinary day). Curves are given at the middle of each
 local hour and interpolated linearly to the minute, so intensity never jumps.
+
+Each effect belongs to one side of a purchase:
+
+* **Merchant side** (:meth:`Calendar.day_factors`): the weekly opening rhythm, public
+  holidays and the retail season (Black Friday, the December ramp, the Saturdays
+  before Christmas). They follow the country where the purchase happens, which for a
+  traveller is the visited country: shops in France close on 14 July whatever the
+  home of the customer, and stay open on US Thanksgiving.
+* **Cardholder side** (:meth:`Calendar.holder_factors`): paydays. They follow the
+  cardholder's home, read on the home date, wherever the cardholder is.
 """
 
 from __future__ import annotations
@@ -68,8 +78,8 @@ class Calendar:
         self.seasonal_weight = np.array([g.seasonal_weight for g in groups])
         self.curve_max = self.minute_curve.max(axis=1)
 
-    def seasonal(self, day: dt.date) -> float:
-        """The calendar factor of a date before per-category weighting."""
+    def retail_season(self, day: dt.date) -> float:
+        """The merchant-side seasonal factor of a date, before per-category weighting."""
         cal = self._calendar
         factor = 1.0
         if day == black_friday(day.year):
@@ -80,20 +90,32 @@ class Calendar:
             last_saturday = christmas - dt.timedelta(days=(christmas.weekday() - 5) % 7 or 7)
             if day in (last_saturday, last_saturday - dt.timedelta(days=7)):
                 factor *= cal.super_saturdays
-        if day.day in cal.payday_days:
-            factor *= cal.payday_factor
         return factor
 
+    def payday(self, day: dt.date) -> float:
+        """The cardholder-side factor of a home date, before per-category weighting."""
+        cal = self._calendar
+        return cal.payday_factor if day.day in cal.payday_days else 1.0
+
     def day_factors(self, days: list[dt.date]) -> np.ndarray:
-        """Factors (countries x days x categories): weekday, holiday and season together."""
+        """Merchant-side factors (countries x days x categories) of local dates.
+
+        Weekday, the country's public holidays and the retail season: index the
+        country where the purchase happens (the visited one for a traveller).
+        """
         out = np.empty((len(self.countries), len(days), len(self.holiday_factor)))
         for j, day in enumerate(days):
-            season = 1.0 + self.seasonal_weight * (self.seasonal(day) - 1.0)
+            season = 1.0 + self.seasonal_weight * (self.retail_season(day) - 1.0)
             base = self.weekday[:, day.weekday()] * season
             for i, country in enumerate(self.countries):
                 holiday = day in _holidays(country, day.year)
                 out[i, j] = base * (self.holiday_factor if holiday else 1.0)
         return out
+
+    def holder_factors(self, days: list[dt.date]) -> np.ndarray:
+        """Cardholder-side factors (days x categories) of home dates: paydays."""
+        pay = np.array([self.payday(day) for day in days])
+        return 1.0 + self.seasonal_weight[None, :] * (pay[:, None] - 1.0)
 
 
 def tz_offsets_minutes(zones: list[str], start: dt.datetime, hours: int) -> np.ndarray:

@@ -4,6 +4,8 @@
   or more, with coordinates, population and IANA time zone).
 * Country currencies come from the same package's country table.
 * Merchant category descriptions come from ``iso18245``.
+* Country price levels come from ``simulator/data/price_levels.csv`` (World Bank
+  indicator PA.NUS.PPPC.RF; the file's header cites the release and year).
 
 Nothing is downloaded at run time; everything is read through
 :mod:`importlib.resources` or the packages' APIs.
@@ -26,7 +28,14 @@ import orjson
 from simulator.core.sampling import cdf
 from simulator.errors import ReferenceDataError
 
-__all__ = ["Cities", "city_cdf", "country_currency", "load_cities", "mcc_description"]
+__all__ = [
+    "Cities",
+    "city_cdf",
+    "country_currency",
+    "load_cities",
+    "mcc_description",
+    "price_levels",
+]
 
 
 @dataclass(frozen=True)
@@ -184,3 +193,33 @@ def mcc_description(mcc: str) -> str:
     except iso18245.MCCNotFound:
         raise ReferenceDataError(f"MCC {mcc} is not an ISO 18245 merchant category code") from None
     return str(info.stripe_description or info.iso_description or info.usda_description)
+
+
+@cache
+def _shipped_price_levels() -> dict[str, float]:
+    path = importlib.resources.files("simulator").joinpath("data/price_levels.csv")
+    text = path.read_text("utf-8")
+    rows = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    levels = {}
+    for line in rows[1:]:
+        country, level, _year = line.split(",")
+        levels[country] = float(level)
+    return levels
+
+
+def price_levels(countries: list[str], overrides: Mapping[str, float]) -> np.ndarray:
+    """Price level of each country relative to the United States (1.0), in ``countries`` order.
+
+    ``overrides`` (``travel.price_levels``) take precedence over the shipped table.
+
+    Raises:
+        ReferenceDataError: For a country that neither has a level.
+    """
+    shipped = _shipped_price_levels()
+    missing = [c for c in countries if c not in overrides and c not in shipped]
+    if missing:
+        raise ReferenceDataError(
+            f"travel.price_levels: no price level for {', '.join(missing)} "
+            "(not in simulator/data/price_levels.csv); set travel.price_levels.<country>"
+        )
+    return np.array([overrides.get(c, shipped.get(c, 1.0)) for c in countries])

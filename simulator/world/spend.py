@@ -1,5 +1,12 @@
 """What a purchase costs: the per-MCC spend model, in each merchant's currency.
 
+The spend model is the cardholder's at home. A card-present purchase in another
+country costs the same basket at that country's prices: the amount scales by the
+visited country's price level over the home country's (World Bank PA.NUS.PPPC.RF,
+``simulator/data/price_levels.csv``), then converts at the market rate. Online
+purchases from foreign merchants keep home prices: what is bought across borders
+online is mostly traded goods, priced near world prices.
+
 Amounts are hundredths of the currency unit, in whole steps of the currency's ISO 4217
 minor unit (see :mod:`simulator.world.money`).
 """
@@ -9,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.world.build import World
+from simulator.world.catalog import CHANNEL_CARD_PRESENT
 from simulator.world.money import to_minor
 
-__all__ = ["amounts_minor"]
+__all__ = ["amounts_minor", "price_level_factor"]
 
 
 def amounts_minor(
@@ -30,4 +38,14 @@ def amounts_minor(
     m = mcc[at_point]
     which = (u_which[at_point, None] >= table.point_cdf[m]).sum(axis=1)
     usd[at_point] = table.points[m, np.minimum(which, table.points.shape[1] - 1)]
+    usd *= price_level_factor(world, holder, merchant)
     return to_minor(usd, world.merchant_per_usd[merchant], world.merchant_step[merchant])
+
+
+def price_level_factor(world: World, holder: np.ndarray, merchant: np.ndarray) -> np.ndarray:
+    """Per row, the visited country's price level over the home one's (1 at home and online)."""
+    level = world.price_level
+    visited = level[world.country_of_city[world.merchants.city[merchant]]]
+    home = level[world.holder_country[holder]]
+    card_present = world.merchants.channel[merchant] == CHANNEL_CARD_PRESENT
+    return np.where(card_present, visited / home, 1.0)
