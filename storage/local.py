@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from storage.errors import StoreError, StoreUnavailable
@@ -29,23 +29,10 @@ class LocalStore:
 
     def put_if_absent(self, key: str, data: bytes, metadata: dict[str, str]) -> bool:
         """Write a temporary file, fsync it, and hard-link it to its name (fails if taken)."""
-        target = self.root / key
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.link(tmp, target)
-            except FileExistsError:
-                return False
-            finally:
-                tmp.unlink(missing_ok=True)
-            _fsync_dir(target.parent)
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot write {target}: {exc.strerror or exc}") from exc
+            self._write(key, data, os.link)
+        except FileExistsError:
+            return False
         return True
 
     def get(self, key: str) -> bytes | None:
@@ -63,6 +50,15 @@ class LocalStore:
         The metadata is not kept: a folder's objects carry theirs inside (see above).
         """
         del metadata
+        self._write(key, data, os.replace)
+
+    def _write(self, key: str, data: bytes, place: Callable[[Path, Path], None]) -> None:
+        """Write ``data`` to a fsynced temporary file, then ``place`` it at ``key``.
+
+        Raises:
+            FileExistsError: If ``place`` refuses a taken name (``os.link``).
+            StoreUnavailable: On any other OS error.
+        """
         target = self.root / key
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
@@ -72,10 +68,12 @@ class LocalStore:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
-                os.replace(tmp, target)
+                place(tmp, target)
             finally:
                 tmp.unlink(missing_ok=True)
             _fsync_dir(target.parent)
+        except FileExistsError:
+            raise
         except OSError as exc:
             raise StoreUnavailable(f"cannot write {target}: {exc.strerror or exc}") from exc
 

@@ -29,6 +29,7 @@ from tests.strategies import sample_transaction
 
 __all__ = [
     "SCHEMA",
+    "catch_up",
     "landed_transactions",
     "offsets",
     "produce",
@@ -183,6 +184,16 @@ def run_sink(command: list[str], log: Path, timeout: float = 60) -> tuple[int, d
     lines = done.stdout.decode().strip().splitlines()
     summary = orjson.loads(lines[-1]) if done.returncode == 0 and lines else {}
     return done.returncode, summary, log.read_text(), seconds
+
+
+def catch_up(
+    bootstrap: str, topic: str, group: str, lake: Path, log: Path, *extra: str
+) -> tuple[dict, str]:
+    """``txnsim-sink --until-caught-up`` into ``lake``, which must exit 0: summary and log."""
+    command = sink_command(bootstrap, topic, group, lake, "--until-caught-up", *extra)
+    code, summary, text, _ = run_sink(command, log)
+    assert code == 0, text[-3000:]
+    return summary, text
 
 
 def landed_transactions(root: Path) -> pa.Table:

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from tests.kafka_broker import local_kafka_for, restart_local_kafka
 from tests.kafka_read import read_topic
 from tests.prometheus import free_port, scrape, scrape_while
 from tests.s3_server import S3Server
+from tests.sink_topics import wait_until
 from tests.test_stream import fraud_overrides
 
 pytestmark = pytest.mark.kafka
@@ -248,7 +248,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
         before = landed()
         proc = _spawn(command, s3_server, log)
         try:
-            _wait_until(lambda n=before: landed() > n, 180, log)  # landing is under way...
+            wait_until(lambda n=before: landed() > n, 180, log)  # landing is under way...
             time.sleep(rng.uniform(0.0, 2.5))  # ...and it dies at a random point of it
             assert proc.poll() is None, log.read_text()[-3000:]
         finally:
@@ -275,7 +275,7 @@ def test_s3_outage_pauses_landing_and_it_resumes(
     log = tmp_path / "sink.log"
     proc = _spawn(command, s3_server, log)
     try:
-        _wait_until(lambda: len(s3_server.keys(bucket, "lake/transactions")) >= 3, 120, log)
+        wait_until(lambda: len(s3_server.keys(bucket, "lake/transactions")) >= 3, 120, log)
         with s3_server.outage():
             time.sleep(10)
         out, _ = proc.communicate(timeout=300)
@@ -303,7 +303,7 @@ def test_broker_restart_mid_landing(streamed: Streamed, tmp_path: Path) -> None:
     log = tmp_path / "sink.log"
     proc = _spawn(command, None, log)
     try:
-        _wait_until(lambda: len(list((tmp_path / "lake").rglob("*.parquet"))) >= 3, 120, log)
+        wait_until(lambda: len(list((tmp_path / "lake").rglob("*.parquet"))) >= 3, 120, log)
         restart_local_kafka(streamed.bootstrap)
         _out, _ = proc.communicate(timeout=300)
     finally:
@@ -322,16 +322,16 @@ def test_members_joining_and_leaving_the_group(streamed: Streamed, tmp_path: Pat
 
     first = _spawn(_sink_command(streamed, "g-members", dest, *small), None, log)
     try:
-        _wait_until(lambda: len(list((tmp_path / "lake").rglob("*.parquet"))) >= 2, 120, log)
+        wait_until(lambda: len(list((tmp_path / "lake").rglob("*.parquet"))) >= 2, 120, log)
         second = _spawn(_sink_command(streamed, "g-members", dest, *small), None, log)
         try:
             # The second member joins: both are assigned a share (two more assignments).
-            _wait_until(lambda: assignments() >= 3, 120, log)
+            wait_until(lambda: assignments() >= 3, 120, log)
             time.sleep(3)  # both landing
             first.send_signal(signal.SIGTERM)  # the first leaves: another rebalance
             first.communicate(timeout=120)
             assert first.returncode == 0, log.read_text()[-3000:]
-            _wait_until(lambda: assignments() >= 4, 120, log)
+            wait_until(lambda: assignments() >= 4, 120, log)
             time.sleep(3)
             second.send_signal(signal.SIGTERM)
             second.communicate(timeout=120)
@@ -560,7 +560,7 @@ def test_idle_partitions_flush_by_age_while_running(streamed: Streamed, tmp_path
     log = tmp_path / "sink.log"
     proc = _spawn(command, None, log)
     try:
-        _wait_until(lambda: len(list(lake.rglob("*.parquet"))) >= PARTITIONS, 180, log)
+        wait_until(lambda: len(list(lake.rglob("*.parquet"))) >= PARTITIONS, 180, log)
         # Files are counted when the loop settles them, a moment after they appear.
         samples = scrape_while(proc, port, "txnsim_sink_files_written_total", at_least=PARTITIONS)
         time.sleep(1)  # the commit that follows the files, and its gauges
@@ -664,12 +664,3 @@ def test_settings_sections_layer_flags_over_environment(monkeypatch: pytest.Monk
     options = settings.kafka_options()
     assert options["group.id"] == "flag-group"
     assert options["bootstrap.servers"] == "env:9092"
-
-
-def _wait_until(condition: Callable[[], bool], timeout_s: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise TimeoutError(f"condition not met in {timeout_s} s; sink log:\n{log.read_text()[-3000:]}")

@@ -26,6 +26,7 @@ from schemas.framing import ConfluentWireFormat, RawAvro
 from schemas.registry import SchemaRegistry
 from tests.sink_topics import (
     SCHEMA,
+    catch_up,
     landed_transactions,
     offsets,
     produce,
@@ -84,12 +85,10 @@ def test_framed_raw_and_mixed_topics_land_identically(
     expected = pa.concat_tables([table for table, _ in plan]).sort_by("transaction_id")
     for topic in (raw, framed, mixed):
         lake = tmp_path / topic
-        command = sink_command(
-            kafka_bootstrap, topic, f"g-{topic}", lake, "--until-caught-up",
+        summary, log = catch_up(
+            kafka_bootstrap, topic, f"g-{topic}", lake, tmp_path / f"{topic}.log",
             "--schema-registry", registry,
         )  # fmt: skip
-        code, summary, log, _ = run_sink(command, tmp_path / f"{topic}.log")
-        assert code == 0, log[-3000:]
         assert summary["dead_letters"] == 0, log[-3000:]
         assert summary["rows_landed"] == summary["consumed"] == expected.num_rows
         landed = landed_transactions(lake).select(SCHEMA.arrow.names).sort_by("transaction_id")
@@ -130,12 +129,10 @@ def test_ids_the_sink_cannot_resolve_are_dead_letters_and_the_rest_lands(
         )
     )
     lake = tmp_path / "lake"
-    command = sink_command(
-        kafka_bootstrap, topic, "g-unknown", lake, "--until-caught-up",
+    summary, _ = catch_up(
+        kafka_bootstrap, topic, "g-unknown", lake, tmp_path / "sink.log",
         "--schema-registry", registry,
     )  # fmt: skip
-    code, summary, log, _ = run_sink(command, tmp_path / "sink.log")
-    assert code == 0, log[-3000:]
     good = pa.concat_tables([plan[0][0], plan[2][0]]).sort_by("transaction_id")
     bad = {n: plan[n][0].column("transaction_id").to_pylist() for n in (1, 3)}
     assert summary["rows_landed"] == good.num_rows
