@@ -21,6 +21,7 @@ from simulator.core.seeding import Streams
 from simulator.errors import ReferenceDataError
 from simulator.settings.models import AmountModel, MccGroupConfig, Settings
 from simulator.settings.run import RunSeed
+from simulator.world.cache import cached
 from simulator.world.calendar import Calendar
 from simulator.world.catalog import (
     CHANNEL_CARD_PRESENT,
@@ -221,13 +222,18 @@ def _catalogs(
 
 
 def build_world(settings: Settings, seed: RunSeed) -> World:
-    """Build the world for a run.
+    """The world for a run: read from ``cache_dir`` if it was built before, else built.
 
     Raises:
         ReferenceDataError: For settings the reference data cannot satisfy.
         ValueError: If ``seed`` was not built from these settings.
     """
-    seed.pin(settings)
+    settings = seed.pin(settings)
+    return cached(settings.cache_dir, settings.config_hash(), lambda: _build(settings, seed))
+
+
+def _build(settings: Settings, seed: RunSeed) -> World:
+    """Build the world for a run (a cold build)."""
     home = settings.geography.home_countries
     countries = sorted(set(home) | set(settings.travel.destinations))
     currencies = sorted({country_currency(c) for c in countries})

