@@ -17,10 +17,9 @@ from consumers.errors import (
     KafkaUnavailable,
     SinkConflict,
     SinkError,
-    StoreError,
-    StoreUnavailable,
 )
 from runtime.lazy import lazy_exports
+from storage.errors import StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from consumers.settings import KafkaSettings, SinkSettings, load_sink_settings

@@ -9,7 +9,7 @@ Every error the sink raises on purpose derives from :class:`SinkError` (a
     ├── KafkaUnavailable  the cluster did not answer, or the topic does not exist (exit 1)
     └── SinkConflict      an object at a file's name is not this sink's file (exit 1)
 
-The destination's errors are the stores' (:mod:`storage.errors`, re-exported here):
+The destination's errors are the stores' (:mod:`storage.errors`):
 ``StoreError``, a refusal retrying will not fix (exit 1), and ``StoreUnavailable``, a
 transient failure, retried, fatal only past ``retry_give_up_s``.
 
@@ -21,15 +21,12 @@ are mapped to these at the boundary with ``raise ... from exc``.
 from __future__ import annotations
 
 from runtime import errors as _runtime
-from storage.errors import StoreError, StoreUnavailable
 
 __all__ = [
     "ConfigError",
     "KafkaUnavailable",
     "SinkConflict",
     "SinkError",
-    "StoreError",
-    "StoreUnavailable",
 ]
 
 

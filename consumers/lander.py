@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from consumers.dead_letters import DeadLetterWriter
-from consumers.errors import SinkConflict, StoreError
+from consumers.errors import SinkConflict
 from consumers.landing import Cut, PartitionLog, file_key
 from consumers.settings import SinkSettings
 from consumers.stats import SinkStats
@@ -23,6 +23,7 @@ from runtime.errors import TxnsimError
 from schemas.event import landing_of
 from schemas.parquet import ParquetFormat, parquet_bytes
 from storage.base import ObjectStore
+from storage.errors import StoreError
 from storage.local import PARQUET_METADATA_PREFIX
 from storage.retry import Retrying
 

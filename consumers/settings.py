@@ -30,7 +30,7 @@ from runtime.overrides import format_validation_error
 from schemas.registry import RegistrySettings
 from storage.base import S3Settings
 
-__all__ = ["MOVED", "KafkaSettings", "S3Settings", "SinkSettings", "load_sink_settings"]
+__all__ = ["MOVED", "KafkaSettings", "SinkSettings", "load_sink_settings"]
 
 MiB = 1024 * 1024
 

@@ -1,14 +1,17 @@
-"""Settings of how the stream reaches a scoring stack: transactions and the Schema Registry."""
+"""Settings of how the stream reaches a scoring stack: its Kafka transactions.
+
+The Schema Registry section is :class:`schemas.registry.RegistrySettings`, shared with the
+sink.
+"""
 
 from __future__ import annotations
 
 from pydantic import Field
 
-from schemas.registry import RegistrySettings as SchemaRegistryConfig
 from simulator.settings.types import Model
 from simulator.settings.types import Positive as _Positive
 
-__all__ = ["SchemaRegistryConfig", "TransactionsConfig"]
+__all__ = ["TransactionsConfig"]
 
 
 class TransactionsConfig(Model):

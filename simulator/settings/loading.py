@@ -24,6 +24,9 @@ from runtime.overrides import format_validation_error, parse_override, yaml_valu
 from simulator.errors import ConfigError
 from simulator.settings.models import Settings
 
+#: Environment variables of the settings: ``TXNSIM_<KEY>``, ``__`` between sections.
+ENV_PREFIX = "TXNSIM_"
+
 __all__ = ["Origins", "load_settings", "load_settings_explained", "read_config_file"]
 
 #: For each dotted path a layer set, who set it (see :func:`runtime.layers.explain_lines`).
@@ -111,9 +114,7 @@ def _merge(
         layers.append(Assignment((), read_config_file(config_file), f"file {config_file}"))
     if environ is not False:
         variables = os.environ if environ is True else environ
-        prefix = str(Settings.model_config.get("env_prefix", ""))
-        delimiter = str(Settings.model_config.get("env_nested_delimiter") or "__")
-        layers += environment_assignments(Settings, variables, prefix, delimiter)
+        layers += environment_assignments(Settings, variables, ENV_PREFIX, "__")
     layers.append(Assignment((), dict(cli or {}), "flag"))
     layers += [Assignment(*parse_override(pair), "--set") for pair in overrides]
     return merge(Settings, layers)

@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from runtime.kafka_auth import require_sasl_credentials
-from simulator.settings.delivery import SchemaRegistryConfig, TransactionsConfig
+from schemas.registry import RegistrySettings
+from simulator.settings.delivery import TransactionsConfig
 from simulator.settings.fraud import FraudConfig
 from simulator.settings.types import (
     CountryCode,
@@ -235,7 +243,7 @@ class KafkaConfig(Model):
     delivery: Literal["exactly_once", "idempotent"] = "exactly_once"
     transactions: TransactionsConfig = Field(default_factory=TransactionsConfig)
     progress_topic: str = Field(default="txnsim_progress", pattern=r"^[A-Za-z0-9._-]{1,249}$")
-    schema_registry: SchemaRegistryConfig | None = None
+    schema_registry: RegistrySettings | None = None
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> KafkaConfig:
@@ -265,34 +273,16 @@ class StreamConfig(Model):
     )
 
 
-class Settings(BaseSettings):
-    """Everything one run needs. Build it with :func:`simulator.settings.loading.load_settings`."""
+class Settings(BaseModel):
+    """Everything one run needs. Build it with :func:`simulator.settings.loading.load_settings`.
 
-    model_config = SettingsConfigDict(
-        env_prefix="TXNSIM_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        frozen=True,
-        validate_default=True,
-    )
+    A plain model, not pydantic-settings': :mod:`simulator.settings.loading` layers the
+    sources (``TXNSIM_*`` included) by the rules of :mod:`runtime.layers`, and
+    pydantic-settings' own environment source would merge a mapping setting into the
+    default (and read the environment when the caller asked it not to).
+    """
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Only the values given.
-
-        :mod:`simulator.settings.loading` layers the sources (``TXNSIM_*`` included) by
-        the rules of :mod:`runtime.layers`. pydantic-settings' own environment source
-        would merge a mapping setting into the default (and read the environment when
-        the caller asked it not to).
-        """
-        return (init_settings,)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     seed: int | None = Field(ge=0, description="Root seed; drawn from OS entropy when absent.")
     start_date: dt.date
