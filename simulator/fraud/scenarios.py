@@ -6,15 +6,22 @@ each number with its source. Every scenario draws only from the generator it is 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field
 from typing_extensions import override
 
 from runtime.units import US_PER_DAY, US_PER_HOUR, US_PER_MINUTE
 from simulator.core.sampling import log_uniform
-from simulator.fraud.contract import Campaign, Scenario, ScenarioParams
+from simulator.fraud.campaign_kit import (
+    CampaignRows,
+    Count,
+    RangeParams,
+    between,
+    cashout_or_ordinary,
+)
+from simulator.fraud.contract import Campaign, Scenario
 from simulator.settings.types import Positive, Probability
 
 if TYPE_CHECKING:
@@ -36,71 +43,7 @@ __all__ = [
 ]
 
 
-Count = Annotated[int, Field(ge=1, le=10_000)]
-
-
-class _Range(ScenarioParams):
-    @model_validator(mode="after")
-    def _ordered(self) -> _Range:
-        for name, value in self:
-            if (
-                isinstance(value, tuple)
-                and len(value) == 2
-                and all(isinstance(v, int | float) for v in value)
-                and value[0] > value[1]
-            ):
-                raise ValueError(f"{name} must be [low, high] with low <= high")
-        return self
-
-
-def _between(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
-    return int(rng.integers(bounds[0], bounds[1] + 1))
-
-
-class _Rows:
-    """Accumulates a campaign's transactions."""
-
-    def __init__(self) -> None:
-        self.cols: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("time_us", "card", "merchant", "amount_minor", "entry_mode", "fraud")
-        }
-
-    def add(
-        self,
-        time_us: np.ndarray,
-        card: int | np.ndarray,
-        merchant: np.ndarray,
-        amount_minor: np.ndarray,
-        entry_mode: int | np.ndarray,
-        *,
-        fraud: bool = True,
-    ) -> None:
-        n = len(time_us)
-        self.cols["time_us"].append(np.asarray(time_us, dtype=np.int64))
-        self.cols["card"].append(np.broadcast_to(np.asarray(card, dtype=np.int64), (n,)))
-        self.cols["merchant"].append(np.asarray(merchant, dtype=np.int64))
-        self.cols["amount_minor"].append(np.asarray(amount_minor, dtype=np.int64))
-        self.cols["entry_mode"].append(np.broadcast_to(np.asarray(entry_mode, dtype=np.int8), (n,)))
-        self.cols["fraud"].append(np.full(n, fraud))
-
-    def campaign(self) -> Campaign:
-        empty = {
-            "time_us": np.int64,
-            "card": np.int64,
-            "merchant": np.int64,
-            "amount_minor": np.int64,
-            "entry_mode": np.int8,
-            "fraud": bool,
-        }
-        return Campaign(
-            **{
-                k: np.concatenate(v) if v else np.zeros(0, dtype=empty[k])
-                for k, v in self.cols.items()
-            }
-        )
-
-
-class CardTestingParams(_Range):
+class CardTestingParams(RangeParams):
     """Parameters of card testing (defaults: ``fraud.scenarios`` in defaults.yaml)."""
 
     cards: tuple[Count, Count]
@@ -129,20 +72,20 @@ class CardTesting(Scenario[CardTestingParams]):
     @override
     def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
         p = self.params
-        rows = _Rows()
-        holders = ctx.victims(rng, _between(rng, p.cards))
+        rows = CampaignRows()
+        holders = ctx.victims(rng, between(rng, p.cards))
         start = ctx.at_local_hour(rng, start_us, ctx.home_city(int(holders[0])), p.hour_weights)
-        sites = ctx.online_merchants(rng, _between(rng, p.test_merchants), p.test_mccs)
+        sites = ctx.online_merchants(rng, between(rng, p.test_merchants), p.test_mccs)
         burst_us = p.burst_minutes * US_PER_MINUTE
         for holder in holders.tolist():
             card = ctx.card_of(holder, start)
-            k = _between(rng, p.tests_per_card)
+            k = between(rng, p.tests_per_card)
             t = start + np.sort((rng.random(k) * burst_us).astype(np.int64))
             merchant = sites[rng.integers(len(sites), size=k)]
             usd = np.round(log_uniform(rng, p.test_amount_usd, k), 2)
             rows.add(t, card, merchant, ctx.to_minor(usd, merchant), ctx.ecommerce_mode)
             if rng.random() < p.cashout_share:
-                m = _between(rng, p.cashouts_per_card)
+                m = between(rng, p.cashouts_per_card)
                 first = t[-1] + int(rng.exponential(p.cashout_delay_hours) * US_PER_HOUR)
                 gaps = (rng.exponential(0.5, m) * US_PER_HOUR).astype(np.int64)
                 merchant, amount = ctx.hotspot(rng, m)
@@ -150,7 +93,7 @@ class CardTesting(Scenario[CardTestingParams]):
         return rows.campaign()
 
 
-class CompromisedMerchantParams(_Range):
+class CompromisedMerchantParams(RangeParams):
     """Parameters of compromised merchant (defaults: ``fraud.scenarios`` in defaults.yaml)."""
 
     breach_mccs: list[str] = Field(min_length=1)
@@ -179,12 +122,12 @@ class CompromisedMerchant(Scenario[CompromisedMerchantParams]):
     @override
     def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
         p = self.params
-        rows = _Rows()
+        rows = CampaignRows()
         anchor = int(ctx.victims(rng, 1)[0])
         city = ctx.home_city(anchor)
         site = int(ctx.nearby_merchants(rng, city, 1, p.breach_mccs)[0])
-        breach_us = _between(rng, p.breach_days) * US_PER_DAY
-        holders = ctx.residents(rng, ctx.neighbours_of(city), _between(rng, p.cards))
+        breach_us = between(rng, p.breach_days) * US_PER_DAY
+        holders = ctx.residents(rng, ctx.neighbours_of(city), between(rng, p.cards))
         n = len(holders)
         if n == 0:
             return rows.campaign()
@@ -213,7 +156,7 @@ class CompromisedMerchant(Scenario[CompromisedMerchantParams]):
         ):
             sel = np.flatnonzero(online == is_online)
             if len(sel):
-                merchant, amount = _cashout_or_ordinary(
+                merchant, amount = cashout_or_ordinary(
                     ctx,
                     rng,
                     holders[owner[sel]],
@@ -225,27 +168,7 @@ class CompromisedMerchant(Scenario[CompromisedMerchantParams]):
         return rows.campaign()
 
 
-def _cashout_or_ordinary(
-    ctx: CampaignContext,
-    rng: np.random.Generator,
-    holder: int | np.ndarray,
-    k: int,
-    cashout_share: float,
-    city: int | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    merchant, amount = ctx.hotspot(rng, k, city)
-    plain = np.flatnonzero(rng.random(k) >= cashout_share)
-    if len(plain):
-        if city is None:
-            merchant[plain] = ctx.online_merchants(rng, len(plain))
-        else:
-            merchant[plain] = ctx.nearby_merchants(rng, city, len(plain))
-        owners = np.broadcast_to(np.asarray(holder), (k,))[plain]
-        amount[plain] = ctx.ordinary_amounts(rng, owners, merchant[plain])
-    return merchant, amount
-
-
-class AccountTakeoverParams(_Range):
+class AccountTakeoverParams(RangeParams):
     """Parameters of account takeover (defaults: ``fraud.scenarios`` in defaults.yaml)."""
 
     purchases: tuple[Count, Count]
@@ -264,19 +187,19 @@ class AccountTakeover(Scenario[AccountTakeoverParams]):
     @override
     def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
         p = self.params
-        rows = _Rows()
+        rows = CampaignRows()
         holder = int(ctx.victims(rng, 1)[0])
         start = ctx.at_local_hour(rng, start_us, ctx.home_city(holder), p.hour_weights)
-        k = _between(rng, p.purchases)
+        k = between(rng, p.purchases)
         jitter = rng.uniform(0.75, 1.25, k - 1)
         gaps = np.sort(p.first_gap_hours * p.gap_ratio ** np.arange(k - 1) * jitter)[::-1]
         t = start + np.concatenate([[0], np.cumsum(gaps * US_PER_HOUR)]).astype(np.int64)
-        merchant, amount = _cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, None)
+        merchant, amount = cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, None)
         rows.add(t, ctx.card_of(holder, start), merchant, amount, ctx.ecommerce_mode)
         return rows.campaign()
 
 
-class LostStolenParams(_Range):
+class LostStolenParams(RangeParams):
     """Parameters of lost or stolen card (defaults: ``fraud.scenarios`` in defaults.yaml)."""
 
     purchases: tuple[Count, Count]
@@ -294,21 +217,21 @@ class LostStolen(Scenario[LostStolenParams]):
     @override
     def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
         p = self.params
-        rows = _Rows()
+        rows = CampaignRows()
         holder = int(ctx.victims(rng, 1)[0])
         city = ctx.home_city(holder)
         start = ctx.at_local_hour(rng, start_us, city, p.hour_weights)
-        k = _between(rng, p.purchases)
+        k = between(rng, p.purchases)
         gaps = rng.exponential(p.mean_gap_minutes, k) * US_PER_MINUTE
         gaps[0] = 0
         t = start + np.cumsum(gaps).astype(np.int64)
-        merchant, amount = _cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, city)
+        merchant, amount = cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, city)
         contactless = ctx.entry_modes.get("contactless", 0)
         rows.add(t, ctx.card_of(holder, start), merchant, amount, contactless)
         return rows.campaign()
 
 
-class ImpossibleTravelParams(_Range):
+class ImpossibleTravelParams(RangeParams):
     """Parameters of impossible travel (defaults: ``fraud.scenarios`` in defaults.yaml)."""
 
     min_km: Positive
@@ -329,7 +252,7 @@ class ImpossibleTravel(Scenario[ImpossibleTravelParams]):
     @override
     def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
         p = self.params
-        rows = _Rows()
+        rows = CampaignRows()
         holder = int(ctx.victims(rng, 1)[0])
         home = ctx.home_city(holder)
         at_home = ctx.at_local_hour(rng, start_us, home, p.hour_weights)
@@ -340,8 +263,8 @@ class ImpossibleTravel(Scenario[ImpossibleTravelParams]):
         rows.add(np.array([at_home]), card, shop, amount, chip, fraud=False)
         gap_h = rng.uniform(*p.gap_hours)
         far = ctx.far_city(rng, home, max(p.min_km, gap_h * p.min_speed_kmh))
-        k = _between(rng, p.purchases)
-        merchant, amount = _cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, far)
+        k = between(rng, p.purchases)
+        merchant, amount = cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, far)
         # Measured between the two shops; too few far places (a small country): a shorter gap.
         cities = ctx.world.merchants.city
         km = min(
@@ -356,7 +279,7 @@ class ImpossibleTravel(Scenario[ImpossibleTravelParams]):
         return rows.campaign()
 
 
-class FirstPartyParams(_Range):
+class FirstPartyParams(RangeParams):
     """Parameters of first-party fraud (defaults: ``fraud.scenarios`` in defaults.yaml)."""
 
     purchases: tuple[Count, Count]
@@ -375,10 +298,10 @@ class FirstParty(Scenario[FirstPartyParams]):
     @override
     def plan(self, ctx: CampaignContext, rng: np.random.Generator, start_us: int) -> Campaign:
         p = self.params
-        rows = _Rows()
+        rows = CampaignRows()
         holder = int(ctx.victims(rng, 1)[0])
         start = ctx.at_local_hour(rng, start_us, ctx.home_city(holder), p.hour_weights)
-        k = _between(rng, p.purchases)
+        k = between(rng, p.purchases)
         t = start + np.sort((rng.random(k) * p.span_days * US_PER_DAY).astype(np.int64))
         t[0] = start
         merchant = ctx.online_merchants(rng, k, p.online_mccs)
