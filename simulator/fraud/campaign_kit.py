@@ -1,4 +1,4 @@
-"""What the built-in scenarios build campaigns from: ranges, row accumulation, cash-outs.
+"""What the built-in scenarios build campaigns from: ranges, row accumulation, sprees, cash-outs.
 
 Every helper draws only from the generator it is given, so a campaign keeps to its own
 stream.
@@ -16,7 +16,7 @@ from simulator.fraud.contract import Campaign, ScenarioParams
 if TYPE_CHECKING:
     from simulator.fraud.context import CampaignContext
 
-__all__ = ["CampaignRows", "Count", "RangeParams", "between", "cashout_or_ordinary"]
+__all__ = ["CampaignRows", "Count", "RangeParams", "between", "cashout_or_ordinary", "spree"]
 
 
 Count = Annotated[int, Field(ge=1, le=10_000)]
@@ -41,6 +41,25 @@ class RangeParams(ScenarioParams):
 def between(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
     """An integer drawn uniformly from the closed range ``bounds``."""
     return int(rng.integers(bounds[0], bounds[1] + 1))
+
+
+def spree(
+    rng: np.random.Generator, first_us: np.ndarray, owner: np.ndarray, gap_us: float
+) -> np.ndarray:
+    """Times of a spree per owner: from ``first_us[o]`` on, exponential gaps of mean ``gap_us``.
+
+    ``owner`` names each row's owner (a card), rows of one owner together. A fraudster
+    spends a working card fast, before it is blocked: gaps of minutes are the velocity
+    the card's own history shows.
+    """
+    n = len(owner)
+    gaps = rng.exponential(gap_us, n)
+    new = np.ones(n, dtype=bool)
+    new[1:] = owner[1:] != owner[:-1]
+    gaps[new] = 0.0
+    total = np.cumsum(gaps)
+    head = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    return np.asarray(first_us, dtype=np.int64)[owner] + (total - total[head]).astype(np.int64)
 
 
 class CampaignRows:
@@ -98,15 +117,17 @@ def cashout_or_ordinary(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``k`` purchases: cash-outs at hotspots, else ordinary ones, online or near ``city``.
 
-    Returns merchants and amounts in minor units.
+    Every merchant of the pool is equally likely, not the popular ones the victim
+    frequents, so most purchases are at a merchant new to the card. Returns merchants
+    and amounts in minor units.
     """
     merchant, amount = ctx.hotspot(rng, k, city)
     plain = np.flatnonzero(rng.random(k) >= cashout_share)
     if len(plain):
         if city is None:
-            merchant[plain] = ctx.online_merchants(rng, len(plain))
+            merchant[plain] = ctx.online_merchants(rng, len(plain), by_popularity=False)
         else:
-            merchant[plain] = ctx.nearby_merchants(rng, city, len(plain))
+            merchant[plain] = ctx.nearby_merchants(rng, city, len(plain), by_popularity=False)
         owners = np.broadcast_to(np.asarray(holder), (k,))[plain]
         amount[plain] = ctx.ordinary_amounts(rng, owners, merchant[plain])
     return merchant, amount

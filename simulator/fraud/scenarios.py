@@ -20,6 +20,7 @@ from simulator.fraud.campaign_kit import (
     RangeParams,
     between,
     cashout_or_ordinary,
+    spree,
 )
 from simulator.fraud.contract import Campaign, Scenario
 from simulator.settings.types import Positive, Probability
@@ -52,17 +53,21 @@ class CardTestingParams(RangeParams):
     test_mccs: list[str] = Field(min_length=1)
     test_amount_usd: tuple[Positive, Positive]
     burst_minutes: Positive
+    retry_minutes: Positive = Field(description="Mean gap between one number's attempts.")
     cashout_share: Probability
     cashouts_per_card: tuple[Count, Count]
     cashout_delay_hours: Positive
+    cashout_gap_minutes: Positive = Field(description="Mean gap between cash-outs of a card.")
 
 
 class CardTesting(Scenario[CardTestingParams]):
     """Stolen card numbers tested with micro-amount online authorisations, then cashed out.
 
     A batch of card numbers is tried in a burst at a few online merchants (digital goods
-    and donations are typical); the numbers that work are used for high-value online
-    purchases a few hours later.
+    and donations are typical), each number once or a few times within minutes; the
+    numbers that work are spent on cash-outs within hours, one after another. A card's
+    own history shows micro-amounts at a new merchant, then a quick run of purchases far
+    above its usual amount.
     """
 
     name = "card_testing"
@@ -80,16 +85,21 @@ class CardTesting(Scenario[CardTestingParams]):
         for holder in holders.tolist():
             card = ctx.card_of(holder, start)
             k = between(rng, p.tests_per_card)
-            t = start + np.sort((rng.random(k) * burst_us).astype(np.int64))
+            at = np.array([start + int(rng.random() * burst_us)])
+            t = np.minimum(
+                spree(rng, at, np.zeros(k, np.int64), p.retry_minutes * US_PER_MINUTE),
+                start + int(burst_us),
+            )
             merchant = sites[rng.integers(len(sites), size=k)]
             usd = np.round(log_uniform(rng, p.test_amount_usd, k), 2)
             rows.add(t, card, merchant, ctx.to_minor(usd, merchant), ctx.ecommerce_mode)
             if rng.random() < p.cashout_share:
                 m = between(rng, p.cashouts_per_card)
-                first = t[-1] + int(rng.exponential(p.cashout_delay_hours) * US_PER_HOUR)
-                gaps = (rng.exponential(0.5, m) * US_PER_HOUR).astype(np.int64)
+                first = t[-1] + 1 + int(rng.exponential(p.cashout_delay_hours) * US_PER_HOUR)
+                gap_us = p.cashout_gap_minutes * US_PER_MINUTE
+                when = spree(rng, np.array([first]), np.zeros(m, np.int64), gap_us)
                 merchant, amount = ctx.hotspot(rng, m)
-                rows.add(first + np.cumsum(gaps), card, merchant, amount, ctx.ecommerce_mode)
+                rows.add(when, card, merchant, amount, ctx.ecommerce_mode)
         return rows.campaign()
 
 
@@ -101,7 +111,7 @@ class CompromisedMerchantParams(RangeParams):
     cards: tuple[Count, Count]
     dormancy_days: tuple[float, float]
     frauds_per_card: tuple[Count, Count]
-    fraud_span_hours: Positive
+    spree_gap_minutes: Positive = Field(description="Mean gap between one card's frauds.")
     online_share: Probability
     far_km: Positive
     cashout_share: Probability
@@ -112,7 +122,8 @@ class CompromisedMerchant(Scenario[CompromisedMerchantParams]):
 
     During the breach window, cardholders living nearby shop at the merchant as usual
     (those genuine purchases are part of the campaign, not fraud). After a dormancy the
-    stolen data is used elsewhere: online, or card present far away (cloned stripe).
+    stolen data is used elsewhere: online, or card present far away (cloned stripe),
+    each card in a quick spree while its holder goes on shopping at home.
     """
 
     name = "compromised_merchant"
@@ -143,9 +154,7 @@ class CompromisedMerchant(Scenario[CompromisedMerchantParams]):
         )
         per_card = rng.integers(p.frauds_per_card[0], p.frauds_per_card[1] + 1, n)
         owner = np.repeat(np.arange(n), per_card)
-        t = first[owner] + (rng.random(len(owner)) * p.fraud_span_hours * US_PER_HOUR).astype(
-            np.int64
-        )
+        t = spree(rng, first, owner, p.spree_gap_minutes * US_PER_MINUTE)
         # The number stolen is the one used at the breached merchant, even if reissued since.
         card = cards[owner]
         online = (rng.random(n) < p.online_share)[owner]
@@ -178,7 +187,11 @@ class AccountTakeoverParams(RangeParams):
 
 
 class AccountTakeover(Scenario[AccountTakeoverParams]):
-    """A fraudster takes over the online account: high-value orders at rising velocity."""
+    """A fraudster takes over the online account: high-value orders at rising velocity.
+
+    Orders at online shops new to the card, each gap shorter than the one before, from
+    an hour or so down to minutes.
+    """
 
     name = "account_takeover"
 
@@ -208,7 +221,11 @@ class LostStolenParams(RangeParams):
 
 
 class LostStolen(Scenario[LostStolenParams]):
-    """A lost or stolen card spent fast, card present, near where it was lost."""
+    """A lost or stolen card spent fast, card present, near where it was lost.
+
+    The finder shops one store after another within the hour, at stores the holder does
+    not use, until the loss is reported.
+    """
 
     name = "lost_stolen"
 
@@ -222,9 +239,7 @@ class LostStolen(Scenario[LostStolenParams]):
         city = ctx.home_city(holder)
         start = ctx.at_local_hour(rng, start_us, city, p.hour_weights)
         k = between(rng, p.purchases)
-        gaps = rng.exponential(p.mean_gap_minutes, k) * US_PER_MINUTE
-        gaps[0] = 0
-        t = start + np.cumsum(gaps).astype(np.int64)
+        t = spree(rng, np.array([start]), np.zeros(k, np.int64), p.mean_gap_minutes * US_PER_MINUTE)
         merchant, amount = cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, city)
         contactless = ctx.entry_modes.get("contactless", 0)
         rows.add(t, ctx.card_of(holder, start), merchant, amount, contactless)
@@ -238,12 +253,16 @@ class ImpossibleTravelParams(RangeParams):
     min_speed_kmh: Positive = Field(description="The implied speed is at least this (no flight).")
     gap_hours: tuple[float, float]
     purchases: tuple[Count, Count]
-    span_hours: Positive
+    spree_gap_minutes: Positive = Field(description="Mean gap between the clone's purchases.")
     cashout_share: Probability
 
 
 class ImpossibleTravel(Scenario[ImpossibleTravelParams]):
-    """A cloned card used card present far away, hours after the holder shopped at home."""
+    """A cloned card used card present far away, hours after the holder shopped at home.
+
+    The first purchase far away implies a speed no flight reaches; the rest follow it
+    within minutes, at shops new to the card.
+    """
 
     name = "impossible_travel"
 
@@ -273,8 +292,9 @@ class ImpossibleTravel(Scenario[ImpossibleTravelParams]):
         )
         gap_h = min(gap_h, km / p.min_speed_kmh * rng.uniform(0.5, 0.95))
         first = at_home + int(gap_h * US_PER_HOUR)
-        t = first + np.sort((rng.random(k) * p.span_hours * US_PER_HOUR).astype(np.int64))
-        t[0] = first
+        t = spree(
+            rng, np.array([first]), np.zeros(k, np.int64), p.spree_gap_minutes * US_PER_MINUTE
+        )
         rows.add(t, card, merchant, amount, ctx.entry_modes.get("magstripe", 0))
         return rows.campaign()
 
