@@ -1,4 +1,4 @@
-"""What the built-in scenarios build campaigns from: ranges, row accumulation, sprees, cash-outs.
+"""What the built-in scenarios build campaigns from: ranges, rows, sprees at a pace, cash-outs.
 
 Every helper draws only from the generator it is given, so a campaign keeps to its own
 stream.
@@ -11,12 +11,22 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 from pydantic import Field, model_validator
 
+from runtime.units import US_PER_HOUR
+from simulator.core.geo import haversine_km
 from simulator.fraud.contract import Campaign, ScenarioParams
 
 if TYPE_CHECKING:
     from simulator.fraud.context import CampaignContext
 
-__all__ = ["CampaignRows", "Count", "RangeParams", "between", "cashout_or_ordinary", "spree"]
+__all__ = [
+    "CampaignRows",
+    "Count",
+    "RangeParams",
+    "between",
+    "cashout_or_ordinary",
+    "paced",
+    "spree",
+]
 
 
 Count = Annotated[int, Field(ge=1, le=10_000)]
@@ -60,6 +70,36 @@ def spree(
     total = np.cumsum(gaps)
     head = np.maximum.accumulate(np.where(new, np.arange(n), 0))
     return np.asarray(first_us, dtype=np.int64)[owner] + (total - total[head]).astype(np.int64)
+
+
+def paced(
+    rng: np.random.Generator,
+    time_us: np.ndarray,
+    owner: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    kmh: float,
+) -> np.ndarray:
+    """``time_us`` with each owner's consecutive shops a drive apart, at most ``kmh``.
+
+    Rows of one owner are together and in time order (as :func:`spree` makes them); a
+    gap too short to get from one shop to the next is stretched, and the owner's later
+    rows move with it. Each drive has its own speed, 40% to 100% of ``kmh`` (a fixed
+    speed would mark fraud rows by the speed alone). Rows without coordinates (online)
+    need no travel.
+    """
+    n = len(time_us)
+    new = np.ones(n, dtype=bool)
+    new[1:] = owner[1:] != owner[:-1]
+    gap = np.zeros(n)
+    gap[1:] = np.diff(time_us)
+    km = np.zeros(n)
+    km[1:] = np.nan_to_num(haversine_km(lat[:-1], lon[:-1], lat[1:], lon[1:]))
+    speed = kmh * rng.uniform(0.4, 1.0, n)
+    gap = np.where(new, 0.0, np.maximum(gap, km / speed * US_PER_HOUR))
+    total = np.cumsum(gap)
+    head = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    return np.asarray(time_us, dtype=np.int64)[head] + (total - total[head]).astype(np.int64)
 
 
 class CampaignRows:

@@ -20,6 +20,7 @@ from simulator.fraud.campaign_kit import (
     RangeParams,
     between,
     cashout_or_ordinary,
+    paced,
     spree,
 )
 from simulator.fraud.contract import Campaign, Scenario
@@ -112,6 +113,9 @@ class CompromisedMerchantParams(RangeParams):
     dormancy_days: tuple[float, float]
     frauds_per_card: tuple[Count, Count]
     spree_gap_minutes: Positive = Field(description="Mean gap between one card's frauds.")
+    drive_kmh: Positive = Field(
+        description="Shops of a spree are at least a drive this fast apart."
+    )
     online_share: Probability
     far_km: Positive
     cashout_share: Probability
@@ -173,7 +177,13 @@ class CompromisedMerchant(Scenario[CompromisedMerchantParams]):
                     p.cashout_share,
                     None if is_online else far,
                 )
-                rows.add(t[sel], card[sel], merchant, amount, mode)
+                when = t[sel]
+                if not is_online:
+                    m = ctx.world.merchants
+                    when = paced(
+                        rng, when, owner[sel], m.lat[merchant], m.lon[merchant], p.drive_kmh
+                    )
+                rows.add(when, card[sel], merchant, amount, mode)
         return rows.campaign()
 
 
@@ -216,15 +226,23 @@ class LostStolenParams(RangeParams):
     """Parameters of lost or stolen card (defaults: ``fraud.scenarios`` in defaults.yaml)."""
 
     purchases: tuple[Count, Count]
+    theft_minutes: Positive = Field(
+        description="Mean time from the holder's purchase to the first fraud."
+    )
     mean_gap_minutes: Positive
+    drive_kmh: Positive = Field(
+        description="Shops of a spree are at least a drive this fast apart."
+    )
     cashout_share: Probability
 
 
 class LostStolen(Scenario[LostStolenParams]):
     """A lost or stolen card spent fast, card present, near where it was lost.
 
-    The finder shops one store after another within the hour, at stores the holder does
-    not use, until the loss is reported.
+    The card goes missing at or soon after one of the holder's own purchases (left at
+    the till, pickpocketed on the way out: that purchase is staged, genuine); the finder
+    then shops one store after another within the hour, at stores the holder does not
+    use, until the loss is reported.
     """
 
     name = "lost_stolen"
@@ -238,11 +256,27 @@ class LostStolen(Scenario[LostStolenParams]):
         holder = int(ctx.victims(rng, 1)[0])
         city = ctx.home_city(holder)
         start = ctx.at_local_hour(rng, start_us, city, p.hour_weights)
-        k = between(rng, p.purchases)
-        t = spree(rng, np.array([start]), np.zeros(k, np.int64), p.mean_gap_minutes * US_PER_MINUTE)
-        merchant, amount = cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, city)
+        card = ctx.card_of(holder, start)
         contactless = ctx.entry_modes.get("contactless", 0)
-        rows.add(t, ctx.card_of(holder, start), merchant, amount, contactless)
+        shop = ctx.nearby_merchants(rng, city, 1)
+        amount = ctx.ordinary_amounts(rng, np.array([holder]), shop)
+        rows.add(np.array([start]), card, shop, amount, contactless, fraud=False)
+        k = between(rng, p.purchases)
+        theft = start + 1 + int(rng.exponential(p.theft_minutes) * US_PER_MINUTE)
+        gap_us = p.mean_gap_minutes * US_PER_MINUTE
+        t = spree(rng, np.array([theft]), np.zeros(k, np.int64), gap_us)
+        merchant, amount = cashout_or_ordinary(ctx, rng, holder, k, p.cashout_share, city)
+        m = ctx.world.merchants
+        shops = np.concatenate([shop, merchant])
+        t = paced(
+            rng,
+            np.r_[start, t],
+            np.zeros(k + 1, np.int64),
+            m.lat[shops],
+            m.lon[shops],
+            p.drive_kmh,
+        )
+        rows.add(t[1:], card, merchant, amount, contactless)
         return rows.campaign()
 
 
@@ -254,6 +288,9 @@ class ImpossibleTravelParams(RangeParams):
     gap_hours: tuple[float, float]
     purchases: tuple[Count, Count]
     spree_gap_minutes: Positive = Field(description="Mean gap between the clone's purchases.")
+    drive_kmh: Positive = Field(
+        description="Shops of a spree are at least a drive this fast apart."
+    )
     cashout_share: Probability
 
 
@@ -292,9 +329,10 @@ class ImpossibleTravel(Scenario[ImpossibleTravelParams]):
         )
         gap_h = min(gap_h, km / p.min_speed_kmh * rng.uniform(0.5, 0.95))
         first = at_home + int(gap_h * US_PER_HOUR)
-        t = spree(
-            rng, np.array([first]), np.zeros(k, np.int64), p.spree_gap_minutes * US_PER_MINUTE
-        )
+        gap_us = p.spree_gap_minutes * US_PER_MINUTE
+        t = spree(rng, np.array([first]), np.zeros(k, np.int64), gap_us)
+        m = ctx.world.merchants
+        t = paced(rng, t, np.zeros(k, np.int64), m.lat[merchant], m.lon[merchant], p.drive_kmh)
         rows.add(t, card, merchant, amount, ctx.entry_modes.get("magstripe", 0))
         return rows.campaign()
 
