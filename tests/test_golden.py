@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "87bf5ca7ba1b74109246d1814aabd625ca39c1c14c546a36f1af34fd3f8a60d6"
+GOLDEN = "b5b7694410e0ffc1c08db073ec138c1bc72b795740fb02524dd960f526fc56e2"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:
