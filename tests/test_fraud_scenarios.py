@@ -172,7 +172,8 @@ def test_lost_stolen_is_card_present_near_home_and_fast(
     world, ctx = bench.world, bench.ctx
     sc = scenario(bench.fraud, "lost_stolen")
     c = sc.plan(ctx, np.random.default_rng(seed), start)
-    assert c.fraud.all()
+    assert (~c.fraud).sum() == 1, "one genuine purchase, where the card goes missing"
+    assert c.time_us[~c.fraud].max() < c.time_us[c.fraud].min()
     assert len(np.unique(c.card)) == 1
     m = world.merchants
     assert (m.channel[c.merchant] == CHANNEL_CARD_PRESENT).all()
@@ -182,6 +183,23 @@ def test_lost_stolen_is_card_present_near_home_and_fast(
     assert km_between_cities(world, home, m.city[c.merchant]).max() < 300.0
     t = np.sort(c.time_us)
     assert (t[-1] - t[0]) / US_PER_HOUR < 24, "spent within the day, before it is reported"
+
+
+@given(seed=seeds, start=starts)
+def test_lost_stolen_shops_are_a_drive_apart_within_minutes(
+    bench: Bench, seed: int, start: int
+) -> None:
+    world, ctx = bench.world, bench.ctx
+    sc = scenario(bench.fraud, "lost_stolen")
+    c = sc.plan(ctx, np.random.default_rng(seed), start)
+    order = np.argsort(c.time_us, kind="stable")
+    t, shop = c.time_us[order], c.merchant[order]
+    m = world.merchants
+    km = haversine_km(m.lat[shop[:-1]], m.lon[shop[:-1]], m.lat[shop[1:]], m.lon[shop[1:]])
+    hours = np.diff(t) / US_PER_HOUR
+    assert (km <= sc.params.drive_kmh * hours + 1e-6).all(), "no faster than a drive"
+    fraud_gaps = np.diff(np.sort(c.time_us[c.fraud])) / US_PER_HOUR
+    assert len(fraud_gaps) == 0 or np.median(fraud_gaps) < 6, "one shop after another"
 
 
 @given(seed=seeds, start=starts)

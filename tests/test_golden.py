@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "3adeead031767ae092f24e0aa0ad5622a062431b0dfae939614c97809f81f57e"
+GOLDEN = "e3008ed0644b0a8f6c74ec734c062d2ee820bf9d7c88897ec7b4f6f157aacf71"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:

@@ -7,6 +7,7 @@ import datetime as dt
 import decimal
 import html
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from simulator.cli import main
 from simulator.report.aggregate import DELAY_EDGES, aggregate
 from simulator.report.figures import DPI, FIGURES
 from simulator.report.render import render_report
+from simulator.report.traces import GENUINE, fraud_traces
 from tests.conftest import read_catalog, read_transactions, run, small_settings
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -190,6 +192,56 @@ def test_fraud_scenarios_label_delays_and_utc_fallback(tmp_path: Path) -> None:
     page = (tmp_path / "out" / "r.html").read_text(encoding="utf-8")
     assert "manifest" in page
     assert "none: incomplete run" in page
+
+
+def test_fraud_traces_of_the_day(day: Path, rendered: Path) -> None:
+    agg = aggregate(day)
+    traces = agg.fraud_traces
+    assert [t.name for t in traces][-1] == GENUINE
+    assert {t.name: t.rows for t in traces[:-1]} == dict(agg.fraud_by_scenario)
+    table = read_transactions(day)
+    fraud_cards = pc.unique(table["card_id"].filter(table["is_fraud"]))
+    on_them = int(pc.sum(pc.is_in(table["card_id"], value_set=fraud_cards)).as_py())
+    assert sum(t.rows for t in traces) == on_them
+    page = rendered.read_text(encoding="utf-8")
+    assert 'id="fraud-traces"' in page
+    assert html.escape(GENUINE) in page
+
+
+def test_fraud_traces_measure_each_row_against_its_cards_past() -> None:
+    hour = 3_600_000_000
+    # One card: two genuine $10 purchases a day apart at A, then, 10 minutes later and
+    # 100 km away, a $50 fraud at B; a second card with one genuine purchase only.
+    t0 = 1_795_478_400_000_000
+    batch = pa.record_batch(
+        {
+            "event_time": pa.array(
+                [t0, t0 + 24 * hour, t0 + 24 * hour + hour // 6, t0], pa.timestamp("us", "UTC")
+            ),
+            "card_id": ["c1", "c1", "c1", "c2"],
+            "merchant_id": ["A", "A", "B", "A"],
+            "amount": pa.array([decimal.Decimal(v) for v in ("10", "10", "50", "7")]),
+            "currency": ["USD"] * 4,
+            "is_fraud": [False, False, True, False],
+            "fraud_scenario": [None, None, "lost_stolen", None],
+            "merchant_lat": [0.0, 0.0, 0.9, 0.0],
+            "merchant_lon": [0.0, 0.0, 0.0, 0.0],
+        }
+    )
+
+    def read(_folder: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
+        yield batch.select([c for c in columns if c in batch.schema.names])
+
+    fraud, genuine = fraud_traces(read, {"USD": 1.0})
+    assert (fraud.name, fraud.rows, genuine.name, genuine.rows) == ("lost_stolen", 1, GENUINE, 2)
+    assert fraud.amount_vs_usual == pytest.approx(5.0)
+    assert fraud.new_merchant == 1.0
+    assert fraud.minutes_since_last == pytest.approx(10.0)
+    assert fraud.burst == 2.0  # itself and the purchase 10 minutes before
+    assert fraud.kmh == pytest.approx(100.0 * 6, rel=0.01)
+    assert fraud.jumps == 0.0
+    assert genuine.new_merchant == 0.5
+    assert genuine.minutes_since_last == pytest.approx(24 * 60)
 
 
 def test_missing_folder_exits_2_naming_it(

@@ -28,6 +28,8 @@ __all__ = ["CampaignContext", "draw_delays_us"]
 
 #: The active card of a card index at an instant (follows reissues).
 CardResolver = Callable[[int, int], int]
+#: A merchant pool: near a city (None: online), of some MCCs (None: any), by popularity.
+_PoolKey = tuple[int | None, tuple[str, ...] | None, bool]
 
 
 def draw_delays_us(rng: np.random.Generator, delay: Delay, n: int) -> np.ndarray:
@@ -74,9 +76,7 @@ class CampaignContext:
         self._hotspot_cdf = cdf([h.weight for h in self._hotspots])
         self.entry_modes = {name: i for i, name in enumerate(entry_modes)}
         self.ecommerce_mode = len(entry_modes)
-        self._pools: dict[
-            tuple[int | None, tuple[str, ...] | None], tuple[np.ndarray, np.ndarray]
-        ] = {}
+        self._pools: dict[_PoolKey, tuple[np.ndarray, np.ndarray]] = {}
 
     # Victims and cards -----------------------------------------------------------
 
@@ -166,14 +166,12 @@ class CampaignContext:
             return self._cp_by_city[int(lo[0]) : int(hi[0])]
         return np.concatenate([self._cp_by_city[a:b] for a, b in zip(lo, hi, strict=True)])
 
-    def _pool(
-        self, key: tuple[int | None, tuple[str, ...] | None]
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _pool(self, key: _PoolKey) -> tuple[np.ndarray, np.ndarray]:
         """Merchants (card present near a city, or online) of some MCCs, with their CDF."""
         cached = self._pools.get(key)
         if cached is not None:
             return cached
-        city, mccs = key
+        city, mccs, by_popularity = key
         pool = (
             self._merchants_in(self.neighbours_of(city))
             if city is not None
@@ -186,30 +184,43 @@ class CampaignContext:
         if not pool.size:
             where = "online" if city is None else f"near city {city}"
             raise LookupError(f"no merchant {where}")
-        cached = (pool, cdf(self.world.merchants.weight[pool]))
+        weight = self.world.merchants.weight[pool] if by_popularity else np.ones(len(pool))
+        cached = (pool, cdf(weight))
         self._pools[key] = cached
         return cached
 
-    def _pick(
-        self, rng: np.random.Generator, key: tuple[int | None, tuple[str, ...] | None], k: int
-    ) -> np.ndarray:
+    def _pick(self, rng: np.random.Generator, key: _PoolKey, k: int) -> np.ndarray:
         pool, cum = self._pool(key)
         return pool[draw_categorical(rng.random(k), cum)]
 
     def nearby_merchants(
-        self, rng: np.random.Generator, city: int, k: int, mccs: Iterable[str] | None = None
+        self,
+        rng: np.random.Generator,
+        city: int,
+        k: int,
+        mccs: Iterable[str] | None = None,
+        *,
+        by_popularity: bool = True,
     ) -> np.ndarray:
-        """``k`` card-present merchants in or near ``city`` (by popularity), optionally by MCC.
+        """``k`` card-present merchants in or near ``city``, optionally by MCC.
 
-        Falls back to any nearby merchant when none of those MCCs is near.
+        By popularity, as cardholders choose; ``by_popularity=False`` makes every one
+        equally likely, as a fraudster who does not shop where the victim does, so most
+        picks are new to the card. Falls back to any nearby merchant when none of those
+        MCCs is near.
         """
-        return self._pick(rng, (city, None if mccs is None else tuple(sorted(mccs))), k)
+        return self._pick(rng, (city, _mcc_key(mccs), by_popularity), k)
 
     def online_merchants(
-        self, rng: np.random.Generator, k: int, mccs: Iterable[str] | None = None
+        self,
+        rng: np.random.Generator,
+        k: int,
+        mccs: Iterable[str] | None = None,
+        *,
+        by_popularity: bool = True,
     ) -> np.ndarray:
-        """``k`` e-commerce merchants by popularity, optionally of some MCCs."""
-        return self._pick(rng, (None, None if mccs is None else tuple(sorted(mccs))), k)
+        """``k`` e-commerce merchants, optionally of some MCCs (``by_popularity`` as above)."""
+        return self._pick(rng, (None, _mcc_key(mccs), by_popularity), k)
 
     # Amounts -------------------------------------------------------------------------
 
@@ -236,8 +247,10 @@ class CampaignContext:
     ) -> tuple[np.ndarray, np.ndarray]:
         """``k`` cash-out purchases: merchants of a hotspot's MCCs and amounts in its band.
 
-        Online merchants when ``city`` is None, else card-present ones near ``city``.
-        Returns merchants and amounts in hundredths of their currencies.
+        Online merchants when ``city`` is None, else card-present ones near ``city``;
+        each merchant of a hotspot is equally likely (where goods resell, not where the
+        victim shops), so most cash-outs are at a merchant new to the card. Returns
+        merchants and amounts in hundredths of their currencies.
         """
         which = draw_categorical(rng.random(k), self._hotspot_cdf)
         merchant = np.empty(k, dtype=np.int64)
@@ -246,11 +259,19 @@ class CampaignContext:
             spot = self._hotspots[h]
             rows = np.flatnonzero(which == h)
             if city is None:
-                merchant[rows] = self.online_merchants(rng, len(rows), spot.mccs)
+                merchant[rows] = self.online_merchants(
+                    rng, len(rows), spot.mccs, by_popularity=False
+                )
             else:
-                merchant[rows] = self.nearby_merchants(rng, city, len(rows), spot.mccs)
+                merchant[rows] = self.nearby_merchants(
+                    rng, city, len(rows), spot.mccs, by_popularity=False
+                )
             usd[rows] = log_uniform(rng, spot.amount_usd, len(rows))
         return merchant, self.to_minor(np.round(usd, 2), merchant)
+
+
+def _mcc_key(mccs: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if mccs is None else tuple(sorted(mccs))
 
 
 def _km(lat: np.ndarray, lon: np.ndarray, a: int, b: int) -> float:

@@ -28,6 +28,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from simulator.errors import ConfigError
+from simulator.report.traces import FraudTrace, fraud_traces
 
 __all__ = [
     "AMOUNT_EDGES",
@@ -69,6 +70,8 @@ class Aggregates:
     #: Counts per :data:`DELAY_EDGES` bin, or None when there is no ``labels/`` folder.
     label_delay_hist: np.ndarray | None = None
     labels: int = 0
+    #: Per scenario, then the same cards' genuine rows: fraud against its card's history.
+    fraud_traces: list[FraudTrace] = field(default_factory=list)
 
     def rank_frequency(self) -> np.ndarray:
         """Transactions per merchant, most popular first."""
@@ -195,6 +198,11 @@ def aggregate(root: Path) -> Aggregates:
         _add_batch(agg, batch, zones, groups, (group_mccs, group_index), (currencies, per_usd))
     if (root / "labels").is_dir():
         _add_labels(agg, root)
+    if agg.fraud_rows:
+        agg.fraud_traces = fraud_traces(
+            lambda folder, columns: _batches(root, folder, columns),
+            {str(k): float(v) for k, v in rates.items()},
+        )
     return agg
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from simulator.errors import OutputError
 from simulator.report.aggregate import Aggregates, aggregate, read_manifest
 from simulator.report.figures import FIGURES, draw_figures, png_bytes
+from simulator.report.traces import JUMP_KMH, FraudTrace
 
 __all__ = ["render_report"]
 
@@ -46,7 +47,43 @@ def _facts(manifest: Mapping[str, Any], agg: Aggregates) -> list[tuple[str, str]
     return facts
 
 
-def _html(root: Path, facts: list[tuple[str, str]], pngs: dict[str, tuple[str, bytes]]) -> str:
+def _number(value: float, fmt: str) -> str:
+    return "-" if value != value else format(value, fmt)  # NaN: nothing measured
+
+
+def _traces_table(traces: list[FraudTrace]) -> str:
+    """Fraud against its card's history, per scenario; empty without fraud."""
+    if not traces:
+        return ""
+    head = (
+        "<tr><th>scenario</th><th>rows</th><th>amount / card's usual (median)</th>"
+        "<th>at a new merchant</th><th>minutes since last use (median)</th>"
+        "<th>card's transactions in the hour (median)</th>"
+        "<th>km/h from last card-present use (median)</th>"
+        f"<th>of those over {JUMP_KMH:,.0f} km/h</th></tr>"
+    )
+    body = "\n".join(
+        f"<tr><td>{html.escape(t.name)}</td><td>{t.rows:,}</td>"
+        f"<td>{_number(t.amount_vs_usual, '.2f')}</td><td>{_number(t.new_merchant, '.0%')}</td>"
+        f"<td>{_number(t.minutes_since_last, ',.0f')}</td><td>{_number(t.burst, '.0f')}</td>"
+        f"<td>{_number(t.kmh, ',.0f')}</td><td>{_number(t.jumps, '.0%')}</td></tr>"
+        for t in traces
+    )
+    return (
+        '<h2 id="fraud-traces">Fraud traces in card histories</h2>\n'
+        "<p>Each transaction against its own card's earlier ones: the usual amount is the "
+        "median of the card's last 20. The last row is the genuine transactions of the same "
+        "cards.</p>\n"
+        f'<table class="traces">\n{head}\n{body}\n</table>'
+    )
+
+
+def _html(
+    root: Path,
+    facts: list[tuple[str, str]],
+    pngs: dict[str, tuple[str, bytes]],
+    traces: list[FraudTrace],
+) -> str:
     rows = "\n".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
     )
@@ -66,6 +103,8 @@ def _html(root: Path, facts: list[tuple[str, str]], pngs: dict[str, tuple[str, b
 <style>
 body {{ font-family: sans-serif; margin: 2em; max-width: 1250px; }}
 th {{ text-align: left; padding-right: 1em; }}
+table.traces td {{ padding-right: 1em; text-align: right; }}
+table.traces td:first-child {{ text-align: left; }}
 figure {{ margin: 2em 0; }} img {{ max-width: 100%; }}
 </style>
 </head>
@@ -74,6 +113,7 @@ figure {{ margin: 2em 0; }} img {{ max-width: 100%; }}
 <table>
 {rows}
 </table>
+{_traces_table(traces)}
 {figures}
 </body>
 </html>
@@ -107,6 +147,7 @@ def render_report(root: Path, out: Path) -> dict[str, Path]:
         pngs[name] = (file, png_bytes(fig))
         written[name] = out.with_name(file)
         _write(written[name], pngs[name][1])
-    _write(out, _html(root, _facts(read_manifest(root), agg), pngs).encode())
+    page = _html(root, _facts(read_manifest(root), agg), pngs, agg.fraud_traces)
+    _write(out, page.encode())
     log.info("report written", extra={"out": str(out), "rows": agg.rows})
     return written
