@@ -144,13 +144,18 @@ def _generate_command(url: str, cache_dir: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _during_the_run(s3_server: S3Server, bucket: str, seconds: float) -> threading.Thread:
-    """Stop the server for ``seconds`` once the run's first data object has landed."""
+def _during_the_run(
+    s3_server: S3Server, bucket: str, seconds: float, before: frozenset[str] = frozenset()
+) -> threading.Thread:
+    """Stop the server for ``seconds`` once the run's first data object has landed.
+
+    ``before``: the keys already there (an earlier run's), which do not count.
+    """
 
     def outage() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if any("/transactions/" in key for key in s3_server.keys(bucket, "lake/")):
+            if any("/transactions/" in k for k in set(s3_server.keys(bucket, "lake/")) - before):
                 break
             time.sleep(0.05)
         with s3_server.outage():
@@ -190,9 +195,10 @@ def test_an_outage_past_the_give_up_time_fails_and_keeps_the_old_run(
     )  # fmt: skip
     assert old.returncode == 0, old.stderr[-3000:]
     before = _only_the_manifests_objects(s3_server, bucket, "lake")
-    outage = _during_the_run(s3_server, bucket, seconds=8.0)
-    # The first data object of the new run is what triggers the outage: wait for one
-    # that is not the old run's.
+    # Down from the new run's first object on, for longer than its retries last
+    # (give-up after 2 s; the pause before the attempt that gives up is at most 4.8 s).
+    old_keys = frozenset(s3_server.keys(bucket, "lake/"))
+    outage = _during_the_run(s3_server, bucket, seconds=15.0, before=old_keys)
     done = subprocess.run(
         _generate_command(f"s3://{bucket}/lake", cache_dir, "--set", "retry_give_up_s=2"),
         capture_output=True, text=True, env=env, timeout=300, check=False,
