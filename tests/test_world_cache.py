@@ -1,4 +1,7 @@
-"""A world read from ``cache_dir`` is the world a cold build makes, and runs the same bytes."""
+"""What ``cache_dir`` keeps between runs is what a cold build makes, and runs the same bytes.
+
+It keeps the world and the fraud planner's calibration (:mod:`simulator.world.cache`).
+"""
 
 from __future__ import annotations
 
@@ -92,3 +95,5 @@ def test_a_run_on_a_cached_world_writes_the_same_bytes(tmp_path: Path, cache_dir
         manifest = orjson.loads((out / "manifest.json").read_bytes())
         hashes.append([(f["path"], f["sha256"]) for f in manifest["files"]])
     assert hashes[0] == hashes[1] == hashes[2]
+    # The fraud calibration came from the cache too.
+    assert list((cache_dir / "fraud-calibration").glob("*.pickle"))

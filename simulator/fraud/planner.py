@@ -28,9 +28,9 @@ and top-ups that hold the exact count, which weigh the whole mix, differ.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -49,6 +49,17 @@ from simulator.world.money import quantise
 __all__ = ["FraudPlanner"]
 
 _CALIBRATION_CAMPAIGNS = 96
+
+T = TypeVar("T")
+#: ``memo(kind, build)``: ``build()``, or its result kept from an earlier run.
+Memo = Callable[[str, Callable[[], Any]], Any]
+
+
+def _no_memo(kind: str, build: Callable[[], T]) -> T:
+    del kind
+    return build()
+
+
 _TOPUP_ATTEMPTS = 10_000
 
 
@@ -73,6 +84,8 @@ class FraudPlanner:
         streams: The run's random streams.
         slice_us: Slice length in microseconds.
         entry_modes: The card-present entry modes, in index order.
+        memo: Keeps what depends only on the settings (the calibration) between runs:
+            ``memo(kind, build)`` returns ``build()``, or what it returned before.
 
     Raises:
         ValueError: If two scenario names share a case-number prefix (vanishingly rare).
@@ -85,6 +98,7 @@ class FraudPlanner:
         streams: Streams,
         slice_us: int,
         entry_modes: Sequence[str],
+        memo: Memo = _no_memo,
     ) -> None:
         self._world = world
         self._config = config
@@ -118,7 +132,7 @@ class FraudPlanner:
         # Calibration plans sample campaigns: only worth it when fraud is wanted.
         n = len(self._scenarios)
         calibration: tuple[np.ndarray, np.ndarray, np.ndarray] = (
-            self._calibrate()
+            memo("fraud-calibration", self._calibrate)
             if self.rate > 0 and n
             else (np.ones(n), np.zeros(n), np.zeros(n, dtype=np.int64))
         )

@@ -29,6 +29,7 @@ from simulator.fraud.planner import FraudPlanner
 from simulator.model.behaviour import BlockEvents
 from simulator.settings.run import RunSpec
 from simulator.world.build import World
+from simulator.world.cache import cached
 from simulator.world.catalog import card_ids
 
 __all__ = ["ENTRY_MODE_ECOMMERCE", "Assembled", "Assembler"]
@@ -75,7 +76,14 @@ class Assembler:
         self._schema = transaction_schema().arrow
         self._label_schema = transaction_schema("fraud_label").arrow
         self._slice_us = spec.slice_us
-        self.planner = FraudPlanner(world, spec.fraud, streams, spec.slice_us, spec.entry_modes)
+        self.planner = FraudPlanner(
+            world,
+            spec.fraud,
+            streams,
+            spec.slice_us,
+            spec.entry_modes,
+            memo=lambda kind, build: cached(spec.cache_dir, spec.config_hash, build, kind),
+        )
         self._scenario_names = pa.array(self.planner.names, pa.string())
         self._cards_reported = n_cards
         self._ids: pa.StringArray = world.cards.ids

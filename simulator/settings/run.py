@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from runtime.units import US_PER_HOUR
@@ -81,6 +82,8 @@ class RunSpec:
         ecommerce_foreign_share: Online purchases from merchants anywhere.
         travel: Trips away from home.
         fraud: The fraud model.
+        cache_dir: Where what depends only on the settings is kept between runs (None:
+            nowhere); ``config_hash`` keys it.
     """
 
     slice_hours: int
@@ -91,6 +94,8 @@ class RunSpec:
     ecommerce_foreign_share: float
     travel: TravelConfig
     fraud: FraudConfig
+    cache_dir: Path | None = None
+    config_hash: str = ""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunSpec:
@@ -104,6 +109,8 @@ class RunSpec:
             ecommerce_foreign_share=settings.merchants.ecommerce_foreign_share,
             travel=settings.travel,
             fraud=settings.fraud,
+            cache_dir=settings.cache_dir,
+            config_hash=settings.config_hash(),
         )
 
     @property

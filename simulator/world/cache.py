@@ -1,5 +1,7 @@
 """Worlds kept between runs: a world depends only on the settings and the seed.
 
+(And other things that do, such as the fraud planner's calibration: see :func:`cached`.)
+
 Building the world (catalogs, places, lookup tables) takes about a second at the
 default 20,000 cardholders, longer than simulating the default day. A built world is
 kept in ``cache_dir/world/`` under a key that names everything it depends on:
@@ -44,17 +46,21 @@ KEEP = 8
 T = TypeVar("T")
 
 
-def cached(cache_dir: Path | None, config_hash: str, build: Callable[[], T]) -> T:
+def cached(
+    cache_dir: Path | None, config_hash: str, build: Callable[[], T], kind: str = "world"
+) -> T:
     """The object ``build`` makes for ``config_hash``, from ``cache_dir`` when it is there.
 
     Args:
         cache_dir: The cache folder; None builds without caching.
         config_hash: The settings' hash (:meth:`Settings.config_hash`).
-        build: Builds the object (a cold build).
+        build: Builds the object (a cold build). It must depend on nothing but the
+            settings the hash covers.
+        kind: What it is (a folder of ``cache_dir``): ``world``, ``fraud-calibration``.
     """
-    if cache_dir is None:
+    if cache_dir is None or not config_hash:
         return build()
-    folder = cache_dir / "world"
+    folder = cache_dir / kind
     path = folder / f"{_key(config_hash)}.pickle"
     try:
         with open(path, "rb") as handle:
