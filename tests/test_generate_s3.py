@@ -133,6 +133,11 @@ def test_daily_runs_into_one_prefix_keep_the_other_days(
     }
     assert kept <= set(s3_server.keys(bucket, "lake/"))
     assert _manifest(s3_server, bucket, "lake")["simulated_start"].startswith("2026-11-25")
+    # A retry of the second day replaces its own labels only: each label once.
+    second = run(small_settings(url, cache_dir, start_date="2026-11-25", days=1))  # type: ignore[arg-type]
+    own = {f"lake/{f.path}" for f in second.files if f.path.startswith("labels/")}
+    earlier = {key for key in kept if key.startswith("lake/labels/")}
+    assert set(s3_server.keys(bucket, "lake/labels/")) == own | earlier
 
 
 def _generate_command(url: str, cache_dir: Path, *extra: str) -> list[str]:

@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "e3008ed0644b0a8f6c74ec734c062d2ee820bf9d7c88897ec7b4f6f157aacf71"
+GOLDEN = "e9c07b41e8f31967110501cd76877a3e5344d9c2279c155df9a3b3c1ef33052f"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:

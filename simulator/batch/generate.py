@@ -173,8 +173,9 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
     files.extend(lander.files)
     partitions = lander.partitions
     label_table = pa.concat_tables(labels) if labels else None
+    run_days = [settings.start_date + dt.timedelta(days=n) for n in range(settings.days)]
     if label_table is not None:
-        files.extend(write_labels(destination, label_table))
+        files.extend(write_labels(destination, label_table, run_days))
 
     manifest = {
         "format_version": 1,

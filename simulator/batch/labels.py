@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ from simulator.batch.output import Destination, FileRecord
 from simulator.fraud.cards import CardRegistry
 from simulator.world.build import World
 
-__all__ = ["FraudTally", "write_labels"]
+__all__ = ["FraudTally", "label_stem", "write_labels"]
 
 
 class FraudTally:
@@ -71,25 +72,51 @@ class FraudTally:
         }
 
 
-def write_labels(destination: Destination, labels: pa.Table) -> list[FileRecord]:
-    """Land labels in ``labels/dt=YYYY-MM-DD/`` by label date, each partition by label time."""
-    if not labels.num_rows:
-        return []
+def label_stem(day: dt.date) -> str:
+    """How the label files of the transactions of ``day`` are named: ``txn-<day>-``."""
+    return f"txn-{day.isoformat()}-"
+
+
+def write_labels(
+    destination: Destination, labels: pa.Table, run_days: Sequence[dt.date]
+) -> list[FileRecord]:
+    """Land labels in ``labels/dt=<label date>/``, one set of files per transaction date.
+
+    A labels partition holds the labels of every run whose transactions are labelled on
+    that date, so a daily job's days share partitions. Each file holds the labels of the
+    transactions of one date and is named by it (``txn-2026-11-24-part-00000.parquet``):
+    a run replaces the label files of its own transaction dates, in every partition that
+    has them, and keeps the others'. Each file is sorted by label time.
+    """
+    stems = [label_stem(day) for day in run_days]
     times = labels.column("label_time").cast(pa.int64()).to_numpy()
-    order = np.argsort(times, kind="stable")
+    order = np.lexsort((times, times // US_PER_DAY))
     labels = labels.take(pa.array(order))
-    days = (times[order] // US_PER_DAY).astype(np.int64)
+    label_days = (times[order] // US_PER_DAY).astype(np.int64)
+    event_days = (labels.column("event_time").cast(pa.int64()).to_numpy() // US_PER_DAY).astype(
+        np.int64
+    )
+    touched = {_date(int(d)) for d in np.unique(label_days).tolist()}
+    touched |= set(destination.partitions_with("labels", stems))
     files: list[FileRecord] = []
-    bounds = np.flatnonzero(np.diff(days)) + 1
-    for lo, hi in zip(
-        np.concatenate([[0], bounds]).tolist(), np.append(bounds, len(days)).tolist(), strict=True
-    ):
-        day = dt.date(1970, 1, 1) + dt.timedelta(days=int(days[lo]))
-        writer = destination.partition("labels", day)
+    for day in sorted(touched):
+        # Files of other days' runs stay; unstemmed ones (before 0.2: of unknown days) go.
+        writer = destination.partition(
+            "labels",
+            day,
+            keep=lambda name: name.startswith("txn-") and not name.startswith(tuple(stems)),
+        )
         try:
-            writer.write(labels.slice(lo, hi - lo))
+            in_day = np.flatnonzero(label_days == (day - dt.date(1970, 1, 1)).days)
+            for source in sorted(set(event_days[in_day].tolist())):
+                rows = in_day[event_days[in_day] == source]
+                writer.write(labels.take(pa.array(rows)), stem=label_stem(_date(source)))
             files.extend(writer.commit())
         except BaseException:
             writer.abort()
             raise
     return files
+
+
+def _date(days: int) -> dt.date:
+    return dt.date(1970, 1, 1) + dt.timedelta(days=days)

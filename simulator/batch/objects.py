@@ -10,11 +10,12 @@ Instead:
 * ``manifest.json`` is written last, whole (a ``PutObject`` is atomic). A reader that
   trusts the manifest reads exactly the files it lists: the old run's until the new
   manifest lands, then the new run's, never a mix.
-* After the manifest, every object under the run's ``transactions/dt=`` prefixes and
-  ``catalog/`` that it does not list (a replaced run's, or a crashed attempt's) is
-  deleted, and so are the previous run's files when this run covers all its days. Other
-  dates are left as they are, as in a folder; so are other days' labels, which share
-  label-date partitions (a daily job's labels accumulate).
+* After the manifest, every object it does not list under the run's ``transactions/dt=``
+  prefixes and ``catalog/``, or among the label objects of the run's transaction dates
+  (``labels/dt=*/txn-<date>-*``), is deleted (a replaced run's, or a crashed attempt's),
+  and so are the previous run's files when this run covers all its days. Other dates,
+  and other days' labels in shared label-date partitions, are left as they are, as in a
+  folder.
 * Transient failures (an outage, throttling, timeouts) are retried with backoff for
   ``retry_give_up_s``; past it the run fails with the store's error and no new manifest,
   so the old run stays the committed one.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -71,15 +73,30 @@ class StoreDestination:
         }
         #: Prefixes this run wrote into: swept of objects the manifest does not list.
         self._prefixes: set[str] = set()
+        #: Datasets whose objects of these name stems are this run's: swept likewise.
+        self._stems: list[tuple[str, tuple[str, ...]]] = []
 
-    def partition(self, dataset: str, day: dt.date) -> _StorePartition:
-        """A partition uploaded file by file; it counts only once the manifest lists it."""
+    def partition(
+        self, dataset: str, day: dt.date, keep: Callable[[str], bool] | None = None
+    ) -> _StorePartition:
+        """A partition uploaded file by file; it counts only once the manifest lists it.
+
+        With ``keep`` (labels: other days' runs share the partition), nothing of the
+        partition is swept but this run's own stems (see :meth:`partitions_with`).
+        """
         prefix = f"{dataset}/dt={day.isoformat()}/"
-        # A labels partition (by label date) also holds the labels of other days' runs:
-        # only the previous manifest's own labels are swept (see write_manifest).
-        if dataset != "labels":
+        if keep is None:
             self._prefixes.add(prefix)
         return _StorePartition(self, prefix)
+
+    def partitions_with(self, dataset: str, stems: Sequence[str]) -> list[dt.date]:
+        """None to rewrite: objects are independent of each other.
+
+        The sweep after the manifest deletes the unlisted objects of ``stems`` under
+        ``dataset/`` (a replaced run's).
+        """
+        self._stems.append((f"{dataset}/", tuple(stems)))
+        return []
 
     def write_file(self, relative: str, table: pa.Table) -> FileRecord:
         """Upload ``relative`` with the token before its suffix (``catalog/cards-<t>.parquet``)."""
@@ -102,9 +119,9 @@ class StoreDestination:
         """Rows at most in one file."""
         return self._writer.rows_per_file
 
-    def name(self, prefix: str, number: int) -> str:
-        """The key of part ``number`` under ``prefix``."""
-        return f"{prefix}part-{number:05d}-{self._token}.parquet"
+    def name(self, prefix: str, stem: str, number: int) -> str:
+        """The key of part ``number`` of ``stem`` under ``prefix``."""
+        return f"{prefix}{stem}part-{number:05d}-{self._token}.parquet"
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Upload the manifest (the commit point), then sweep what it does not list.
@@ -124,6 +141,12 @@ class StoreDestination:
             for key in self._list(prefix)
             if key not in listed
         }
+        for dataset, stems in self._stems:
+            stale |= {
+                key
+                for key in self._list(dataset)
+                if key.rpartition("/")[2].startswith(stems) and key not in listed
+            }
         if previous is not None and _covers(manifest, previous):
             stale |= {entry["path"] for entry in previous["files"]} - listed
         if stale:
@@ -167,12 +190,15 @@ class _StorePartition:
         self._destination = destination
         self._prefix = prefix
         self._files: list[FileRecord] = []
+        self._counts: dict[str, int] = {}
 
-    def write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table, stem: str = "") -> None:
         """Append rows (already sorted by time), cutting files at ``rows_per_file``."""
         per_file = self._destination.rows_per_file
         for offset in range(0, table.num_rows, per_file):
-            key = self._destination.name(self._prefix, len(self._files))
+            number = self._counts.get(stem, 0)
+            self._counts[stem] = number + 1
+            key = self._destination.name(self._prefix, stem, number)
             self._files.append(self._destination.put_table(key, table.slice(offset, per_file)))
 
     def commit(self) -> list[FileRecord]:

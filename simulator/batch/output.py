@@ -25,6 +25,7 @@ import hashlib
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -107,6 +108,8 @@ class PartitionWriter:
         writer: File cutting and compression settings.
         metadata: Key-value metadata added to every file's schema.
         dataset: Folder of the dataset under the root (``transactions``, ``labels``).
+        keep: Files of the partition already in place that stay in it (hard-linked into
+            the staging folder); by default none: the partition is replaced whole.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class PartitionWriter:
         writer: WriterConfig,
         metadata: dict[bytes, bytes],
         dataset: str = "transactions",
+        keep: Callable[[str], bool] | None = None,
     ) -> None:
         self._root = root
         self._relative = f"{dataset}/dt={day.isoformat()}"
@@ -124,16 +128,27 @@ class PartitionWriter:
         self._writer = writer
         self._metadata = metadata
         self._files: list[FileRecord] = []
+        self._counts: dict[str, int] = {}
         try:
             self._staging.mkdir(parents=True)
+            if keep is not None and self._final.is_dir():
+                for kept in sorted(self._final.iterdir()):
+                    if kept.is_file() and keep(kept.name):
+                        os.link(kept, self._staging / kept.name)
         except OSError as exc:
-            raise OutputError(f"cannot create {self._staging}: {exc.strerror or exc}") from exc
+            shutil.rmtree(self._staging, ignore_errors=True)
+            raise OutputError(f"cannot stage {self._final}: {exc.strerror or exc}") from exc
 
-    def write(self, table: pa.Table) -> None:
-        """Append rows (already sorted by event time), cutting files at ``rows_per_file``."""
+    def write(self, table: pa.Table, stem: str = "") -> None:
+        """Append rows (already sorted by time), cutting files at ``rows_per_file``.
+
+        Files are named ``<stem>part-NNNNN.parquet``, numbered per stem.
+        """
         per_file = self._writer.rows_per_file
         for offset in range(0, table.num_rows, per_file):
-            name = f"part-{len(self._files):05d}.parquet"
+            number = self._counts.get(stem, 0)
+            self._counts[stem] = number + 1
+            name = f"{stem}part-{number:05d}.parquet"
             record = write_parquet_file(
                 self._staging, name, table.slice(offset, per_file), self._writer, self._metadata
             )
@@ -161,8 +176,11 @@ class PartitionWriter:
 class Partition(Protocol):
     """One ``dt=`` partition of one dataset being written."""
 
-    def write(self, table: pa.Table) -> None:
-        """Append rows (already sorted), cutting files at ``rows_per_file``."""
+    def write(self, table: pa.Table, stem: str = "") -> None:
+        """Append rows (already sorted), cutting files at ``rows_per_file``.
+
+        ``stem`` starts the files' names (``<stem>part-NNNNN``), numbered per stem.
+        """
         ...
 
     def commit(self) -> list[FileRecord]:
@@ -179,8 +197,18 @@ class Destination(Protocol):
 
     url: str
 
-    def partition(self, dataset: str, day: dt.date) -> Partition:
-        """A writer for ``<dataset>/dt=<day>/``."""
+    def partition(
+        self, dataset: str, day: dt.date, keep: Callable[[str], bool] | None = None
+    ) -> Partition:
+        """A writer for ``<dataset>/dt=<day>/``.
+
+        ``keep`` names the files already there that stay; by default the partition is
+        replaced whole.
+        """
+        ...
+
+    def partitions_with(self, dataset: str, stems: Sequence[str]) -> list[dt.date]:
+        """The dates of ``dataset``'s partitions holding files named ``<stem>...``."""
         ...
 
     def write_file(self, relative: str, table: pa.Table) -> FileRecord:
@@ -207,9 +235,21 @@ class FolderDestination:
         self._writer = writer
         self._metadata = metadata
 
-    def partition(self, dataset: str, day: dt.date) -> PartitionWriter:
+    def partition(
+        self, dataset: str, day: dt.date, keep: Callable[[str], bool] | None = None
+    ) -> PartitionWriter:
         """A partition staged in a hidden folder and swapped in at commit."""
-        return PartitionWriter(self.root, day, self._writer, self._metadata, dataset=dataset)
+        return PartitionWriter(
+            self.root, day, self._writer, self._metadata, dataset=dataset, keep=keep
+        )
+
+    def partitions_with(self, dataset: str, stems: Sequence[str]) -> list[dt.date]:
+        """The partitions of ``dataset`` in the folder holding files of ``stems``."""
+        found = set()
+        for stem in stems:
+            for path in (self.root / dataset).glob(f"dt=*/{stem}*"):
+                found.add(dt.date.fromisoformat(path.parent.name.removeprefix("dt=")))
+        return sorted(found)
 
     def write_file(self, relative: str, table: pa.Table) -> FileRecord:
         """Write ``root/relative`` atomically."""
