@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from types import ModuleType
 
+import pyarrow.dataset as pads
 import pytest
 
 from tests.s3_server import S3Server
@@ -206,3 +207,25 @@ def test_the_generate_command_lands_two_days_on_s3(
     # The retry replaced the second day's objects with the same ones: one file set per day.
     parts = s3_server.keys(bucket, "lake/transactions/dt=2026-11-25/")
     assert len(parts) == len({key.rsplit("-", 1)[0] for key in parts})
+
+
+def test_daily_runs_keep_each_days_labels(tmp_path: Path, cache_dir: Path) -> None:
+    """Days share label-date partitions: a day's run, and its retry, keep the others' labels."""
+    from tests.conftest import run, small_settings
+
+    lake = tmp_path / "lake"
+
+    def labels() -> list[str]:
+        table = pads.dataset(lake / "labels", format="parquet").to_table()
+        ids: list[str] = table.column("transaction_id").to_pylist()
+        return ids
+
+    run(small_settings(lake, cache_dir, start_date="2026-11-24", days=1, seed=11))
+    first = labels()
+    assert first
+    for _ in range(2):  # the second day, then its retry
+        run(small_settings(lake, cache_dir, start_date="2026-11-25", days=1, seed=11))
+    after = labels()
+    assert set(first) <= set(after)
+    assert len(after) == len(set(after)), "a label landed twice"
+    assert len(after) > len(first)
