@@ -44,10 +44,6 @@ class ObjectStore(Protocol):
         """The metadata of the object at ``key``, or None if there is none."""
         ...
 
-    def get(self, key: str) -> bytes | None:
-        """The object at ``key``, or None if there is none."""
-        ...
-
     def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
         """Write ``data`` at ``key`` whole, replacing any object there."""
         ...

@@ -35,15 +35,6 @@ class LocalStore:
             return False
         return True
 
-    def get(self, key: str) -> bytes | None:
-        """The file's bytes, or None if there is no file."""
-        try:
-            return (self.root / key).read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot read {self.root / key}: {exc}") from exc
-
     def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
         """Write a temporary file, fsync it, and rename it over ``key`` (atomic).
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pytest
 
 from simulator.settings.run import RunSeed
 from simulator.world import build as world_build
@@ -97,3 +98,16 @@ def test_a_run_on_a_cached_world_writes_the_same_bytes(tmp_path: Path, cache_dir
     assert hashes[0] == hashes[1] == hashes[2]
     # The fraud calibration came from the cache too.
     assert list((cache_dir / "fraud-calibration").glob("*.pickle"))
+
+
+def test_a_world_over_the_size_cap_is_built_but_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simulator.world import cache
+
+    monkeypatch.setattr(cache, "MAX_BYTES", 100_000)
+    settings = small_settings(tmp_path / "out", tmp_path / "cache", seed=35)
+    seed = RunSeed.from_settings(settings)
+    world = build_world(settings, seed)
+    assert _differences(world, world_build._build(settings, seed)) == []
+    assert list((tmp_path / "cache" / "world").iterdir()) == []  # no file, no leftover

@@ -97,7 +97,7 @@ def write_labels(
         np.int64
     )
     touched = {_date(int(d)) for d in np.unique(label_days).tolist()}
-    touched |= set(destination.partitions_with("labels", stems))
+    touched |= set(destination.replace_stems("labels", stems))
     files: list[FileRecord] = []
     for day in sorted(touched):
         # Files of other days' runs stay; unstemmed ones (before 0.2: of unknown days) go.

@@ -12,10 +12,9 @@ Instead:
   manifest lands, then the new run's, never a mix.
 * After the manifest, every object it does not list under the run's ``transactions/dt=``
   prefixes and ``catalog/``, or among the label objects of the run's transaction dates
-  (``labels/dt=*/txn-<date>-*``), is deleted (a replaced run's, or a crashed attempt's),
-  and so are the previous run's files when this run covers all its days. Other dates,
-  and other days' labels in shared label-date partitions, are left as they are, as in a
-  folder.
+  (``labels/dt=*/txn-<date>-*``), is deleted (a replaced run's, or a crashed attempt's).
+  Other dates, and other days' labels in shared label-date partitions, are left as they
+  are, as in a folder.
 * Transient failures (an outage, throttling, timeouts) are retried with backoff for
   ``retry_give_up_s``; past it the run fails with the store's error and no new manifest,
   so the old run stays the committed one.
@@ -82,18 +81,18 @@ class StoreDestination:
         """A partition uploaded file by file; it counts only once the manifest lists it.
 
         With ``keep`` (labels: other days' runs share the partition), nothing of the
-        partition is swept but this run's own stems (see :meth:`partitions_with`).
+        partition is swept but this run's own stems (see :meth:`replace_stems`).
         """
         prefix = f"{dataset}/dt={day.isoformat()}/"
         if keep is None:
             self._prefixes.add(prefix)
         return _StorePartition(self, prefix)
 
-    def partitions_with(self, dataset: str, stems: Sequence[str]) -> list[dt.date]:
-        """None to rewrite: objects are independent of each other.
+    def replace_stems(self, dataset: str, stems: Sequence[str]) -> list[dt.date]:
+        """This run replaces ``dataset``'s objects named ``<stem>...``: none to rewrite.
 
-        The sweep after the manifest deletes the unlisted objects of ``stems`` under
-        ``dataset/`` (a replaced run's).
+        Objects are independent of each other; the sweep after the manifest deletes the
+        unlisted ones of ``stems`` (a replaced run's).
         """
         self._stems.append((f"{dataset}/", tuple(stems)))
         return []
@@ -126,45 +125,23 @@ class StoreDestination:
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Upload the manifest (the commit point), then sweep what it does not list.
 
-        Swept: every object under the prefixes this run wrote that the manifest does not
-        list (a replaced run's or a crashed attempt's), and the previous run's files when
-        this run covers all of its days (its labels may sit at label dates this run did
-        not write). A previous run of other days keeps its files, as in a folder.
+        Swept: the objects under the prefixes this run wrote, and those of the name stems
+        it replaces (its transaction dates' labels), that the manifest does not list: a
+        replaced run's or a crashed attempt's.
         """
-        previous = self._previous_manifest()
         body = orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
         self._put("manifest.json", body)
         listed = {entry["path"] for entry in manifest["files"]}
-        stale = {
-            key
-            for prefix in sorted(self._prefixes)
-            for key in self._list(prefix)
-            if key not in listed
-        }
+        stale = {key for prefix in sorted(self._prefixes) for key in self._list(prefix)}
         for dataset, stems in self._stems:
             stale |= {
-                key
-                for key in self._list(dataset)
-                if key.rpartition("/")[2].startswith(stems) and key not in listed
+                key for key in self._list(dataset) if key.rpartition("/")[2].startswith(stems)
             }
-        if previous is not None and _covers(manifest, previous):
-            stale |= {entry["path"] for entry in previous["files"]} - listed
+        stale -= listed
         if stale:
             keys = sorted(stale)
             self._retry(lambda: self._store.delete(keys), f"delete {len(keys)} stale objects")
             log.info("stale objects deleted", extra={"objects": len(keys), "dest": self.url})
-
-    def _previous_manifest(self) -> dict[str, Any] | None:
-        data = self._retry(lambda: self._store.get("manifest.json"), "get manifest.json")
-        if data is None:
-            return None
-        try:
-            previous: dict[str, Any] = orjson.loads(data)
-            previous["files"] = [entry for entry in previous["files"] if "path" in entry]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            log.warning("the previous manifest does not parse; its files are left alone")
-            return None
-        return previous
 
     def discard(self, keys: list[str]) -> None:
         """Delete ``keys`` once, best effort: an aborted run's uploads.
@@ -208,15 +185,3 @@ class _StorePartition:
     def abort(self) -> None:
         """Delete what was uploaded (best effort)."""
         self._destination.discard([record.path for record in self._files])
-
-
-def _covers(manifest: dict[str, Any], previous: dict[str, Any]) -> bool:
-    """True if ``manifest``'s simulated span holds all of ``previous``'s."""
-    try:
-        start, end = (
-            dt.datetime.fromisoformat(manifest[k]) for k in ("simulated_start", "simulated_end")
-        )
-        old = [dt.datetime.fromisoformat(previous[k]) for k in ("simulated_start", "simulated_end")]
-    except (KeyError, TypeError, ValueError):
-        return False
-    return start <= old[0] and old[1] <= end

@@ -207,8 +207,12 @@ class Destination(Protocol):
         """
         ...
 
-    def partitions_with(self, dataset: str, stems: Sequence[str]) -> list[dt.date]:
-        """The dates of ``dataset``'s partitions holding files named ``<stem>...``."""
+    def replace_stems(self, dataset: str, stems: Sequence[str]) -> list[dt.date]:
+        """This run replaces ``dataset``'s files named ``<stem>...`` wherever they are.
+
+        Returns the partitions that hold such files, which the run must rewrite (without
+        them) even where it has nothing new to put.
+        """
         ...
 
     def write_file(self, relative: str, table: pa.Table) -> FileRecord:
@@ -243,7 +247,7 @@ class FolderDestination:
             self.root, day, self._writer, self._metadata, dataset=dataset, keep=keep
         )
 
-    def partitions_with(self, dataset: str, stems: Sequence[str]) -> list[dt.date]:
+    def replace_stems(self, dataset: str, stems: Sequence[str]) -> list[dt.date]:
         """The partitions of ``dataset`` in the folder holding files of ``stems``."""
         found = set()
         for stem in stems:

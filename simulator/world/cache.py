@@ -32,7 +32,7 @@ import tempfile
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 __all__ = ["MAX_BYTES", "cached"]
 
@@ -81,17 +81,46 @@ def cached(
 
 
 def _store(folder: Path, path: Path, value: object) -> None:
-    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    if len(data) > MAX_BYTES:
-        return
+    """Pickle ``value`` into a temporary file, then rename it into place.
+
+    Written as it is pickled, so a large world is never held twice in memory; past
+    :data:`MAX_BYTES` the file is dropped and nothing is cached.
+    """
+    tmp: Path | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as tmp:
-            tmp.write(data)
-        os.replace(tmp.name, path)
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as handle:
+            tmp = Path(handle.name)
+            pickle.dump(value, _Capped(handle, MAX_BYTES), protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+        tmp = None
         _prune(folder)
+    except _TooLarge:
+        log.debug("not cached: larger than MAX_BYTES", extra={"path": str(path)})
     except OSError as exc:  # a cache that cannot be written only costs time
         log.warning("world cache not written", extra={"path": str(path), "error": str(exc)})
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
+class _TooLarge(Exception):
+    """The pickle passed its size cap."""
+
+
+class _Capped:
+    """A file-like writer that refuses to write past ``cap`` bytes."""
+
+    def __init__(self, handle: IO[bytes], cap: int) -> None:
+        self._handle = handle
+        self._cap = cap
+        self._size = 0
+
+    def write(self, data: bytes | memoryview | pickle.PickleBuffer) -> int:
+        self._size += memoryview(data).nbytes  # protocol 5 hands over array buffers whole
+        if self._size > self._cap:
+            raise _TooLarge
+        return self._handle.write(data)
 
 
 def _prune(folder: Path) -> None:
