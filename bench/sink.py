@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ def main() -> None:
     from schemas.framing import RawAvro
     from tests.kafka_broker import ensure_kafka
     from tests.s3_server import start_s3_server
+    from tests.sink_topics import sink_command, sink_env
 
     work = Path(tempfile.mkdtemp(prefix="bench-sink-"))
     day = generate_day(args.cardholders, work)
@@ -78,28 +78,16 @@ def main() -> None:
         topic = fill_topic(bootstrap, day, "bench-sink")
         consume_s = _consume_only(bootstrap, topic, len(values))
         bucket = s3.bucket(f"bench-{uuid.uuid4().hex[:8]}")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TXNSIM_", "AWS_"))}
         began = time.perf_counter()
+        command = sink_command(
+            bootstrap, topic, "bench", f"s3://{bucket}/lake",
+            "--until-caught-up", "--log-level", "WARNING",
+        )  # fmt: skip
         done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "consumers",
-                "--bootstrap-servers",
-                bootstrap,
-                "--topic",
-                topic,
-                "--group",
-                "bench",
-                "--dest",
-                f"s3://{bucket}/lake",
-                "--until-caught-up",
-                "--log-level",
-                "WARNING",
-            ],
+            command,
             capture_output=True,
             text=True,
-            env={**env, **s3.env()},
+            env={**sink_env(), **s3.env()},
             check=True,
         )
         wall_s = time.perf_counter() - began

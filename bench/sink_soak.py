@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
@@ -39,6 +38,7 @@ def main() -> int:
     from bench.sink_topic import fill_topic, generate_day
     from tests.kafka_broker import ensure_kafka
     from tests.s3_server import start_s3_server
+    from tests.sink_topics import sink_command, sink_env
 
     work = Path(tempfile.mkdtemp(prefix="soak-sink-"))
     day = generate_day(args.cardholders, work)
@@ -52,25 +52,11 @@ def main() -> int:
         topic = fill_topic(bootstrap, day, "soak")
 
         bucket = s3.bucket(f"soak-{uuid.uuid4().hex[:8]}")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TXNSIM_", "AWS_"))}
-        env.update(s3.env())
-        command = [
-            sys.executable,
-            "-m",
-            "consumers",
-            "--bootstrap-servers",
-            bootstrap,
-            "--topic",
-            topic,
-            "--group",
-            "soak",
-            "--dest",
-            f"s3://{bucket}/lake",
-            "--max-rows-per-file",
-            "3000",
-            "--max-file-age",
-            "1",
-        ]
+        env = {**sink_env(), **s3.env()}
+        command = sink_command(
+            bootstrap, topic, "soak", f"s3://{bucket}/lake",
+            "--max-rows-per-file", "3000", "--max-file-age", "1",
+        )  # fmt: skip
 
         def landed() -> int:
             return len(s3.keys(bucket, "lake/transactions"))

@@ -147,7 +147,10 @@ def offsets(bootstrap: str, topic: str, partitions: int, group: str) -> dict[str
 # --- Running the sink ----------------------------------------------------------------------
 
 
-def sink_command(bootstrap: str, topic: str, group: str, dest: Path, *extra: str) -> list[str]:
+def sink_command(
+    bootstrap: str, topic: str, group: str, dest: Path | str, *extra: str
+) -> list[str]:
+    """``python -m consumers`` on ``topic`` for ``group`` into ``dest`` (a folder or s3://)."""
     return [
         sys.executable,
         "-m",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import itertools
-import os
 import random
 import signal
 import subprocess
@@ -35,7 +34,7 @@ from tests.kafka_broker import local_kafka_for, restart_local_kafka
 from tests.kafka_read import read_topic
 from tests.prometheus import free_port, scrape, scrape_while
 from tests.s3_server import S3Server
-from tests.sink_topics import wait_until
+from tests.sink_topics import sink_command, sink_env, wait_until
 from tests.test_stream import fraud_overrides
 
 pytestmark = pytest.mark.kafka
@@ -99,25 +98,11 @@ def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 def _sink_command(
     streamed: Streamed, group: str, dest: str, *extra: str, bootstrap: str | None = None
 ) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "consumers",
-        "--bootstrap-servers",
-        bootstrap or streamed.bootstrap,
-        "--topic",
-        streamed.topic,
-        "--group",
-        group,
-        "--dest",
-        dest,
-        *extra,
-    ]
+    return sink_command(bootstrap or streamed.bootstrap, streamed.topic, group, dest, *extra)
 
 
 def _env(s3: S3Server | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TXNSIM_", "AWS_"))}
-    return {**env, **(s3.env() if s3 else {})}
+    return {**sink_env(), **(s3.env() if s3 else {})}
 
 
 def _spawn(command: list[str], s3: S3Server | None, log: Path) -> subprocess.Popen[bytes]:

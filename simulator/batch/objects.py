@@ -32,7 +32,7 @@ import orjson
 import pyarrow as pa
 
 from schemas.parquet import parquet_bytes
-from simulator.batch.output import FileRecord
+from simulator.batch.output import FileRecord, cuts
 from simulator.settings.models import WriterConfig
 from storage.base import ObjectStore
 from storage.retry import Retrying
@@ -171,12 +171,9 @@ class _StorePartition:
 
     def write(self, table: pa.Table, stem: str = "") -> None:
         """Append rows (already sorted by time), cutting files at ``rows_per_file``."""
-        per_file = self._destination.rows_per_file
-        for offset in range(0, table.num_rows, per_file):
-            number = self._counts.get(stem, 0)
-            self._counts[stem] = number + 1
+        for number, rows in cuts(table, self._destination.rows_per_file, self._counts, stem):
             key = self._destination.name(self._prefix, stem, number)
-            self._files.append(self._destination.put_table(key, table.slice(offset, per_file)))
+            self._files.append(self._destination.put_table(key, rows))
 
     def commit(self) -> list[FileRecord]:
         """The uploaded files (they replace the old run's when the manifest lands)."""

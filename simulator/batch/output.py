@@ -25,7 +25,7 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +43,7 @@ __all__ = [
     "FolderDestination",
     "Partition",
     "PartitionWriter",
+    "cuts",
     "write_json_atomic",
     "write_parquet_file",
 ]
@@ -99,6 +100,16 @@ def _atomic_write(path: Path, data: memoryview) -> None:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
+def cuts(
+    table: pa.Table, per_file: int, counts: dict[str, int], stem: str
+) -> Iterator[tuple[int, pa.Table]]:
+    """``table`` in files of at most ``per_file`` rows, numbered on from ``counts[stem]``."""
+    for offset in range(0, table.num_rows, per_file):
+        number = counts.get(stem, 0)
+        counts[stem] = number + 1
+        yield number, table.slice(offset, per_file)
+
+
 class PartitionWriter:
     """Writes one ``dt=`` partition's files into a staging folder, then swaps it in.
 
@@ -144,14 +155,9 @@ class PartitionWriter:
 
         Files are named ``<stem>part-NNNNN.parquet``, numbered per stem.
         """
-        per_file = self._writer.rows_per_file
-        for offset in range(0, table.num_rows, per_file):
-            number = self._counts.get(stem, 0)
-            self._counts[stem] = number + 1
+        for number, rows in cuts(table, self._writer.rows_per_file, self._counts, stem):
             name = f"{stem}part-{number:05d}.parquet"
-            record = write_parquet_file(
-                self._staging, name, table.slice(offset, per_file), self._writer, self._metadata
-            )
+            record = write_parquet_file(self._staging, name, rows, self._writer, self._metadata)
             self._files.append(
                 FileRecord(f"{self._relative}/{name}", record.rows, record.bytes, record.sha256)
             )
