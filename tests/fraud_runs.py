@@ -19,7 +19,7 @@ from simulator.fraud.cards import CardRegistry
 from simulator.model.engine import SliceSource
 from simulator.settings.loading import load_settings
 from simulator.settings.models import Settings
-from simulator.settings.run import RunSeed, RunSpec
+from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.world.build import World, build_world
 
 
@@ -90,12 +90,12 @@ def with_fraud(base: Built, **changes: object) -> Built:
     return Built(base.settings.model_copy(update={"fraud": fraud}), base.world)
 
 
-def simulate(b: Built, days: float, workers: int = 1) -> Run:
-    """Run ``b`` from its start date for ``days`` and concatenate the slices."""
+def simulate(b: Built, days: float, workers: int = 1, shard: Shard = WHOLE) -> Run:
+    """Run ``b`` (or one shard of it) from its start date for ``days``; slices concatenated."""
     start = dt.datetime.combine(b.settings.start_date, dt.time(), tzinfo=dt.UTC)
     end = start + dt.timedelta(days=days)
     tables, cards, labels, new_cards = [], [], [], []
-    with SliceSource(b.world, b.spec, b.seed, start, end, workers=workers) as source:
+    with SliceSource(b.world, b.spec, b.seed, start, end, workers, shard) as source:
         for s in source:
             tables.append(s.table)
             cards.append(s.card)

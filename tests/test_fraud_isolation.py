@@ -19,7 +19,7 @@ import pytest
 from runtime.units import US_PER_DAY, to_us
 from simulator.fraud.cases import STEADY, TOPUP, case_key
 from simulator.fraud.contract import Campaign
-from simulator.fraud.planner import FraudPlanner
+from simulator.fraud.planner import FraudModel, FraudPlanner
 from simulator.settings.fraud import FraudConfig
 from tests import fraud_runs as fr
 from tests.fraud_runs import Built
@@ -80,10 +80,11 @@ def _mix(base: FraudConfig, shares: dict[str, float], rate: float) -> FraudConfi
 
 
 def _plan(built: Built, fraud: FraudConfig) -> _Recording:
-    """Plan ``DAYS`` one-day slices of fraud over the same genuine counts."""
+    """Plan ``DAYS`` one-day slices of block 0's fraud over the same genuine counts."""
     spec = built.spec
     assert spec.slice_us == US_PER_DAY
-    planner = _Recording(built.world, fraud, built.seed.streams, spec.slice_us, spec.entry_modes)
+    model = FraudModel(built.world, fraud, built.seed.streams, spec.slice_us, spec.entry_modes)
+    planner = _Recording(model, 0)
     first = to_us(dt.datetime.combine(built.settings.start_date, dt.time(), tzinfo=dt.UTC))
     for day in range(DAYS):
         planner.plan_slice(first + day * spec.slice_us, LEGIT_PER_DAY)
@@ -116,12 +117,18 @@ def test_adding_a_scenario_leaves_the_others_campaigns_unchanged(built: Built) -
     assert any(p[1] == TOPUP for p in two.planned + three.planned)
 
 
-def test_case_numbers_name_their_scenario_kind_and_sequence() -> None:
-    keys = {case_key(name, kind, seq) for name in (A, B, C) for kind in (0, 1) for seq in (0, 7)}
-    assert len(keys) == 12
+def test_case_numbers_name_their_scenario_block_kind_and_sequence() -> None:
+    keys = {
+        case_key(name, block, kind, seq)
+        for name in (A, B, C)
+        for block in (0, 5)
+        for kind in (0, 1)
+        for seq in (0, 7)
+    }
+    assert len(keys) == 24
     assert min(keys) >= 0
     assert max(keys) < 2**63
-    assert case_key(A, STEADY, 3) == case_key(A, STEADY, 3)
+    assert case_key(A, 0, STEADY, 3) == case_key(A, 0, STEADY, 3)
     with pytest.raises(ValueError, match="exceeds"):
-        case_key(A, STEADY, 2**31)
-    assert np.int64(case_key(C, TOPUP, 2**31 - 1)) > 0
+        case_key(A, 0, STEADY, 2**26)
+    assert np.int64(case_key(C, 2**16 - 1, TOPUP, 2**26 - 1)) > 0

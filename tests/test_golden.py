@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "e9c07b41e8f31967110501cd76877a3e5344d9c2279c155df9a3b3c1ef33052f"
+GOLDEN = "4b637509d52ae3bd1243b1368c322e3fde1f6d4398af8a94ace80e205d5a0882"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:

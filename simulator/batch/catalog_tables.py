@@ -37,7 +37,7 @@ def _cards(world: World, registry: CardRegistry | None, end_us: int) -> pa.Table
     rows = np.flatnonzero(issued_at < end_us)
     rows = np.concatenate([np.arange(base), rows[rows >= base]])
     old = rows >= base
-    ids = c.ids_upto(n)
+    ids = registry.card_ids() if registry is not None else c.ids
     blocked = block_at[rows]
     return pa.table(
         {

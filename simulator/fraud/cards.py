@@ -9,12 +9,19 @@ whether or not the replacement has arrived.
 A card's delivery delay is a keyed hash of the card it replaces, so it depends on
 neither the order of blocks nor the stream of the campaign that caused one, and a
 card blocked again earlier keeps its delay.
+
+Replacement indices follow the order blocks are planned in, which differs between a
+whole run and its shards; nothing outside the process sees them. What is seen is a
+card's lineage: the world card it descends from and its generation. A replacement's
+id is the world card's id with ``-rG`` (``card-0000012345-r1``, then ``-r2``), and its
+delivery delay hashes the lineage, so both are the same in every shard.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from runtime.units import US_PER_DAY
 from simulator.core.ids import mix64
@@ -54,6 +61,9 @@ class CardRegistry:
         self.replacement = np.full(n, -1, dtype=np.int64)
         self.holder = cards.holder.astype(np.int64)
         self.replaces = np.full(n, -1, dtype=np.int64)
+        #: The world card each card descends from, and how many reissues down it is.
+        self.root = np.arange(n, dtype=np.int64)
+        self.generation = np.zeros(n, dtype=np.int64)
         self._count = n
 
     def __len__(self) -> int:
@@ -74,9 +84,14 @@ class CardRegistry:
                 return card
             card[moved] = self.replacement[card[moved]]
 
+    def lineage(self, card: np.ndarray) -> np.ndarray:
+        """A number per card that is the same in every shard: its root and generation."""
+        card = np.asarray(card, dtype=np.int64)
+        return (self.generation[card] << 40) | self.root[card]
+
     def delivery_us(self, card: np.ndarray) -> np.ndarray:
         """Delivery delay of the replacement of each of ``card`` (microseconds)."""
-        word = mix64(np.asarray(card, dtype=np.uint64), self._key)
+        word = mix64(self.lineage(card).astype(np.uint64), self._key)
         u = (word >> np.uint64(11)).astype(np.float64) / float(1 << 53)
         low, span = self._delivery_us
         return (low + u * span).astype(np.int64)
@@ -96,6 +111,8 @@ class CardRegistry:
             self.replacement[card] = new
             self.holder[new] = self.holder[card]
             self.replaces[new] = card
+            self.root[new] = self.root[card]
+            self.generation[new] = self.generation[card] + 1
             self._count += 1
         new = int(self.replacement[card])
         self.usable_at[new] = at_us + int(self.delivery_us(np.array([card]))[0])
@@ -107,7 +124,23 @@ class CardRegistry:
         self.replacement = np.append(self.replacement, np.full(extra, -1, dtype=np.int64))
         self.holder = np.append(self.holder, np.full(extra, -1, dtype=np.int64))
         self.replaces = np.append(self.replaces, np.full(extra, -1, dtype=np.int64))
+        self.root = np.append(self.root, np.zeros(extra, dtype=np.int64))
+        self.generation = np.append(self.generation, np.zeros(extra, dtype=np.int64))
 
-    def card_ids(self) -> pa.StringArray:
-        """Ids of every card, the world's then the replacements (same prefix and width)."""
-        return self._cards.ids_upto(self._count)
+    def card_ids(self, start: int = 0) -> pa.StringArray:
+        """Ids of the cards from index ``start`` on: the world's, then the replacements'.
+
+        A replacement's id is its world card's with ``-r`` and its generation.
+        """
+        base = len(self._cards)
+        world = self._cards.ids.slice(min(start, base))
+        first = max(start, base)
+        if first >= self._count:
+            return world
+        card = np.arange(first, self._count)
+        roots = self._cards.ids.take(pa.array(self.root[card]))
+        suffix = pc.binary_join_element_wise(
+            "-r", pc.cast(pa.array(self.generation[card]), pa.string()), ""
+        )
+        reissued = pc.binary_join_element_wise(roots, suffix, "")
+        return pa.concat_arrays([world, reissued]) if len(world) else reissued

@@ -1,13 +1,15 @@
 """A campaign as the planner keeps it: its case number, its detection, the rows of a slice.
 
-A case number packs the scenario's name, the campaign's kind (started at the steady
-rate, or to fill a slice's shortfall) and its sequence number among that scenario's
-campaigns of that kind. It depends on nothing else, so another scenario joining the
-mix leaves every case number of this one as it was.
+A case number packs the scenario's name, the cardholder block the campaign is planned
+in, the campaign's kind (started at the steady rate, or to fill a slice's shortfall)
+and its sequence number among that block's campaigns of that scenario and kind. It
+depends on nothing else, so another scenario joining the mix leaves every case number
+of this one as it was, and a shard numbers its cases as the whole run does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,22 +23,26 @@ __all__ = ["STEADY", "TOPUP", "FraudRows", "case_key", "detect"]
 
 #: Campaign kinds: started at the steady rate, or to fill a slice's shortfall.
 STEADY, TOPUP = 0, 1
-_SEQ_BITS = 31
+_NAME_BITS, _BLOCK_BITS, _SEQ_BITS = 20, 16, 26
 
 
-def case_key(scenario: str, kind: int, seq: int) -> int:
-    """The case number of a scenario's ``seq``-th campaign of ``kind`` (a non-negative int64).
+def case_key(scenario: str, block: int, kind: int, seq: int) -> int:
+    """The case number of ``block``'s ``seq``-th campaign of ``kind`` of a scenario.
 
-    The scenario's name takes the top 31 bits, so cases of different scenarios never
-    share a number (the planner refuses two names whose bits collide).
+    A non-negative int64: the scenario's name takes the top 20 bits (the planner
+    refuses two names whose bits collide), then the block, the kind and ``seq``.
 
     Raises:
-        ValueError: If ``seq`` does not fit in 31 bits.
+        ValueError: If ``block`` or ``seq`` does not fit in its bits.
     """
+    if not 0 <= block < 1 << _BLOCK_BITS:
+        raise ValueError(f"{scenario}: block {block} exceeds {(1 << _BLOCK_BITS) - 1}")
     if not 0 <= seq < 1 << _SEQ_BITS:
-        raise ValueError(f"{scenario}: campaign {seq} exceeds {(1 << _SEQ_BITS) - 1} of a kind")
-    word = stable_word(scenario) & 0x7FFF_FFFF
-    return (word << (_SEQ_BITS + 1)) | (kind << _SEQ_BITS) | seq
+        raise ValueError(
+            f"{scenario}: campaign {seq} of block {block} exceeds {(1 << _SEQ_BITS) - 1} of a kind"
+        )
+    word = stable_word(scenario) & ((1 << _NAME_BITS) - 1)
+    return (((word << _BLOCK_BITS | block) << 1 | kind) << _SEQ_BITS) | seq
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,7 @@ class FraudRows:
     """The campaign transactions of one slice (fraudulent and staged genuine ones).
 
     Attributes:
-        scenario: Scenario index per row (into :attr:`FraudPlanner.names`).
+        scenario: Scenario index per row (into :attr:`FraudModel.names`).
         case: Case number per row (:func:`case_key`).
         fraud: False for the genuine cardholder's staged transactions.
         label_at_us: When the fraud is labelled, -1 for never (and for genuine rows).
@@ -68,6 +74,20 @@ class FraudRows:
         """No rows."""
         z = np.zeros(0, dtype=np.int64)
         return cls(z, z, z, z, z.astype(np.int8), z.astype(bool), z.astype(np.int32), z, z)
+
+    @classmethod
+    def concat(cls, parts: Sequence[FraudRows]) -> FraudRows:
+        """The rows of ``parts``, one after another."""
+        if not parts:
+            return cls.empty()
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            **{
+                name: np.concatenate([getattr(p, name) for p in parts])
+                for name in cls.__dataclass_fields__
+            }
+        )
 
 
 def detect(

@@ -8,6 +8,7 @@ randomness stays in its own stream.
 
 from __future__ import annotations
 
+import copy
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
@@ -23,7 +24,7 @@ from simulator.world.catalog import CHANNEL_CARD_PRESENT
 from simulator.world.money import quantise, to_minor
 from simulator.world.spend import amounts_minor
 
-__all__ = ["CampaignContext", "draw_delays_us"]
+__all__ = ["CampaignContext", "delays_us", "draw_delays_us"]
 
 
 #: The active card of a card index at an instant (follows reissues).
@@ -34,9 +35,12 @@ _PoolKey = tuple[int | None, tuple[str, ...] | None, bool]
 
 def draw_delays_us(rng: np.random.Generator, delay: Delay, n: int) -> np.ndarray:
     """``n`` log-normal delays in microseconds, capped at ``delay.max_hours``."""
-    hours = np.minimum(
-        delay.median_hours * np.exp(delay.sigma * rng.standard_normal(n)), delay.max_hours
-    )
+    return delays_us(delay, rng.standard_normal(n))
+
+
+def delays_us(delay: Delay, normal: np.ndarray) -> np.ndarray:
+    """Log-normal delays in microseconds from standard normal draws, capped at ``max_hours``."""
+    hours = np.minimum(delay.median_hours * np.exp(delay.sigma * normal), delay.max_hours)
     return (hours * US_PER_HOUR).astype(np.int64)
 
 
@@ -63,6 +67,7 @@ class CampaignContext:
         self._m_city = m.city
         self._cp = m.channel == CHANNEL_CARD_PRESENT
         self._mcc_code = np.array([int(c) for c in world.mcc_codes], dtype=np.int64)[m.mcc]
+        self._holders = range(len(world.holders))
         self._holder_cdf = cdf(world.holders.rate)
         cp_idx = np.flatnonzero(self._cp)
         order = np.argsort(m.city[cp_idx], kind="stable")
@@ -78,11 +83,27 @@ class CampaignContext:
         self.ecommerce_mode = len(entry_modes)
         self._pools: dict[_PoolKey, tuple[np.ndarray, np.ndarray]] = {}
 
+    def among(self, holders: range, resolve_card: CardResolver | None = None) -> CampaignContext:
+        """This context with victims drawn from ``holders`` only (one block's).
+
+        The merchants, their pools and every table of the world are shared, not copied.
+        """
+        ctx = copy.copy(self)
+        ctx._holders = holders
+        ctx._holder_cdf = cdf(self.world.holders.rate[holders.start : holders.stop])
+        home = self.world.holders.home_city[holders.start : holders.stop]
+        by_home = np.argsort(home, kind="stable")
+        ctx._holders_by_city = holders.start + by_home
+        ctx._holder_city_sorted = home[by_home]
+        if resolve_card is not None:
+            ctx._resolve = resolve_card
+        return ctx
+
     # Victims and cards -----------------------------------------------------------
 
     def victims(self, rng: np.random.Generator, k: int) -> np.ndarray:
         """``k`` cardholders, more active ones more likely (their cards are used more)."""
-        return draw_categorical(rng.random(k), self._holder_cdf)
+        return self._holders.start + draw_categorical(rng.random(k), self._holder_cdf)
 
     def neighbours_of(self, city: int) -> list[int]:
         """The city and its neighbouring merchant cities, nearest first."""

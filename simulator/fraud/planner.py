@@ -9,21 +9,28 @@ average (each scenario's share of the quota over its mean transactions per campa
 the exact count is then met by stopping the newest campaigns early (an earlier
 detection) or starting extra short ones.
 
-The planner runs in one process, slice after slice, so the plan depends on the seed,
-the settings and the genuine counts only, not on how blocks were split across workers.
-Its streams are keyed by scenario name, never by a scenario's position in the mix:
+Each block of cardholders has a planner of its own (:class:`FraudPlanner`): its
+campaigns' victims are the block's cardholders, its quota the block's genuine count,
+slice after slice. A block's fraud therefore depends on the seed, the settings and the
+block's own genuine rows only: not on how blocks were split across workers, nor on
+which other blocks a shard simulates, so the shards of a run add up to the run. What
+every block shares (the scenarios, their calibration, the card registry) is the
+run's :class:`FraudModel`.
 
-* ``("fraud-starts", name, slice)``: how many of the scenario's campaigns start in the
-  slice, and when;
-* ``("fraud-campaign", name, kind, seq)``: everything one campaign draws, ``seq``
-  counting the scenario's own campaigns of that kind (0 steady, 1 top-up);
+The streams are keyed by scenario name, never by a scenario's position in the mix,
+and by block:
+
+* ``("fraud-starts", name, block, slice)``: how many of the scenario's campaigns start
+  in the block and slice, and when;
+* ``("fraud-campaign", name, block, kind, seq)``: everything one campaign draws, ``seq``
+  counting the block's campaigns of that scenario and kind (0 steady, 1 top-up);
 * ``("fraud-calibration", name, k)``: the sample campaigns that size the steady rate;
-* ``("fraud-topups", slice)``: which scenario fills a shortfall, and when.
+* ``("fraud-topups", block, slice)``: which scenario fills a shortfall, and when.
 
-A case is keyed by its scenario, kind and ``seq`` too (:func:`case_key`). So adding a
-scenario, or changing another one's share at an equal rate for this one, leaves a
-scenario's steady campaigns (victims, times, case ids) as they were; only the trims
-and top-ups that hold the exact count, which weigh the whole mix, differ.
+A case is keyed by its scenario, block, kind and ``seq`` too (:func:`case_key`). So
+adding a scenario, or changing another one's share at an equal rate for this one,
+leaves a scenario's steady campaigns (victims, times, case ids) as they were; only
+the trims and top-ups that hold the exact count, which weigh the whole mix, differ.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from runtime.units import US_PER_DAY
+from simulator.core.ids import keyed_uniforms
 from simulator.core.sampling import cdf, draw_categorical
 from simulator.core.seeding import Streams
 from simulator.fraud.cards import NEVER, CardRegistry
@@ -46,7 +54,7 @@ from simulator.settings.fraud import FraudConfig
 from simulator.world.build import World
 from simulator.world.money import quantise
 
-__all__ = ["FraudPlanner"]
+__all__ = ["FraudModel", "FraudPlanner"]
 
 _CALIBRATION_CAMPAIGNS = 96
 
@@ -61,6 +69,8 @@ def _no_memo(kind: str, build: Callable[[], T]) -> T:
 
 
 _TOPUP_ATTEMPTS = 10_000
+#: A scenario with at least this share of its rows within a day of its start is fast.
+_FAST = 0.5
 
 
 @dataclass
@@ -72,11 +82,12 @@ class _Live:
     rows: Campaign
     label_at_us: np.ndarray
     made: int
+    kind: int = STEADY
     pos: int = 0
 
 
-class FraudPlanner:
-    """Plans fraud slice by slice for one run.
+class FraudModel:
+    """What every block's planner shares: scenarios, their calibration, the card registry.
 
     Args:
         world: The built world.
@@ -100,48 +111,45 @@ class FraudPlanner:
         entry_modes: Sequence[str],
         memo: Memo = _no_memo,
     ) -> None:
-        self._world = world
-        self._config = config
-        self._streams = streams
-        self._slice_us = slice_us
+        self.world = world
+        self.config = config
+        self.streams = streams
+        self.slice_us = slice_us
         mix = [(n, c) for n, c in sorted(config.scenarios.items()) if c.share > 0]
         self.names = [n for n, _ in mix]
-        prefixes = {case_key(n, 0, 0): n for n in self.names}
+        prefixes = {case_key(n, 0, 0, 0): n for n in self.names}
         if len(prefixes) < len(self.names):
             raise ValueError(f"scenario names {self.names} collide in their case numbers")
-        self._scenarios: list[Scenario[Any]] = [build_scenario(n, c.params) for n, c in mix]
+        self.scenarios: list[Scenario[Any]] = [build_scenario(n, c.params) for n, c in mix]
         total = sum(c.share for _, c in mix) or 1.0
-        self._share = np.array([c.share / total for _, c in mix])
+        self.share = np.array([c.share / total for _, c in mix])
         #: Per scenario, whether its labels come from chargebacks (else issuer confirmation).
         self.label_sources = np.array(
-            [sc.params.label_source == "chargeback" for sc in self._scenarios], dtype=bool
+            [sc.params.label_source == "chargeback" for sc in self.scenarios], dtype=bool
         )
         self.cards = CardRegistry(
             world.cards, config.replacement.delivery_days, streams.key64("card-delivery")
         )
+        self.quota_secret = streams.key64("fraud-quota")
         self._entry_modes = entry_modes
         self.ctx = CampaignContext(world, config.hotspots, self.cards.resolve, entry_modes)
-        self._live: list[_Live] = []
-        #: Fraud rows emitted so far by scenario (steers top-ups and trims to the mix).
-        self._emitted = np.zeros(len(self._scenarios))
-        #: Campaigns planned so far, by scenario and kind (the ``seq`` of the next one).
-        self._planned = np.zeros((len(self._scenarios), 2), dtype=np.int64)
-        self._made = 0
-        self._carry = 0.0
-        self._warmed = False
         # Calibration plans sample campaigns: only worth it when fraud is wanted.
-        n = len(self._scenarios)
+        n = len(self.scenarios)
         calibration: tuple[np.ndarray, np.ndarray, np.ndarray] = (
             memo("fraud-calibration", self._calibrate)
             if self.rate > 0 and n
             else (np.ones(n), np.zeros(n), np.zeros(n, dtype=np.int64))
         )
-        self._mean, self._fast, self._reach = calibration
+        self.mean, self.fast, self.reach = calibration
 
     @property
     def rate(self) -> float:
         """The target fraud rate by count."""
-        return self._config.target_rate
+        return self.config.target_rate
+
+    def planner(self, block: int) -> FraudPlanner:
+        """A planner for one block of cardholders."""
+        return FraudPlanner(self, block)
 
     def _calibrate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per scenario: mean fraud rows per campaign, share within a day, reach.
@@ -150,18 +158,20 @@ class FraudPlanner:
         within a day of the campaign's start; the reach is how far after its start a
         campaign's last row can fall.
 
-        Planned on a scratch card registry with its own streams, so it changes nothing.
+        Planned in the first block (victims come from one block, as in a run), on a
+        scratch card registry with its own streams, so it changes nothing.
         """
+        lo, hi = self.world.block_range(0)
         scratch = CampaignContext(
-            self._world, self._config.hotspots, lambda c, _t: c, self._entry_modes
-        )
-        mean = np.ones(len(self._scenarios))
-        fast = np.zeros(len(self._scenarios))
-        reach = np.zeros(len(self._scenarios), dtype=np.int64)
-        for i, (name, sc) in enumerate(zip(self.names, self._scenarios, strict=True)):
+            self.world, self.config.hotspots, lambda c, _t: c, self._entry_modes
+        ).among(range(lo, hi))
+        mean = np.ones(len(self.scenarios))
+        fast = np.zeros(len(self.scenarios))
+        reach = np.zeros(len(self.scenarios), dtype=np.int64)
+        for i, (name, sc) in enumerate(zip(self.names, self.scenarios, strict=True)):
             counts, quick = 0, 0
             for k in range(_CALIBRATION_CAMPAIGNS):
-                rng = self._streams.generator("fraud-calibration", name, k)
+                rng = self.streams.generator("fraud-calibration", name, k)
                 rows = sc.plan(scratch, rng, 0)
                 keep, _ = detect(sc, rows, rng)
                 mask = keep & rows.fraud
@@ -173,12 +183,52 @@ class FraudPlanner:
             fast[i] = quick / max(counts, 1)
         return mean, fast, reach
 
+
+class FraudPlanner:
+    """Plans one block's fraud slice by slice.
+
+    Args:
+        model: The run's fraud model.
+        block: The cardholder block whose cardholders are the victims.
+    """
+
+    def __init__(self, model: FraudModel, block: int) -> None:
+        self._model = model
+        self._world = model.world
+        self._config = model.config
+        self._streams = model.streams
+        self._slice_us = model.slice_us
+        self.block = block
+        self.names = model.names
+        self._scenarios = model.scenarios
+        self._share = model.share
+        self._mean, self._fast, self._reach = model.mean, model.fast, model.reach
+        self.cards = model.cards
+        lo, hi = self._world.block_range(block)
+        self.ctx = model.ctx.among(range(lo, hi))
+        self._live: list[_Live] = []
+        #: Fraud rows emitted so far by scenario (steers top-ups and trims to the mix).
+        self._emitted = np.zeros(len(self._scenarios))
+        #: Campaigns planned so far, by scenario and kind (the ``seq`` of the next one).
+        self._planned = np.zeros((len(self._scenarios), 2), dtype=np.int64)
+        self._made = 0
+        # The quota is the block's expected count rounded down, the fraction carried on.
+        # Starting from a uniform fraction makes the rounding unbiased, so the blocks'
+        # errors (each under one row) cancel in a run's total instead of adding up.
+        self._carry = float(keyed_uniforms(np.array([block]), model.quota_secret)[0])
+        self._warmed = False
+
+    @property
+    def rate(self) -> float:
+        """The target fraud rate by count."""
+        return self._config.target_rate
+
     def plan_slice(self, start_us: int, legit: int) -> FraudRows:
         """Plan up to the end of the slice starting at ``start_us`` and return its rows.
 
         Args:
             start_us: Slice start (microseconds since the epoch, a slice boundary).
-            legit: Genuine transactions the population made in this slice.
+            legit: Genuine transactions the block's cardholders made in this slice.
         """
         if self.rate <= 0 or not self._scenarios:
             return FraudRows.empty()
@@ -199,7 +249,7 @@ class FraudPlanner:
         expected = legit * self.rate / (1.0 - self.rate)
         starts = expected * self._share / self._mean
         for i, name in enumerate(self.names):
-            rng = self._streams.generator("fraud-starts", name, index)
+            rng = self._streams.generator("fraud-starts", name, self.block, index)
             n = int(starts[i]) + int(rng.random() < starts[i] - int(starts[i]))
             for _ in range(n):
                 at = s0 + int(rng.random() * self._slice_us)
@@ -216,7 +266,7 @@ class FraudPlanner:
     def _slice(self, s0: int, legit: int) -> FraudRows:
         s1 = s0 + self._slice_us
         expected = self._begin(s0, legit, s0)
-        rng = self._streams.generator("fraud-topups", s0 // self._slice_us)
+        rng = self._streams.generator("fraud-topups", self.block, s0 // self._slice_us)
         # Genuine rows forgone while cards were in the post may have left the carry negative.
         quota = max(int(expected + self._carry), 0)
         self._carry = expected + self._carry - quota
@@ -248,8 +298,8 @@ class FraudPlanner:
         name, sc = self.names[i], self._scenarios[i]
         seq = int(self._planned[i, kind])
         self._planned[i, kind] += 1
-        case = case_key(name, kind, seq)
-        rng = self._streams.generator("fraud-campaign", name, kind, seq)
+        case = case_key(name, self.block, kind, seq)
+        rng = self._streams.generator("fraud-campaign", name, self.block, kind, seq)
         rows = sc.plan(self.ctx, rng, at_us)
         # Nobody has a replacement's number before it arrives: not the holder, not a thief.
         rows = rows.take(self.cards.usable_at[rows.card] <= rows.time_us)
@@ -262,7 +312,7 @@ class FraudPlanner:
         rows = rows.take(keep)
         rows = rows.take(np.argsort(rows.time_us, kind="stable"))
         label = self._labels(sc, rows, rng)
-        live = _Live(case, i, rows, label, made=self._made)
+        live = _Live(case, i, rows, label, made=self._made, kind=kind)
         self._made += 1
         self._live.append(live)
         return live
@@ -322,15 +372,25 @@ class FraudPlanner:
         return [(c, self._not_blocked(c, idx)) for c, idx in taken]
 
     def _trim(self, taken: list[tuple[_Live, np.ndarray]], excess: int) -> None:
-        """Stop the newest campaigns early until ``excess`` fraud rows are gone.
+        """Stop the newest campaigns' last rows of the slice until ``excess`` fraud rows are gone.
 
-        A stopped campaign was detected sooner: its cards are blocked at the first
-        dropped row and nothing of it happens afterwards.
+        A stopped card of a steady campaign was detected sooner: it is blocked at its
+        first dropped row, and nothing of the campaign happens on it afterwards; the
+        campaign's other cards go on (one card's detection does not reveal the others).
+        A top-up, started only to fill the slice, was just smaller: it stops whole and
+        blocks nothing. So does a campaign whose scenario blocks no card (the holder's
+        own fraud).
         """
-        # Scenarios above their share give way first, newest campaigns first.
+        # Scenarios whose rows come within a day give way first: a top-up can make them
+        # up, while a slow scenario's (a breach used weeks later) trimmed rows are lost
+        # to it for good. Then scenarios above their share, newest campaigns first.
         order = sorted(
             range(len(taken)),
-            key=lambda j: (-self._surplus(taken[j][0].scenario), -taken[j][0].made),
+            key=lambda j: (
+                self._fast[taken[j][0].scenario] < _FAST,
+                -self._surplus(taken[j][0].scenario),
+                -taken[j][0].made,
+            ),
         )
         for j in order:
             if excess <= 0:
@@ -341,13 +401,15 @@ class FraudPlanner:
             if drop == 0:
                 continue
             cut = int(frauds[len(frauds) - drop])
-            when = int(c.rows.time_us[cut])
-            if self._scenarios[c.scenario].params.blocks_card:
-                later = c.rows.card[cut:][c.rows.fraud[cut:]]
-                for card in np.unique(later).tolist():
-                    self.cards.block(int(card), when)
+            dropped = idx[idx >= cut]
+            if c.kind == STEADY and self._scenarios[c.scenario].params.blocks_card:
+                hit = dropped[c.rows.fraud[dropped]]
+                cards, first = np.unique(c.rows.card[hit], return_index=True)
+                for card, row in zip(cards.tolist(), hit[first].tolist(), strict=True):
+                    self.cards.block(int(card), int(c.rows.time_us[row]))
+            else:
+                c.pos = len(c.rows)
             taken[j] = (c, idx[idx < cut])
-            c.pos = len(c.rows)
             excess -= drop
 
 

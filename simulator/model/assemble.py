@@ -1,7 +1,9 @@
 """From per-block arrays to the event table: merge, order, link, and label columns.
 
-Blocks of one slice are merged in block order and sorted by event time (ties by
-position), so the result is the same however many processes computed the blocks.
+Each block's fraud is planned by the block's own planner from the block's genuine
+count (:mod:`simulator.fraud.planner`). Blocks of one slice are then merged and sorted
+by event time (ties by position), so the result is the same however many processes
+computed the blocks, and a shard's rows are the whole run's rows of its blocks.
 Each card's previous transaction is linked here, across slices and days, from the
 running state this object keeps.
 
@@ -14,6 +16,7 @@ after that, so each card's chain holds only the rows it really carries.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,16 +24,22 @@ import pyarrow as pa
 
 from runtime.units import to_us
 from schemas.event import transaction_schema
-from simulator.core.ids import FRAUD_BLOCK, hex_ids, mix64, pack_keys
+from simulator.core.ids import (
+    FRAUD_FIRST,
+    hex_ids,
+    keyed_normals,
+    keyed_uniforms,
+    mix64,
+    pack_keys,
+)
 from simulator.core.seeding import Streams
 from simulator.fraud.cases import FraudRows
-from simulator.fraud.context import draw_delays_us
-from simulator.fraud.planner import FraudPlanner
+from simulator.fraud.context import delays_us
+from simulator.fraud.planner import FraudModel
 from simulator.model.behaviour import BlockEvents
 from simulator.settings.run import RunSpec
 from simulator.world.build import World
 from simulator.world.cache import cached
-from simulator.world.catalog import card_ids
 
 __all__ = ["ENTRY_MODE_ECOMMERCE", "Assembled", "Assembler"]
 
@@ -61,9 +70,13 @@ class Assembler:
         world: The built world.
         spec: The run's slice length, entry modes and fraud model.
         streams: The run's random streams.
+        blocks: The cardholder blocks whose slices :meth:`table` is given, in order
+            (every block of the world by default).
     """
 
-    def __init__(self, world: World, spec: RunSpec, streams: Streams) -> None:
+    def __init__(
+        self, world: World, spec: RunSpec, streams: Streams, blocks: Sequence[int] | None = None
+    ) -> None:
         self._world = world
         self._spec = spec
         self._streams = streams
@@ -73,10 +86,11 @@ class Assembler:
         self._secret = streams.key64("transaction-ids")
         self._case_secret = streams.key64("fraud-case-ids")
         self._wait_secret = streams.key64("card-wait")
+        self._dispute_secret = streams.key64("false-disputes")
         self._schema = transaction_schema().arrow
         self._label_schema = transaction_schema("fraud_label").arrow
         self._slice_us = spec.slice_us
-        self.planner = FraudPlanner(
+        self.fraud = FraudModel(
             world,
             spec.fraud,
             streams,
@@ -84,7 +98,10 @@ class Assembler:
             spec.entry_modes,
             memo=lambda kind, build: cached(spec.cache_dir, spec.config_hash, build, kind),
         )
-        self._scenario_names = pa.array(self.planner.names, pa.string())
+        self.cards = self.fraud.cards
+        self._blocks = list(range(world.n_blocks) if blocks is None else blocks)
+        self._planners = {b: self.fraud.planner(b) for b in self._blocks}
+        self._scenario_names = pa.array(self.fraud.names, pa.string())
         self._cards_reported = n_cards
         self._ids: pa.StringArray = world.cards.ids
         m = world.merchants
@@ -98,33 +115,38 @@ class Assembler:
         self._modes = pa.array([*spec.entry_modes, ENTRY_MODE_ECOMMERCE], pa.string())
 
     def table(self, parts: list[BlockEvents], start: dt.datetime) -> Assembled:
-        """Merge one slice's blocks and its fraud into a table sorted by event time.
+        """Merge one slice's blocks and their fraud into a table sorted by event time.
 
-        Returns the table and, row for row, the card index (the Kafka key's partition
-        is computed per card once), with the labels and cards the slice produced.
+        ``parts`` are the slice's blocks in the order given at construction. Returns the
+        table and, row for row, the card index (the Kafka key's partition is computed
+        per card once), with the labels and cards the slice produced.
         """
+        if len(parts) != len(self._blocks):
+            raise ValueError(f"{len(parts)} block results for {len(self._blocks)} blocks")
         w = self._world
+        start_us = to_us(start)
+        frauds = [
+            self._planners[b].plan_slice(start_us, len(p))
+            for b, p in zip(self._blocks, parts, strict=True)
+        ]
         col = {
             name: np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0)
             for name in BlockEvents.__dataclass_fields__
         }
-        legit = len(col["key"])
-        start_us = to_us(start)
-        fraud = self.planner.plan_slice(start_us, legit)
-        col = self._with_fraud(col, fraud, start)
+        col = self._with_fraud(col, frauds, start)
         order = np.lexsort((col["key"], col["time_us"]))
         col = {k: v[order] for k, v in col.items()}
         n = len(order)
         ids = mix64(col["key"].astype(np.uint64), self._secret)
         genuine = ~col["is_fraud"].astype(bool)
-        registry = self.planner.cards
+        registry = self.cards
         card = col["card"].astype(np.int64)
         card[genuine] = registry.resolve_many(card[genuine], col["time_us"][genuine])
         keep = self._while_waiting(card, col["time_us"], genuine, col["key"])
         if not keep.all():
+            self._forgo(col["holder"][~keep])
             col = {k: v[keep] for k, v in col.items()}
             card, ids, n = card[keep], ids[keep], int(keep.sum())
-            self.planner.forgo(len(keep) - n)
         col["holder"] = registry.holder[card]
         card_id = self._card_ids(card)
         prev, has_prev = self._link(card, ids)
@@ -170,28 +192,39 @@ class Assembler:
             "label_available_at": _timestamps(col["label_at"], col["label_at"] < 0),
         }
         table = pa.Table.from_arrays([columns[f.name] for f in self._schema], schema=self._schema)
-        labels = self._labels(table, col, start_us)
-        issued = len(registry) - self._cards_reported
-        new_cards = card_ids(self._cards_reported, issued)
+        labels = self._labels(table, col)
+        new_cards = registry.card_ids(self._cards_reported)
         self._cards_reported = len(registry)
         return Assembled(table, card, labels, new_cards)
 
+    def _forgo(self, holder: np.ndarray) -> None:
+        """Tell each block's planner how many of its genuine rows were not made."""
+        block = holder.astype(np.int64) // self._world.block_size
+        for b, count in zip(*np.unique(block, return_counts=True), strict=True):
+            self._planners[int(b)].forgo(int(count))
+
     def _with_fraud(
-        self, col: dict[str, np.ndarray], fraud: FraudRows, start: dt.datetime
+        self, col: dict[str, np.ndarray], frauds: list[FraudRows], start: dt.datetime
     ) -> dict[str, np.ndarray]:
-        """Append the campaign rows, with label columns for every row."""
+        """Append the blocks' campaign rows, with label columns for every row."""
+        fraud = FraudRows.concat(frauds)
         n, k = len(col["key"]), len(fraud)
         entry = fraud.entry_mode.astype(np.int8)
+        index = start.hour // self._spec.slice_hours
+        keys = [
+            pack_keys(start.date(), index, b, len(f), first=FRAUD_FIRST)
+            for b, f in zip(self._blocks, frauds, strict=True)
+        ]
         out = {
             "time_us": fraud.time_us,
-            "holder": self.planner.cards.holder[fraud.card],
+            "holder": self.cards.holder[fraud.card],
             "card": fraud.card,
             "merchant": fraud.merchant,
             "amount_minor": fraud.amount_minor,
             "entry_mode": entry,
             "null_city": np.zeros(k, dtype=bool),
             "null_coordinates": np.zeros(k, dtype=bool),
-            "key": pack_keys(start.date(), start.hour // self._spec.slice_hours, FRAUD_BLOCK, k),
+            "key": np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64),
         }
         merged = {
             name: np.concatenate([col[name].astype(out[name].dtype, copy=False), out[name]])
@@ -207,20 +240,23 @@ class Assembler:
         merged["label_at"] = np.concatenate([np.full(n, -1, dtype=np.int64), fraud.label_at_us])
         return merged
 
-    def _labels(self, table: pa.Table, col: dict[str, np.ndarray], start_us: int) -> pa.Table:
-        """Fraud labels of this slice's rows, plus wrong disputes of genuine ones."""
+    def _labels(self, table: pa.Table, col: dict[str, np.ndarray]) -> pa.Table:
+        """Fraud labels of this slice's rows, plus wrong disputes of genuine ones.
+
+        Whether a genuine row is disputed, and when, are keyed hashes of its position,
+        so they do not depend on the other rows of the slice (nor on the shard).
+        """
         cfg = self._spec.fraud
-        rng = self._streams.generator("false-disputes", start_us // self._slice_us)
         genuine = np.flatnonzero(~col["is_fraud"])
-        disputed = genuine[rng.random(len(genuine)) < cfg.false_dispute_rate]
+        key = col["key"][genuine]
+        disputed = genuine[keyed_uniforms(key, self._dispute_secret) < cfg.false_dispute_rate]
         label_at = col["label_at"].copy()
-        label_at[disputed] = col["time_us"][disputed] + draw_delays_us(
-            rng, cfg.false_dispute_delay, len(disputed)
-        )
+        z = keyed_normals(col["key"][disputed], self._dispute_secret ^ 1)
+        label_at[disputed] = col["time_us"][disputed] + delays_us(cfg.false_dispute_delay, z)
         rows = np.flatnonzero(label_at >= 0)
         rows = rows[np.argsort(label_at[rows], kind="stable")]
         take = pa.array(rows)
-        sources = self.planner.label_sources
+        sources = self.fraud.label_sources
         scen = col["scenario"][rows]
         chargeback = np.where(scen >= 0, sources[np.maximum(scen, 0)], True)
         columns = {
@@ -249,7 +285,7 @@ class Assembler:
 
         Returns the rows kept.
         """
-        reg = self.planner.cards
+        reg = self.cards
         keep = np.ones(len(card), dtype=bool)
         waiting = np.flatnonzero(genuine & (reg.usable_at[card] > time_us))
         if len(waiting) == 0:
@@ -263,15 +299,14 @@ class Assembler:
             cand = reg.resolve_many(h.card_offset[holder[ask]] + slot, t[ask])
             ok = (cand != card[waiting[ask]]) & (reg.usable_at[cand] <= t[ask])
             other[ask[ok]] = cand[ok]
-        word = mix64(key[waiting].astype(np.uint64), self._wait_secret)
-        u = (word >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+        u = keyed_uniforms(key[waiting], self._wait_secret)
         moves = (other >= 0) & (u < self._spec.fraud.replacement.moved_share)
         card[waiting[moves]] = other[moves]
         keep[waiting[~moves]] = False
         return keep
 
     def _card_ids(self, card: np.ndarray) -> pa.Array:
-        registry = self.planner.cards
+        registry = self.cards
         if len(self._ids) < len(registry):
             self._ids = registry.card_ids()
             grow = len(registry) - len(self._last)

@@ -13,7 +13,7 @@ import datetime as dt
 import itertools
 import multiprocessing
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -27,7 +27,7 @@ from simulator.fraud.cards import CardRegistry
 from simulator.model.assemble import Assembler
 from simulator.model.behaviour import BlockEvents, SliceContext, simulate_block
 from simulator.model.travel import Whereabouts
-from simulator.settings.run import RunSeed, RunSpec
+from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.world.build import World
 
 __all__ = ["Slice", "SliceSource"]
@@ -57,7 +57,7 @@ class _Blocks:
         self.streams = streams
         self.where = Whereabouts(world, spec.travel, streams)
 
-    def simulate(self, start: dt.datetime, blocks: range) -> list[BlockEvents]:
+    def simulate(self, start: dt.datetime, blocks: Sequence[int]) -> list[BlockEvents]:
         ctx = SliceContext.build(self.world, self.spec, start)
         return [simulate_block(self.world, self.streams, self.where, ctx, b) for b in blocks]
 
@@ -75,7 +75,7 @@ def _worker_ping() -> None:
     """Nothing: submitted once per worker to start the processes."""
 
 
-def _worker_simulate(start: dt.datetime, blocks: range) -> list[BlockEvents]:
+def _worker_simulate(start: dt.datetime, blocks: Sequence[int]) -> list[BlockEvents]:
     if _WORKER is None:  # pragma: no cover - the initializer always ran
         raise RuntimeError("worker was not initialised")
     return _WORKER.simulate(start, blocks)
@@ -91,6 +91,8 @@ class SliceSource:
         start: First instant simulated (aware UTC, at a slice boundary).
         end: Instant where the run stops (exclusive); None runs forever.
         workers: Processes computing blocks; 1 computes in this process.
+        shard: The shard of the run to simulate (its cardholder blocks and their fraud);
+            by default the whole run.
 
     Raises:
         ValueError: For naive times, or a seed other than the world's.
@@ -104,6 +106,7 @@ class SliceSource:
         start: dt.datetime,
         end: dt.datetime | None,
         workers: int = 1,
+        shard: Shard = WHOLE,
     ) -> None:
         if start.tzinfo is None or (end is not None and end.tzinfo is None):
             raise ValueError("start and end must be timezone-aware")
@@ -116,13 +119,14 @@ class SliceSource:
         self._end = end.astimezone(dt.UTC) if end is not None else None
         self._hours = spec.slice_hours
         self._workers = workers
-        self._assembler = Assembler(world, spec, seed.streams)
+        self._blocks = shard.blocks(world.n_blocks)
+        self._assembler = Assembler(world, spec, seed.streams, self._blocks)
         self._pool: ProcessPoolExecutor | None = None
 
     @property
     def cards(self) -> CardRegistry:
         """Blocks and reissues so far (the world's cards, then replacements)."""
-        return self._assembler.planner.cards
+        return self._assembler.cards
 
     @property
     def world(self) -> World:
@@ -130,10 +134,10 @@ class SliceSource:
         return self._world
 
     def _chunks(self) -> list[range]:
-        n = self._world.n_blocks
-        parts = min(n, self._workers * 2)
+        n = len(self._blocks)
+        parts = max(min(n, self._workers * 2), 1)
         bounds = [round(i * n / parts) for i in range(parts + 1)]
-        return [range(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+        return [self._blocks[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
     def __enter__(self) -> SliceSource:
         """Start the worker processes (if any) now, before the caller starts threads.
@@ -164,7 +168,7 @@ class SliceSource:
         """Yield slices in order (use inside ``with`` when ``workers > 1``)."""
         if self._workers == 1:
             blocks = _Blocks(self._world, self._spec, self._streams)
-            every = range(self._world.n_blocks)
+            every = self._blocks
 
             def compute(start: dt.datetime) -> Pending:
                 return lambda: blocks.simulate(start, every)

@@ -366,10 +366,10 @@ class Settings(BaseModel):
                 f"(got {self.start_date}..{last})"
             )
         blocks = -(-self.population.cardholders // self.population.block_size)
-        if blocks > MAX_BLOCKS - 1:
+        if blocks > MAX_BLOCKS:
             raise ValueError(
                 f"population.cardholders / population.block_size gives {blocks} blocks; "
-                f"at most {MAX_BLOCKS - 1} (raise block_size)"
+                f"at most {MAX_BLOCKS} (raise block_size)"
             )
         return self
 

@@ -22,7 +22,7 @@ from simulator.core.seeding import Streams
 from simulator.settings.fraud import FraudConfig
 from simulator.settings.models import Settings, TravelConfig
 
-__all__ = ["RunSeed", "RunSpec", "SeedSource"]
+__all__ = ["WHOLE", "RunSeed", "RunSpec", "SeedSource", "Shard"]
 
 #: Where a run's seed came from: the settings, or OS entropy (then recorded in them).
 SeedSource = Literal["configured", "os-entropy"]
@@ -67,6 +67,64 @@ class RunSeed:
                 f"{settings.seed}: build it with RunSeed.from_settings(settings)"
             )
         return settings
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count``: the cardholder blocks ``index, index + count, ...``.
+
+    A block of cardholders is the unit of simulation, fraud planning included, so a
+    shard's rows depend on its blocks alone and the shards of a run add up to the run.
+    Blocks are dealt round-robin, so shards differ by at most one block; a shard with
+    no block (``index`` at least the number of blocks) is valid and empty.
+    """
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ValueError(f"a run has at least one shard, got {self.count}")
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index} is not in 0..{self.count - 1}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"K/N"``: shard K (0-based) of N.
+
+        Raises:
+            ValueError: For text that is not two integers ``K/N`` with ``0 <= K < N``.
+        """
+        k, sep, n = text.partition("/")
+        wrong = ValueError(f"expected K/N (shard K of N, K in 0..N-1), got {text!r}")
+        try:
+            index, count = int(k), int(n)
+        except ValueError:
+            raise wrong from None
+        if not sep:
+            raise wrong
+        return cls(index, count)
+
+    @property
+    def whole(self) -> bool:
+        """Whether this is the single shard of an unsharded run."""
+        return self.count == 1
+
+    @property
+    def name(self) -> str:
+        """``shard-KKKKK-of-NNNNN``: names this shard's files and manifest."""
+        return f"shard-{self.index:05d}-of-{self.count:05d}"
+
+    def blocks(self, n_blocks: int) -> range:
+        """The shard's block numbers among ``n_blocks``, in order."""
+        return range(self.index, n_blocks, self.count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+#: The single shard of an unsharded run.
+WHOLE = Shard()
 
 
 @dataclass(frozen=True)
