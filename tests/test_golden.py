@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "4b637509d52ae3bd1243b1368c322e3fde1f6d4398af8a94ace80e205d5a0882"
+GOLDEN = "4b184122a4c17e25ef864c0c57c66f2cdd57aee237de133e499e03c2a043ed24"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:

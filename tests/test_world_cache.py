@@ -97,7 +97,7 @@ def test_a_run_on_a_cached_world_writes_the_same_bytes(tmp_path: Path, cache_dir
         hashes.append([(f["path"], f["sha256"]) for f in manifest["files"]])
     assert hashes[0] == hashes[1] == hashes[2]
     # The fraud calibration came from the cache too.
-    assert list((cache_dir / "fraud-calibration").glob("*.pickle"))
+    assert list((cache_dir / "fraud-calibration-per-block").glob("*.pickle"))
 
 
 def test_a_world_over_the_size_cap_is_built_but_not_kept(

@@ -21,7 +21,8 @@ The streams are keyed by scenario name, never by a scenario's position in the mi
 and by block:
 
 * ``("fraud-starts", name, block, slice)``: how many of the scenario's campaigns start
-  in the block and slice, and when;
+  in the block and slice, and when (``("fraud-warmup", name, block, first slice)`` for
+  all the warm-up's slices at once);
 * ``("fraud-campaign", name, block, kind, seq)``: everything one campaign draws, ``seq``
   counting the block's campaigns of that scenario and kind (0 steady, 1 top-up);
 * ``("fraud-calibration", name, k)``: the sample campaigns that size the steady rate;
@@ -136,7 +137,7 @@ class FraudModel:
         # Calibration plans sample campaigns: only worth it when fraud is wanted.
         n = len(self.scenarios)
         calibration: tuple[np.ndarray, np.ndarray, np.ndarray] = (
-            memo("fraud-calibration", self._calibrate)
+            memo("fraud-calibration-per-block", self._calibrate)
             if self.rate > 0 and n
             else (np.ones(n), np.zeros(n), np.zeros(n, dtype=np.int64))
         )
@@ -234,10 +235,7 @@ class FraudPlanner:
             return FraudRows.empty()
         if not self._warmed:
             self._warmed = True
-            days = self._config.warmup_days
-            first = start_us - days * US_PER_DAY
-            for s in range(first, start_us, self._slice_us):
-                self._warm(s, legit, start_us)
+            self._warm_up(start_us, legit)
         return self._slice(start_us, legit)
 
     def _begin(self, s0: int, legit: int, run_start: int) -> float:
@@ -257,11 +255,33 @@ class FraudPlanner:
                     self._start(i, at)
         return expected
 
-    def _warm(self, s0: int, legit: int, run_start: int) -> None:
-        """Plan a slice before the run: only its campaigns' later rows matter."""
-        self._begin(s0, legit, run_start)
-        self._gather(s0 + self._slice_us)
-        self._live = [c for c in self._live if c.pos < len(c.rows)]
+    def _warm_up(self, run_start: int, legit: int) -> None:
+        """Plan the ``warmup_days`` before the run: only their campaigns' later rows matter.
+
+        The warm-up's starts are drawn at once, one stream per scenario and block
+        (``("fraud-warmup", name, block, first slice)``), at the first slice's rate;
+        its slices are then planned in order, as the run's are.
+        """
+        step = self._slice_us
+        first = run_start - self._config.warmup_days * US_PER_DAY
+        slices = np.arange(first, run_start, step, dtype=np.int64)
+        expected = legit * self.rate / (1.0 - self.rate)
+        rate = expected * self._share / self._mean
+        due: list[list[tuple[int, int]]] = [[] for _ in slices]
+        for i, name in enumerate(self.names):
+            rng = self._streams.generator("fraud-warmup", name, self.block, first // step)
+            whole = int(rate[i])
+            count = whole + (rng.random(len(slices)) < rate[i] - whole)
+            owner = np.repeat(np.arange(len(slices)), count)
+            at = slices[owner] + (rng.random(len(owner)) * step).astype(np.int64)
+            reaches = at + self._reach[i] >= run_start
+            for slot, when in zip(owner[reaches].tolist(), at[reaches].tolist(), strict=True):
+                due[slot].append((i, when))
+        for s0, starts in zip(slices.tolist(), due, strict=True):
+            for i, when in starts:
+                self._start(i, when)
+            self._gather(s0 + step)
+            self._live = [c for c in self._live if c.pos < len(c.rows)]
 
     def _slice(self, s0: int, legit: int) -> FraudRows:
         s1 = s0 + self._slice_us
