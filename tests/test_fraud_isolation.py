@@ -19,7 +19,8 @@ import pytest
 from runtime.units import US_PER_DAY, to_us
 from simulator.fraud.cases import STEADY, TOPUP, case_key
 from simulator.fraud.contract import Campaign
-from simulator.fraud.planner import FraudModel, FraudPlanner
+from simulator.fraud.model import FraudModel
+from simulator.fraud.planner import FraudPlanner
 from simulator.settings.fraud import FraudConfig
 from tests import fraud_runs as fr
 from tests.fraud_runs import Built

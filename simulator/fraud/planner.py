@@ -15,7 +15,7 @@ slice after slice. A block's fraud therefore depends on the seed, the settings a
 block's own genuine rows only: not on how blocks were split across workers, nor on
 which other blocks a shard simulates, so the shards of a run add up to the run. What
 every block shares (the scenarios, their calibration, the card registry) is the
-run's :class:`FraudModel`.
+run's :class:`~simulator.fraud.model.FraudModel`.
 
 The streams are keyed by scenario name, never by a scenario's position in the mix,
 and by block:
@@ -36,38 +36,22 @@ the trims and top-ups that hold the exact count, which weigh the whole mix, diff
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from runtime.units import US_PER_DAY
 from simulator.core.ids import keyed_uniforms
 from simulator.core.sampling import cdf, draw_categorical
-from simulator.core.seeding import Streams
-from simulator.fraud.cards import NEVER, CardRegistry
+from simulator.fraud.cards import NEVER
 from simulator.fraud.cases import STEADY, TOPUP, FraudRows, case_key, detect
-from simulator.fraud.context import CampaignContext, draw_delays_us
+from simulator.fraud.context import draw_delays_us
 from simulator.fraud.contract import Campaign, Scenario
-from simulator.fraud.registry import build_scenario
-from simulator.settings.fraud import FraudConfig
-from simulator.world.build import World
+from simulator.fraud.model import FraudModel
 from simulator.world.money import quantise
 
-__all__ = ["FraudModel", "FraudPlanner"]
-
-_CALIBRATION_CAMPAIGNS = 96
-
-T = TypeVar("T")
-#: ``memo(kind, build)``: ``build()``, or its result kept from an earlier run.
-Memo = Callable[[str, Callable[[], Any]], Any]
-
-
-def _no_memo(kind: str, build: Callable[[], T]) -> T:
-    del kind
-    return build()
-
+__all__ = ["FraudPlanner"]
 
 _TOPUP_ATTEMPTS = 10_000
 #: A scenario with at least this share of its rows within a day of its start is fast.
@@ -85,104 +69,6 @@ class _Live:
     made: int
     kind: int = STEADY
     pos: int = 0
-
-
-class FraudModel:
-    """What every block's planner shares: scenarios, their calibration, the card registry.
-
-    Args:
-        world: The built world.
-        config: The fraud settings.
-        streams: The run's random streams.
-        slice_us: Slice length in microseconds.
-        entry_modes: The card-present entry modes, in index order.
-        memo: Keeps what depends only on the settings (the calibration) between runs:
-            ``memo(kind, build)`` returns ``build()``, or what it returned before.
-
-    Raises:
-        ValueError: If two scenario names share a case-number prefix (vanishingly rare).
-    """
-
-    def __init__(
-        self,
-        world: World,
-        config: FraudConfig,
-        streams: Streams,
-        slice_us: int,
-        entry_modes: Sequence[str],
-        memo: Memo = _no_memo,
-    ) -> None:
-        self.world = world
-        self.config = config
-        self.streams = streams
-        self.slice_us = slice_us
-        mix = [(n, c) for n, c in sorted(config.scenarios.items()) if c.share > 0]
-        self.names = [n for n, _ in mix]
-        prefixes = {case_key(n, 0, 0, 0): n for n in self.names}
-        if len(prefixes) < len(self.names):
-            raise ValueError(f"scenario names {self.names} collide in their case numbers")
-        self.scenarios: list[Scenario[Any]] = [build_scenario(n, c.params) for n, c in mix]
-        total = sum(c.share for _, c in mix) or 1.0
-        self.share = np.array([c.share / total for _, c in mix])
-        #: Per scenario, whether its labels come from chargebacks (else issuer confirmation).
-        self.label_sources = np.array(
-            [sc.params.label_source == "chargeback" for sc in self.scenarios], dtype=bool
-        )
-        self.cards = CardRegistry(
-            world.cards, config.replacement.delivery_days, streams.key64("card-delivery")
-        )
-        self.quota_secret = streams.key64("fraud-quota")
-        self._entry_modes = entry_modes
-        self.ctx = CampaignContext(world, config.hotspots, self.cards.resolve, entry_modes)
-        # Calibration plans sample campaigns: only worth it when fraud is wanted.
-        n = len(self.scenarios)
-        calibration: tuple[np.ndarray, np.ndarray, np.ndarray] = (
-            memo("fraud-calibration-per-block", self._calibrate)
-            if self.rate > 0 and n
-            else (np.ones(n), np.zeros(n), np.zeros(n, dtype=np.int64))
-        )
-        self.mean, self.fast, self.reach = calibration
-
-    @property
-    def rate(self) -> float:
-        """The target fraud rate by count."""
-        return self.config.target_rate
-
-    def planner(self, block: int) -> FraudPlanner:
-        """A planner for one block of cardholders."""
-        return FraudPlanner(self, block)
-
-    def _calibrate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per scenario: mean fraud rows per campaign, share within a day, reach.
-
-        The mean counts fraud rows that survive detection; the share is of those rows
-        within a day of the campaign's start; the reach is how far after its start a
-        campaign's last row can fall.
-
-        Planned in the first block (victims come from one block, as in a run), on a
-        scratch card registry with its own streams, so it changes nothing.
-        """
-        lo, hi = self.world.block_range(0)
-        scratch = CampaignContext(
-            self.world, self.config.hotspots, lambda c, _t: c, self._entry_modes
-        ).among(range(lo, hi))
-        mean = np.ones(len(self.scenarios))
-        fast = np.zeros(len(self.scenarios))
-        reach = np.zeros(len(self.scenarios), dtype=np.int64)
-        for i, (name, sc) in enumerate(zip(self.names, self.scenarios, strict=True)):
-            counts, quick = 0, 0
-            for k in range(_CALIBRATION_CAMPAIGNS):
-                rng = self.streams.generator("fraud-calibration", name, k)
-                rows = sc.plan(scratch, rng, 0)
-                keep, _ = detect(sc, rows, rng)
-                mask = keep & rows.fraud
-                counts += int(mask.sum())
-                quick += int((mask & (rows.time_us < US_PER_DAY)).sum())
-                if len(rows):
-                    reach[i] = max(reach[i], int(rows.time_us.max()))
-            mean[i] = max(counts / _CALIBRATION_CAMPAIGNS, 1e-3)
-            fast[i] = quick / max(counts, 1)
-        return mean, fast, reach
 
 
 class FraudPlanner:

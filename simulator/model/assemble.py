@@ -35,7 +35,8 @@ from simulator.core.ids import (
 from simulator.core.seeding import Streams
 from simulator.fraud.cases import FraudRows
 from simulator.fraud.context import delays_us
-from simulator.fraud.planner import FraudModel
+from simulator.fraud.model import FraudModel
+from simulator.fraud.planner import FraudPlanner
 from simulator.model.behaviour import BlockEvents
 from simulator.settings.run import RunSpec
 from simulator.world.build import World
@@ -100,7 +101,7 @@ class Assembler:
         )
         self.cards = self.fraud.cards
         self._blocks = list(range(world.n_blocks) if blocks is None else blocks)
-        self._planners = {b: self.fraud.planner(b) for b in self._blocks}
+        self._planners = {b: FraudPlanner(self.fraud, b) for b in self._blocks}
         self._scenario_names = pa.array(self.fraud.names, pa.string())
         self._cards_reported = n_cards
         self._ids: pa.StringArray = world.cards.ids
