@@ -57,6 +57,10 @@ class Run:
     def start_us(self) -> int:
         return to_us(self.start)
 
+    @property
+    def end_us(self) -> int:
+        return to_us(self.end)
+
     def column(self, name: str) -> np.ndarray:
         """A column as numpy (timestamps as int64 microseconds, strings as objects)."""
         col = self.table.column(name)

@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "4b184122a4c17e25ef864c0c57c66f2cdd57aee237de133e499e03c2a043ed24"
+GOLDEN = "06df072f75699782606eed8ed211f278bc9a3edc3c4ffdbf82afeabead0621b0"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:

@@ -119,3 +119,29 @@ def test_shards_deal_blocks_round_robin() -> None:
     assert list(Shard(4, 5).blocks(3)) == []
     covered = sorted(b for k in range(4) for b in Shard(k, 4).blocks(10))
     assert covered == list(range(10))
+
+
+def test_workers_are_lanes_of_the_same_rows(cache_dir: Path) -> None:
+    """``--workers`` deals a shard's blocks to processes: the shard's rows, in its order."""
+    one = _run(2600, 2, cache_dir, Shard(1, 2))
+    three = fr.simulate(_built(2600, cache_dir), 2, workers=3, shard=Shard(1, 2))
+    assert three.table.equals(one.table)
+    assert three.labels.equals(one.labels)
+
+
+def test_a_failing_worker_fails_the_run_with_its_error(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simulator.model import engine
+
+    real = engine.simulate_block
+
+    def broken(world: object, streams: object, where: object, ctx: object, block: int) -> object:
+        if block == 3:
+            raise ValueError("block 3 is broken")
+        return real(world, streams, where, ctx, block)  # type: ignore[arg-type]
+
+    # Workers are forked, so they inherit the patch.
+    monkeypatch.setattr(engine, "simulate_block", broken)
+    with pytest.raises(RuntimeError, match=r"worker 1 failed(.|\n)*block 3 is broken"):
+        fr.simulate(_built(2600, cache_dir), 1, workers=2)

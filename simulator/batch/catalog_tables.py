@@ -35,7 +35,12 @@ def _cards(world: World, registry: CardRegistry | None, end_us: int) -> pa.Table
     issued_at = np.full(n, NEVER, dtype=np.int64)
     issued_at[base:] = block_at[replaces[base:]]
     rows = np.flatnonzero(issued_at < end_us)
-    rows = np.concatenate([np.arange(base), rows[rows >= base]])
+    rows = rows[rows >= base]
+    if registry is not None:
+        # By lineage, not by index (which follows the order blocks were planned in), so
+        # the catalog is the same for any worker count and is the union of the shards'.
+        rows = rows[np.lexsort((registry.generation[rows], registry.root[rows]))]
+    rows = np.concatenate([np.arange(base), rows])
     old = rows >= base
     ids = registry.card_ids() if registry is not None else c.ids
     blocked = block_at[rows]
@@ -77,7 +82,8 @@ def catalog_tables(
     Args:
         world: The built world.
         cards: Blocks and reissues of a run; replacement cards issued before ``end_us``
-            are listed after the world's cards, each naming the card it replaces.
+            are listed after the world's cards, by the card they descend from and
+            generation, each naming the card it replaces.
         end_us: End of the run (microseconds since the epoch).
     """
     h, m, cities = world.holders, world.merchants, world.cities

@@ -30,6 +30,8 @@ from simulator.world.catalog import Cards
 __all__ = ["CardRegistry"]
 
 NEVER = np.iinfo(np.int64).max
+#: The arrays that make a registry's state, one entry per card.
+_STATE = ("usable_at", "block_at", "replacement", "holder", "replaces", "root", "generation")
 
 
 class CardRegistry:
@@ -126,6 +128,39 @@ class CardRegistry:
         self.replaces = np.append(self.replaces, np.full(extra, -1, dtype=np.int64))
         self.root = np.append(self.root, np.zeros(extra, dtype=np.int64))
         self.generation = np.append(self.generation, np.zeros(extra, dtype=np.int64))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The registry's arrays, up to its last card (to send to another process)."""
+        return {name: getattr(self, name)[: self._count] for name in _STATE}
+
+    def absorb(self, state: dict[str, np.ndarray], index: np.ndarray) -> None:
+        """Take in another registry's blocks and reissues (of cards no other one touched).
+
+        ``state`` is :meth:`state` of a registry over the same world cards; ``index``
+        gives, for each of its replacement cards in order, the index it has here.
+        """
+        n = len(self._cards)
+        if len(index):
+            top = int(index.max()) + 1
+            while top > len(self.holder):
+                self._grow()
+            self._count = max(self._count, top)
+
+        def here(card: np.ndarray) -> np.ndarray:
+            out = card.copy()
+            later = card >= n
+            out[later] = index[card[later] - n]
+            return out
+
+        touched = np.flatnonzero(state["block_at"][:n] < NEVER)
+        self.block_at[touched] = state["block_at"][touched]
+        self.replacement[touched] = here(state["replacement"][touched])
+        if len(index):
+            for name in ("usable_at", "block_at", "holder", "root", "generation"):
+                getattr(self, name)[index] = state[name][n:]
+            for name in ("replacement", "replaces"):
+                own = state[name][n:]
+                getattr(self, name)[index] = np.where(own >= 0, here(np.maximum(own, 0)), -1)
 
     def card_ids(self, start: int = 0) -> pa.StringArray:
         """Ids of the cards from index ``start`` on: the world's, then the replacements'.

@@ -23,7 +23,7 @@ from simulator.fraud.registry import build_scenario
 from simulator.settings.fraud import FraudConfig
 from simulator.world.build import World
 
-__all__ = ["FraudModel", "Memo"]
+__all__ = ["FraudModel", "Memo", "card_registry"]
 
 _CALIBRATION_CAMPAIGNS = 96
 
@@ -35,6 +35,13 @@ Memo = Callable[[str, Callable[[], Any]], Any]
 def _no_memo(kind: str, build: Callable[[], T]) -> T:
     del kind
     return build()
+
+
+def card_registry(world: World, config: FraudConfig, streams: Streams) -> CardRegistry:
+    """A run's card registry before any block or reissue."""
+    return CardRegistry(
+        world.cards, config.replacement.delivery_days, streams.key64("card-delivery")
+    )
 
 
 class FraudModel:
@@ -78,9 +85,7 @@ class FraudModel:
         self.label_sources = np.array(
             [sc.params.label_source == "chargeback" for sc in self.scenarios], dtype=bool
         )
-        self.cards = CardRegistry(
-            world.cards, config.replacement.delivery_days, streams.key64("card-delivery")
-        )
+        self.cards = card_registry(world, config, streams)
         self.quota_secret = streams.key64("fraud-quota")
         self._entry_modes = entry_modes
         self.ctx = CampaignContext(world, config.hotspots, self.cards.resolve, entry_modes)

@@ -54,13 +54,19 @@ class Assembled:
     Attributes:
         table: Transactions in event-time order.
         card: Card index of each row (world cards, then replacements).
-        labels: Labels decided in this slice (``fraud_label`` schema), for later times.
+        key: Position key of each row (its transaction id unmixed): ties in event time
+            are ordered by it.
+        labels: Labels decided in this slice (``fraud_label`` schema), for later times,
+            ordered by label time, then as their transactions are.
+        label_key: Position key of each label's transaction.
         new_cards: Ids of the cards issued since the previous slice, in index order.
     """
 
     table: pa.Table
     card: np.ndarray
+    key: np.ndarray
     labels: pa.Table
+    label_key: np.ndarray
     new_cards: pa.StringArray
 
 
@@ -193,10 +199,11 @@ class Assembler:
             "label_available_at": _timestamps(col["label_at"], col["label_at"] < 0),
         }
         table = pa.Table.from_arrays([columns[f.name] for f in self._schema], schema=self._schema)
-        labels = self._labels(table, col)
+        labels, label_rows = self._labels(table, col)
         new_cards = registry.card_ids(self._cards_reported)
         self._cards_reported = len(registry)
-        return Assembled(table, card, labels, new_cards)
+        key = col["key"].astype(np.uint64)
+        return Assembled(table, card, key, labels, key[label_rows], new_cards)
 
     def _forgo(self, holder: np.ndarray) -> None:
         """Tell each block's planner how many of its genuine rows were not made."""
@@ -241,8 +248,10 @@ class Assembler:
         merged["label_at"] = np.concatenate([np.full(n, -1, dtype=np.int64), fraud.label_at_us])
         return merged
 
-    def _labels(self, table: pa.Table, col: dict[str, np.ndarray]) -> pa.Table:
+    def _labels(self, table: pa.Table, col: dict[str, np.ndarray]) -> tuple[pa.Table, np.ndarray]:
         """Fraud labels of this slice's rows, plus wrong disputes of genuine ones.
+
+        Returns the labels and the row of each one's transaction.
 
         Whether a genuine row is disputed, and when, are keyed hashes of its position,
         so they do not depend on the other rows of the slice (nor on the shard).
@@ -270,9 +279,10 @@ class Assembler:
             "fraud_scenario": table.column("fraud_scenario").take(take),
             "fraud_case_id": table.column("fraud_case_id").take(take),
         }
-        return pa.Table.from_arrays(
+        labels = pa.Table.from_arrays(
             [columns[f.name] for f in self._label_schema], schema=self._label_schema
         )
+        return labels, rows
 
     def _while_waiting(
         self, card: np.ndarray, time_us: np.ndarray, genuine: np.ndarray, key: np.ndarray

@@ -1,21 +1,29 @@
 """The event source: slices in simulated-time order, as Arrow tables.
 
 The discrete-event :class:`~simulator.core.environment.Environment` schedules one event per
-time slice; handling it computes every block of cardholders for that slice (in this
-process or in a pool of workers), merges the blocks and links card histories. Both
-the Parquet job and the Kafka stream consume the same iterator, so they see the same
-events in the same order for a seed and configuration.
+time slice; handling it computes every block of cardholders for that slice, plans each
+block's fraud and assembles the slice. Both the Parquet job and the Kafka stream consume
+the same iterator, so they see the same events in the same order for a seed and
+configuration.
+
+With ``workers > 1`` the run is dealt to lanes: worker processes that each simulate
+a sub-shard of the blocks end to end (genuine rows, fraud, links), as a shard would.
+This process merges the lanes' slices by event time and position, so the rows are the
+single process's, byte for byte, and every stage but the final merge runs on every
+core.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import multiprocessing
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -24,16 +32,14 @@ from runtime.units import from_us, to_us
 from simulator.core.environment import Environment
 from simulator.core.seeding import Streams
 from simulator.fraud.cards import CardRegistry
+from simulator.fraud.model import card_registry
 from simulator.model.assemble import Assembler
-from simulator.model.behaviour import BlockEvents, SliceContext, simulate_block
+from simulator.model.behaviour import SliceContext, simulate_block
 from simulator.model.travel import Whereabouts
 from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.world.build import World
 
 __all__ = ["Slice", "SliceSource"]
-
-#: A slice's block results, computed on demand (in process) or awaited (from workers).
-Pending = Callable[[], "list[BlockEvents]"]
 
 
 @dataclass(frozen=True)
@@ -44,45 +50,209 @@ class Slice:
     end: dt.datetime
     table: pa.Table
     card: np.ndarray
+    key: np.ndarray
     labels: pa.Table
+    label_key: np.ndarray
     new_cards: pa.StringArray
 
 
-class _Blocks:
-    """Computes blocks of a slice: the world, the spec, the streams and the trips drawn."""
+class _Local:
+    """Slices of some blocks, computed in this process."""
 
-    def __init__(self, world: World, spec: RunSpec, streams: Streams) -> None:
+    @classmethod
+    def later(
+        cls,
+        world: World,
+        spec: RunSpec,
+        streams: Streams,
+        start: dt.datetime,
+        end: dt.datetime | None,
+        blocks: Sequence[int],
+    ) -> Callable[[], _Local]:
+        """A maker of the source, to build it in a worker (fraud calibration and all)."""
+        return lambda: cls(world, spec, streams, start, end, blocks)
+
+    def __init__(
+        self,
+        world: World,
+        spec: RunSpec,
+        streams: Streams,
+        start: dt.datetime,
+        end: dt.datetime | None,
+        blocks: Sequence[int],
+    ) -> None:
         self.world = world
         self.spec = spec
         self.streams = streams
+        self.start = start
+        self.end = end
+        self.blocks = blocks
+        self.assembler = Assembler(world, spec, streams, blocks)
         self.where = Whereabouts(world, spec.travel, streams)
 
-    def simulate(self, start: dt.datetime, blocks: Sequence[int]) -> list[BlockEvents]:
-        ctx = SliceContext.build(self.world, self.spec, start)
-        return [simulate_block(self.world, self.streams, self.where, ctx, b) for b in blocks]
+    def __iter__(self) -> Iterator[Slice]:
+        step = dt.timedelta(hours=self.spec.slice_hours)
+        env = Environment(to_us(self.start))
+        ready: deque[Slice] = deque()
+
+        def due(start: dt.datetime) -> bool:
+            return self.end is None or start < self.end
+
+        def on_slice(env: Environment) -> None:
+            at = from_us(env.now_us)
+            ctx = SliceContext.build(self.world, self.spec, at)
+            parts = [
+                simulate_block(self.world, self.streams, self.where, ctx, b) for b in self.blocks
+            ]
+            out = self.assembler.table(parts, at)
+            ready.append(
+                Slice(
+                    at,
+                    at + step,
+                    out.table,
+                    out.card,
+                    out.key,
+                    out.labels,
+                    out.label_key,
+                    out.new_cards,
+                )
+            )
+            if due(at + step):
+                env.schedule(to_us(at + step), on_slice, name="slice")
+
+        if due(self.start):
+            env.schedule(to_us(self.start), on_slice, name="slice")
+        while env.peek() is not None:
+            env.step()
+            while ready:
+                yield ready.popleft()
 
 
-# Worker-side state, inherited through fork (or rebuilt by the initializer).
-_WORKER: _Blocks | None = None
+def _lane_main(conn: Connection, make: Callable[[], _Local]) -> None:
+    """A lane's process: send each slice, then the card registry's state, or the error."""
+    try:
+        local = make()
+        for part in local:
+            conn.send(("slice", part))
+        conn.send(("cards", local.assembler.cards.state()))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
 
 
-def _worker_init(world: World, spec: RunSpec, streams: Streams) -> None:
-    global _WORKER
-    _WORKER = _Blocks(world, spec, streams)
+class _Lanes:
+    """Worker processes, each simulating a sub-shard of the blocks; merged here."""
+
+    def __init__(
+        self, world: World, lanes: list[Callable[[], _Local]], registry: CardRegistry
+    ) -> None:
+        self._world = world
+        self._lanes = lanes
+        self._registry_base = registry
+        self._procs: list[BaseProcess] = []
+        self._conns: list[Connection] = []
+        n = len(world.cards)
+        #: Per lane, this process's index of each of the lane's replacement cards.
+        self._index = [np.zeros(0, dtype=np.int64) for _ in lanes]
+        self._issued = n
+        self.cards: CardRegistry | None = None
+
+    def start(self) -> None:
+        context = multiprocessing.get_context("fork")
+        for lane in self._lanes:
+            mine, theirs = context.Pipe(duplex=False)
+            proc = context.Process(target=_lane_main, args=(theirs, lane), daemon=True)
+            proc.start()
+            theirs.close()
+            self._procs.append(proc)
+            self._conns.append(mine)
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+        for conn in self._conns:
+            conn.close()
+        self._procs, self._conns = [], []
+
+    def _receive(self, k: int) -> tuple[str, Any]:
+        try:
+            kind, value = self._conns[k].recv()
+        except EOFError:
+            code = self._procs[k].exitcode
+            raise RuntimeError(f"worker {k} stopped (exit code {code})") from None
+        if kind == "error":
+            raise RuntimeError(f"worker {k} failed:\n{value}")
+        return kind, value
+
+    def __iter__(self) -> Iterator[Slice]:
+        while True:
+            got = [self._receive(k) for k in range(len(self._lanes))]
+            kinds = {kind for kind, _ in got}
+            if kinds == {"cards"}:
+                self.cards = self._registry([state for _, state in got])
+                return
+            if kinds != {"slice"}:
+                raise RuntimeError("workers ended their runs at different slices")
+            yield self._merge([part for _, part in got])
+
+    def _cards(self, k: int, part: Slice) -> np.ndarray:
+        """Lane ``k``'s card indices as this process numbers them."""
+        issued = len(part.new_cards)
+        if issued:
+            fresh = np.arange(self._issued, self._issued + issued, dtype=np.int64)
+            self._index[k] = np.concatenate([self._index[k], fresh])
+            self._issued += issued
+        n = len(self._world.cards)
+        card = part.card.astype(np.int64)
+        reissued = card >= n
+        card[reissued] = self._index[k][card[reissued] - n]
+        return card
+
+    def _merge(self, parts: list[Slice]) -> Slice:
+        """The lanes' slices as one, ordered as a single process orders it."""
+        card = np.concatenate([self._cards(k, p) for k, p in enumerate(parts)])
+        key = np.concatenate([p.key for p in parts])
+        time = np.concatenate([_micros(p.table.column("event_time")) for p in parts])
+        order = np.lexsort((key, time))
+        table = pa.concat_tables([p.table for p in parts]).take(pa.array(order))
+        labels = pa.concat_tables([p.labels for p in parts])
+        label_key = np.concatenate([p.label_key for p in parts])
+        by_label = np.lexsort(
+            (
+                label_key,
+                _micros(labels.column("event_time")),
+                _micros(labels.column("label_time")),
+            )
+        )
+        first = parts[0]
+        return Slice(
+            first.start,
+            first.end,
+            table.combine_chunks(),
+            card[order],
+            key[order],
+            labels.take(pa.array(by_label)).combine_chunks(),
+            label_key[by_label],
+            pa.concat_arrays([p.new_cards for p in parts]),
+        )
+
+    def _registry(self, states: list[dict[str, np.ndarray]]) -> CardRegistry:
+        """The lanes' card registries as one, indexed as the merged slices are."""
+        registry = self._registry_base
+        for state, index in zip(states, self._index, strict=True):
+            registry.absorb(state, index)
+        return registry
 
 
-def _worker_ping() -> None:
-    """Nothing: submitted once per worker to start the processes."""
-
-
-def _worker_simulate(start: dt.datetime, blocks: Sequence[int]) -> list[BlockEvents]:
-    if _WORKER is None:  # pragma: no cover - the initializer always ran
-        raise RuntimeError("worker was not initialised")
-    return _WORKER.simulate(start, blocks)
+def _micros(column: pa.ChunkedArray) -> np.ndarray:
+    return column.cast(pa.int64()).to_numpy()
 
 
 class SliceSource:
-    """Iterates the run's slices, optionally computing blocks in worker processes.
+    """Iterates the run's slices, in this process or dealt to worker processes.
 
     Args:
         world: The built world.
@@ -90,7 +260,8 @@ class SliceSource:
         seed: The run's seed; it must be the one the world was built from.
         start: First instant simulated (aware UTC, at a slice boundary).
         end: Instant where the run stops (exclusive); None runs forever.
-        workers: Processes computing blocks; 1 computes in this process.
+        workers: Processes simulating; 1 computes in this process. More deal the
+            blocks to that many lanes (at most one per block); the slices are the same.
         shard: The shard of the run to simulate (its cardholder blocks and their fraud);
             by default the whole run.
 
@@ -115,29 +286,45 @@ class SliceSource:
         self._world = world
         self._spec = spec
         self._streams = seed.streams
-        self._start = start.astimezone(dt.UTC)
-        self._end = end.astimezone(dt.UTC) if end is not None else None
-        self._hours = spec.slice_hours
-        self._workers = workers
-        self._blocks = shard.blocks(world.n_blocks)
-        self._assembler = Assembler(world, spec, seed.streams, self._blocks)
-        self._pool: ProcessPoolExecutor | None = None
+        start = start.astimezone(dt.UTC)
+        end = end.astimezone(dt.UTC) if end is not None else None
+        blocks = shard.blocks(world.n_blocks)
+        lanes = max(min(workers, len(blocks)), 1)
+        self._local: _Local | None = None
+        self._lanes: _Lanes | None = None
+        if lanes == 1:
+            self._local = _Local(world, spec, seed.streams, start, end, blocks)
+        else:
+            self._lanes = _Lanes(
+                world,
+                [
+                    _Local.later(world, spec, seed.streams, start, end, blocks[k::lanes])
+                    for k in range(lanes)
+                ],
+                card_registry(world, spec.fraud, seed.streams),
+            )
+        self._entered = False
 
     @property
     def cards(self) -> CardRegistry:
-        """Blocks and reissues so far (the world's cards, then replacements)."""
-        return self._assembler.cards
+        """Blocks and reissues (the world's cards, then replacements).
+
+        In this process: so far. On workers: at the end of the run.
+
+        Raises:
+            RuntimeError: On workers, before the run has ended.
+        """
+        if self._local is not None:
+            return self._local.assembler.cards
+        assert self._lanes is not None
+        if self._lanes.cards is None:
+            raise RuntimeError("a run on workers knows its cards at its end")
+        return self._lanes.cards
 
     @property
     def world(self) -> World:
         """The world whose slices this source yields."""
         return self._world
-
-    def _chunks(self) -> list[range]:
-        n = len(self._blocks)
-        parts = max(min(n, self._workers * 2), 1)
-        bounds = [round(i * n / parts) for i in range(parts + 1)]
-        return [self._blocks[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
     def __enter__(self) -> SliceSource:
         """Start the worker processes (if any) now, before the caller starts threads.
@@ -146,69 +333,22 @@ class SliceSource:
         thread exists (Parquet writers, Kafka clients) keeps the children free of locks
         held by threads that do not exist in them.
         """
-        if self._workers > 1 and self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=self._workers,
-                mp_context=multiprocessing.get_context("fork"),
-                initializer=_worker_init,
-                initargs=(self._world, self._spec, self._streams),
-            )
-            # Processes start on the first submission: make it now.
-            for f in [self._pool.submit(_worker_ping) for _ in range(self._workers)]:
-                f.result()
+        if self._lanes is not None and not self._entered:
+            self._lanes.start()
+        self._entered = True
         return self
 
     def __exit__(self, *exc: object) -> None:
         """Stop the worker processes; idempotent."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        if self._lanes is not None:
+            self._lanes.stop()
 
     def __iter__(self) -> Iterator[Slice]:
         """Yield slices in order (use inside ``with`` when ``workers > 1``)."""
-        if self._workers == 1:
-            blocks = _Blocks(self._world, self._spec, self._streams)
-            every = self._blocks
-
-            def compute(start: dt.datetime) -> Pending:
-                return lambda: blocks.simulate(start, every)
-
-            yield from self._run(compute)
+        if self._local is not None:
+            yield from self._local
             return
-        if self._pool is None:
+        if not self._entered:
             raise RuntimeError("SliceSource with workers > 1 must be entered (with ...) first")
-        pool, chunks = self._pool, self._chunks()
-
-        def submit(start: dt.datetime) -> Pending:
-            futures = [pool.submit(_worker_simulate, start, c) for c in chunks]
-            return lambda: [events for f in futures for events in f.result()]
-
-        yield from self._run(submit)
-
-    def _run(self, submit: Callable[[dt.datetime], Pending]) -> Iterator[Slice]:
-        step = dt.timedelta(hours=self._hours)
-        env = Environment(to_us(self._start))
-        pending: deque[tuple[dt.datetime, Pending]] = deque()
-        ready: deque[Slice] = deque()
-
-        def due(start: dt.datetime) -> bool:
-            return self._end is None or start < self._end
-
-        def on_slice(env: Environment) -> None:
-            start = from_us(env.now_us)
-            # Keep the next slice in flight while this one is assembled.
-            while len(pending) < 2 and due(start + step * len(pending)):
-                at = start + step * len(pending)
-                pending.append((at, submit(at)))
-            at, result = pending.popleft()
-            out = self._assembler.table(result(), at)
-            ready.append(Slice(at, at + step, out.table, out.card, out.labels, out.new_cards))
-            if due(start + step):
-                env.schedule(to_us(start + step), on_slice, name="slice")
-
-        if due(self._start):
-            env.schedule(to_us(self._start), on_slice, name="slice")
-        while env.peek() is not None:
-            env.step()
-            while ready:
-                yield ready.popleft()
+        assert self._lanes is not None
+        yield from self._lanes
