@@ -97,7 +97,7 @@ def test_a_run_on_a_cached_world_writes_the_same_bytes(tmp_path: Path, cache_dir
         hashes.append([(f["path"], f["sha256"]) for f in manifest["files"]])
     assert hashes[0] == hashes[1] == hashes[2]
     # The fraud calibration came from the cache too.
-    assert list((cache_dir / "fraud-calibration-per-block").glob("*.pickle"))
+    assert list((cache_dir / "fraud-calibration-seedless").glob("*.pickle"))
 
 
 def test_a_world_over_the_size_cap_is_built_but_not_kept(
@@ -111,3 +111,28 @@ def test_a_world_over_the_size_cap_is_built_but_not_kept(
     world = build_world(settings, seed)
     assert _differences(world, world_build._build(settings, seed)) == []
     assert list((tmp_path / "cache" / "world").iterdir()) == []  # no file, no leftover
+
+
+def test_the_fraud_calibration_does_not_depend_on_the_seed(tmp_path: Path) -> None:
+    """Two seeds, one calibration: it is drawn in a seed-0 block of the same settings."""
+    from simulator.fraud.model import FraudModel
+    from simulator.settings.run import RunSeed, RunSpec
+    from simulator.world.build import build_world
+
+    figures = []
+    for seed in (3, 4):
+        settings = small_settings(tmp_path / "out", tmp_path / "cache", seed=seed)
+        run_seed = RunSeed.from_settings(settings)
+        spec = RunSpec.from_settings(settings)
+        world = build_world(settings, run_seed)
+        model = FraudModel(
+            world,
+            spec.fraud,
+            run_seed.streams,
+            spec.slice_us,
+            spec.entry_modes,
+            calibration=spec.calibration,
+        )
+        figures.append((model.mean.tolist(), model.fast.tolist(), model.reach.tolist()))
+    assert figures[0] == figures[1]
+    assert min(figures[0][0]) > 0

@@ -55,6 +55,8 @@ class FraudModel:
         entry_modes: The card-present entry modes, in index order.
         memo: Keeps what depends only on the settings (the calibration) between runs:
             ``memo(kind, build)`` returns ``build()``, or what it returned before.
+        calibration: The world and streams to sample the calibration's campaigns in
+            (its first block); by default the run's own.
 
     Raises:
         ValueError: If two scenario names share a case-number prefix (vanishingly rare).
@@ -68,8 +70,10 @@ class FraudModel:
         slice_us: int,
         entry_modes: Sequence[str],
         memo: Memo = _no_memo,
+        calibration: Callable[[], tuple[World, Streams]] | None = None,
     ) -> None:
         self.world = world
+        self._calibration = calibration or (lambda: (world, streams))
         self.config = config
         self.streams = streams
         self.slice_us = slice_us
@@ -91,12 +95,12 @@ class FraudModel:
         self.ctx = CampaignContext(world, config.hotspots, self.cards.resolve, entry_modes)
         # Calibration plans sample campaigns: only worth it when fraud is wanted.
         n = len(self.scenarios)
-        calibration: tuple[np.ndarray, np.ndarray, np.ndarray] = (
-            memo("fraud-calibration-per-block", self._calibrate)
+        figures: tuple[np.ndarray, np.ndarray, np.ndarray] = (
+            memo("fraud-calibration-seedless", self._calibrate)
             if self.rate > 0 and n
             else (np.ones(n), np.zeros(n), np.zeros(n, dtype=np.int64))
         )
-        self.mean, self.fast, self.reach = calibration
+        self.mean, self.fast, self.reach = figures
 
     @property
     def rate(self) -> float:
@@ -110,12 +114,14 @@ class FraudModel:
         within a day of the campaign's start; the reach is how far after its start a
         campaign's last row can fall.
 
-        Planned in the first block (victims come from one block, as in a run), on a
-        scratch card registry with its own streams, so it changes nothing.
+        Planned in the first block of the calibration world (victims come from one
+        block, as in a run), on a scratch card registry with its own streams, so it
+        changes nothing.
         """
-        lo, hi = self.world.block_range(0)
+        world, streams = self._calibration()
+        lo, hi = world.block_range(0)
         scratch = CampaignContext(
-            self.world, self.config.hotspots, lambda c, _t: c, self._entry_modes
+            world, self.config.hotspots, lambda c, _t: c, self._entry_modes
         ).among(range(lo, hi))
         mean = np.ones(len(self.scenarios))
         fast = np.zeros(len(self.scenarios))
@@ -123,7 +129,7 @@ class FraudModel:
         for i, (name, sc) in enumerate(zip(self.names, self.scenarios, strict=True)):
             counts, quick = 0, 0
             for k in range(_CALIBRATION_CAMPAIGNS):
-                rng = self.streams.generator("fraud-calibration", name, k)
+                rng = streams.generator("fraud-calibration", name, k)
                 rows = sc.plan(scratch, rng, 0)
                 keep, _ = detect(sc, rows, rng)
                 mask = keep & rows.fraud

@@ -103,7 +103,8 @@ class Assembler:
             streams,
             spec.slice_us,
             spec.entry_modes,
-            memo=lambda kind, build: cached(spec.cache_dir, spec.config_hash, build, kind),
+            memo=lambda kind, build: cached(spec.cache_dir, spec.calibration_hash, build, kind),
+            calibration=spec.calibration,
         )
         self.cards = self.fraud.cards
         self._blocks = list(range(world.n_blocks) if blocks is None else blocks)
