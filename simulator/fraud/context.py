@@ -81,7 +81,9 @@ class CampaignContext:
         self._hotspot_cdf = cdf([h.weight for h in self._hotspots])
         self.entry_modes = {name: i for i, name in enumerate(entry_modes)}
         self.ecommerce_mode = len(entry_modes)
+        # Shared by the blocks' copies (:meth:`among`): pools and far cities by key.
         self._pools: dict[_PoolKey, tuple[np.ndarray, np.ndarray]] = {}
+        self._far: dict[tuple[int, float], tuple[np.ndarray, np.ndarray | None]] = {}
 
     def among(self, holders: range, resolve_card: CardResolver | None = None) -> CampaignContext:
         """This context with victims drawn from ``holders`` only (one block's).
@@ -153,6 +155,17 @@ class CampaignContext:
 
     def far_city(self, rng: np.random.Generator, from_city: int, min_km: float) -> int:
         """A merchant city at least ``min_km`` away (by population), else the farthest one."""
+        cities, cum = self._far_cities(from_city, min_km)
+        if cum is None:
+            return int(cities[0])
+        return int(cities[draw_categorical(rng.random(1), cum)[0]])
+
+    def _far_cities(self, from_city: int, min_km: float) -> tuple[np.ndarray, np.ndarray | None]:
+        """The candidates of :meth:`far_city` and their CDF (None: the farthest alone)."""
+        key = (from_city, min_km)
+        found = self._far.get(key)
+        if found is not None:
+            return found
         cities = self._cp_cities
         c = self.world.cities
         n = len(cities)
@@ -161,9 +174,11 @@ class CampaignContext:
         )
         far = np.flatnonzero(km >= min_km)
         if not len(far):
-            return int(cities[int(np.argmax(km))])
-        cum = cdf(c.population[cities[far]].astype(np.float64))
-        return int(cities[far[draw_categorical(rng.random(1), cum)[0]]])
+            found = (cities[[int(np.argmax(km))]], None)
+        else:
+            found = (cities[far], cdf(c.population[cities[far]].astype(np.float64)))
+        self._far[key] = found
+        return found
 
     def at_local_hour(
         self, rng: np.random.Generator, after_us: int, city: int, weights: list[float] | None
