@@ -27,70 +27,16 @@ import yaml
 from runtime import errors as runtime_errors
 from runtime.layers import explain_lines
 from runtime.logs import bind, configure_logging
+from simulator.cli_parser import build_parser
 from simulator.errors import ConfigError, LagExceeded, ReferenceDataError
 from simulator.fraud.registry import check_scenarios
 from simulator.settings.loading import Origins, load_settings_explained
 from simulator.settings.models import Settings
-from simulator.settings.run import RunSeed
+from simulator.settings.run import RunSeed, Shard
 
 __all__ = ["build_settings", "main"]
 
 log = logging.getLogger("txnsim.cli")
-
-
-def _iso_date(text: str) -> str:
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a calendar date in YYYY-MM-DD form"
-        ) from None
-    return text
-
-
-def _speed(text: str) -> str | float:
-    if text == "max":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'max'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"speed must be positive, got {text}")
-    return value
-
-
-def _settings_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML or JSON settings file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting by dotted path, e.g. population.cardholders=5000 (repeatable)",
-    )
-    parser.add_argument(
-        "--date", type=_iso_date, help="first simulated UTC date, YYYY-MM-DD (start_date)"
-    )
-    parser.add_argument("--days", type=int, help="number of simulated days (days)")
-    parser.add_argument("--seed", type=int, help="root seed; omitted: drawn from OS entropy (seed)")
-    parser.add_argument("--cardholders", type=int, help="population size (population.cardholders)")
-    parser.add_argument(
-        "--workers", type=int, help="worker processes; output is identical for any value"
-    )
-    parser.add_argument(
-        "--out",
-        metavar="PATH|s3://BUCKET/PREFIX",
-        help="output folder, or an S3 bucket and prefix (out; s3.endpoint_url for MinIO)",
-    )
-
-
-def _metrics_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--metrics-port", type=int, help="serve Prometheus metrics on this port (/metrics)"
-    )
-    parser.add_argument("--metrics-host", default="127.0.0.1", help="address to serve metrics on")
 
 
 def _serve_metrics(args: argparse.Namespace) -> None:
@@ -100,100 +46,6 @@ def _serve_metrics(args: argparse.Namespace) -> None:
         metrics.serve(args.metrics_port, args.metrics_host)
     except OSError as exc:
         raise ConfigError(f"--metrics-port {args.metrics_port}: {exc}") from exc
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="txnsim", description="Seeded card-transaction simulator."
-    )
-    parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
-    )
-    parser.add_argument(
-        "--log-format", choices=["json", "text"], help="default: text on a terminal, else JSON"
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    gen = commands.add_parser("generate", help="simulate days and land them as Parquet in a folder")
-    _settings_arguments(gen)
-    _metrics_arguments(gen)
-    stream = commands.add_parser(
-        "stream", help="stream the simulation onto Kafka as Avro, in simulated time"
-    )
-    _settings_arguments(stream)
-    _metrics_arguments(stream)
-    stream.add_argument(
-        "--speed",
-        type=_speed,
-        help="simulated seconds per wall second (1 = live, 60, 3600) or 'max'",
-    )
-    stream.add_argument(
-        "--bootstrap-servers", help="Kafka bootstrap servers (kafka.bootstrap_servers)"
-    )
-    stream.add_argument("--topic", help="topic, created if missing (kafka.topic)")
-    stream.add_argument(
-        "--labels-topic",
-        help="topic of the fraud labels, created if missing (kafka.labels_topic)",
-    )
-    stream.add_argument(
-        "--labels",
-        choices=["separate", "inline"],
-        help="separate: transactions without label fields (default); inline: with them "
-        "(stream.labels)",
-    )
-    stream.add_argument(
-        "--partitions", type=int, help="partitions when creating the topic (kafka.partitions)"
-    )
-    stream.add_argument(
-        "--start", choices=["now"], help="run live from the current time instead of --date"
-    )
-    stream.add_argument(
-        "--max-lag",
-        type=float,
-        help="fail when this many simulated seconds behind (stream.max_lag_s)",
-    )
-    stream.add_argument(
-        "--delivery",
-        choices=["exactly_once", "idempotent"],
-        help="exactly_once: Kafka transactions, each record once for read_committed readers "
-        "(default); idempotent: no transactions (kafka.delivery)",
-    )
-    stream.add_argument(
-        "--schema-registry",
-        metavar="URL",
-        help="register the schemas there and frame values in the Confluent wire format "
-        "(kafka.schema_registry.url)",
-    )
-    stream.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue a stream of the same settings (and --seed) from its last committed "
-        "transaction instead of from the start",
-    )
-    report = commands.add_parser(
-        "report", help="an HTML page of figures (plus PNG files) about a landed folder"
-    )
-    report.add_argument("dir", type=Path, help="a folder landed by txnsim generate")
-    report.add_argument(
-        "--out", type=Path, default=Path("report.html"), help="HTML file; PNGs go next to it"
-    )
-    config = commands.add_parser("config", help="inspect settings")
-    config_commands = config.add_subparsers(dest="config_command", required=True)
-    show = config_commands.add_parser("show", help="print the effective settings")
-    _settings_arguments(show)
-    show.add_argument("--format", choices=["yaml", "json"], default="yaml")
-    show.add_argument(
-        "--explain",
-        action="store_true",
-        help="one line per value with where it came from (default, file, env, flag, --set)",
-    )
-    check = commands.add_parser(
-        "validate", help="check a landed dataset (a folder or s3://bucket/prefix); JSON report"
-    )
-    check.add_argument("target", help="dataset root holding transactions/, or s3://bucket/prefix")
-    check.add_argument(
-        "--spill-dir", type=Path, help="where hashed ids are spilled (default: a temp folder)"
-    )
-    return parser
 
 
 def _cli_layer(args: argparse.Namespace) -> dict[str, Any]:
@@ -272,12 +124,14 @@ def _show(settings: Settings, origins: Origins, fmt: str, *, explain: bool) -> N
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False, width=120))
 
 
-def _generate(settings: Settings) -> None:
+def _generate(settings: Settings, shard: Shard) -> None:
     from simulator.batch.generate import generate  # heavy imports only when running
 
     settings, seed = _seeded(settings)
     bind(run_id=uuid.uuid4().hex[:12], seed=seed.entropy, config_hash=settings.config_hash()[:12])
-    summary = generate(settings, seed)
+    if not shard.whole:
+        bind(shard=str(shard))
+    summary = generate(settings, seed, shard=shard)
     sys.stdout.write(
         orjson.dumps(
             {
@@ -321,6 +175,19 @@ def _stream(settings: Settings, *, live: bool, resume: bool) -> None:
     sys.stdout.write(orjson.dumps(summary).decode() + "\n")
 
 
+def _merge(target: str, settings: Settings, shards: int | None) -> None:
+    from simulator.batch.merge import merge_manifests
+
+    manifest = merge_manifests(target, settings, shards)
+    summary = {
+        "out": target,
+        "shards": manifest["shards"]["count"],
+        "rows": manifest["row_counts"]["transactions"],
+        "files": len(manifest["files"]),
+    }
+    sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+
+
 def _report(root: Path, out: Path) -> None:
     from simulator.report.render import render_report  # matplotlib only when reporting
 
@@ -342,7 +209,7 @@ def _validate(target: str, spill_dir: Path | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(
         args.log_level, json=None if args.log_format is None else args.log_format == "json"
@@ -354,6 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(args.dir, args.out)
             return 0
         settings, origins = _explained_settings(args)
+        if args.command == "manifest":
+            _merge(args.target, settings, args.shards)
+            return 0
         if args.command == "config":
             _show(settings, origins, args.format, explain=args.explain)
             return 0
@@ -361,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "stream":
             _stream(settings, live=args.start == "now", resume=args.resume)
             return 0
-        _generate(settings)
+        _generate(settings, args.shard)
     except (runtime_errors.ConfigError, ReferenceDataError) as exc:
         sys.stderr.write(f"txnsim: {exc}\n")
         return 2

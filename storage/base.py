@@ -44,6 +44,10 @@ class ObjectStore(Protocol):
         """The metadata of the object at ``key``, or None if there is none."""
         ...
 
+    def get(self, key: str) -> bytes | None:
+        """The bytes of the object at ``key``, or None if there is none."""
+        ...
+
     def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
         """Write ``data`` at ``key`` whole, replacing any object there."""
         ...

@@ -87,6 +87,15 @@ class LocalStore:
             except OSError as exc:
                 raise StoreUnavailable(f"cannot delete {self.root / key}: {exc}") from exc
 
+    def get(self, key: str) -> bytes | None:
+        """The file's bytes, or None if there is no file."""
+        try:
+            return (self.root / key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read {self.root / key}: {exc}") from exc
+
     def head(self, key: str) -> dict[str, str] | None:
         """The metadata the object carries, or None if there is no object."""
         import orjson

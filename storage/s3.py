@@ -78,6 +78,16 @@ class S3Store:
             raise _translate(exc, f"HEAD s3://{self.bucket}/{self._key(key)}") from exc
         return {str(k): str(v) for k, v in response.get("Metadata", {}).items()}
 
+    def get(self, key: str) -> bytes | None:
+        """``GetObject``, the whole body; None on 404."""
+        try:
+            response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return bytes(response["Body"].read())
+        except Exception as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _translate(exc, f"GET s3://{self.bucket}/{self._key(key)}") from exc
+
     def put(self, key: str, data: bytes, metadata: dict[str, str]) -> None:
         """``PutObject``: S3 makes the new object visible whole, or not at all."""
         try:

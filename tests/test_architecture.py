@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("simulator.model", "consumers.intake", "consumers.lander"),
     ("simulator.metrics", "consumers.sink"),
     ("simulator.batch", "simulator.stream", "simulator.validate", "simulator.report"),
+    ("simulator.cli_parser",),
     ("simulator.cli", "consumers.cli"),
     ("simulator", "simulator.__main__", "consumers", "consumers.__main__"),
 )

@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "b8f604f0bf081a6d012251e40f7e9216480889d0e45cca70bce5b532145cc8f5"
+GOLDEN = "9444be9991c34cf6fdc252793fea094965be5cd5fc43c4a07777693a431e2fdc"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:

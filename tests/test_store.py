@@ -336,6 +336,8 @@ def test_put_replaces_list_and_delete(store: ObjectStore) -> None:
     store.put("run/dt=2/b.parquet", b"three", {})
     store.put("other/c.json", b"{}", {})
     assert _read(store, "run/dt=1/a.parquet") == b"two"
+    assert store.get("run/dt=1/a.parquet") == b"two"
+    assert store.get("run/dt=1/missing.parquet") is None
     assert store.list("run/") == ["run/dt=1/a.parquet", "run/dt=2/b.parquet"]
     assert store.list("nothing/") == []
     store.delete(["run/dt=1/a.parquet", "run/missing.parquet"])

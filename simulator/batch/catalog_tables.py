@@ -17,7 +17,9 @@ def _strings(values: list[str], index: np.ndarray) -> pa.Array:
     return pa.array(values, pa.string()).take(pa.array(index.astype(np.int64)))
 
 
-def _cards(world: World, registry: CardRegistry | None, end_us: int) -> pa.Table:
+def _cards(
+    world: World, registry: CardRegistry | None, end_us: int, holders: np.ndarray | None
+) -> pa.Table:
     """The world's cards and the replacements issued before ``end_us``."""
     c, h = world.cards, world.holders
     base = len(c)
@@ -41,6 +43,8 @@ def _cards(world: World, registry: CardRegistry | None, end_us: int) -> pa.Table
         # the catalog is the same for any worker count and is the union of the shards'.
         rows = rows[np.lexsort((registry.generation[rows], registry.root[rows]))]
     rows = np.concatenate([np.arange(base), rows])
+    if holders is not None:
+        rows = rows[holders[holder[rows]]]
     old = rows >= base
     ids = registry.card_ids() if registry is not None else c.ids
     blocked = block_at[rows]
@@ -75,7 +79,10 @@ def _times(us: np.ndarray, null: np.ndarray) -> pa.Array:
 
 
 def catalog_tables(
-    world: World, cards: CardRegistry | None = None, end_us: int = NEVER
+    world: World,
+    cards: CardRegistry | None = None,
+    end_us: int = NEVER,
+    holders: np.ndarray | None = None,
 ) -> dict[str, pa.Table]:
     """``cardholders``, ``cards`` and ``merchants`` tables of the world.
 
@@ -85,6 +92,7 @@ def catalog_tables(
             are listed after the world's cards, by the card they descend from and
             generation, each naming the card it replaces.
         end_us: End of the run (microseconds since the epoch).
+        holders: Which cardholders to list, with their cards (a shard's); None: all.
     """
     h, m, cities = world.holders, world.merchants, world.cities
     home = h.home_city
@@ -101,7 +109,9 @@ def catalog_tables(
             "card_count": pa.array(h.card_count.astype(np.int8)),
         }
     )
-    card_table = _cards(world, cards, end_us)
+    card_table = _cards(world, cards, end_us, holders)
+    if holders is not None:
+        cardholders = cardholders.filter(pa.array(holders))
     online = m.channel == CHANNEL_ECOMMERCE
     merchants = pa.table(
         {

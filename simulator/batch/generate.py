@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from runtime.units import to_us
@@ -20,11 +21,12 @@ from schemas.event import transaction_schema
 from simulator import metrics
 from simulator.batch.catalog_tables import catalog_tables
 from simulator.batch.labels import FraudTally, write_labels
-from simulator.batch.output import Destination, FileRecord, FolderDestination, Partition
+from simulator.batch.output import Destination, FileRecord, FolderDestination, Naming, Partition
+from simulator.errors import ConfigError
 from simulator.model.engine import SliceSource
 from simulator.settings.models import Settings
-from simulator.settings.run import RunSeed, RunSpec
-from simulator.world.build import build_world
+from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
+from simulator.world.build import World, build_world
 
 __all__ = ["RunSummary", "generate", "package_version"]
 
@@ -63,6 +65,7 @@ class _Lander:
 
     def __init__(self, destination: Destination) -> None:
         self._destination = destination
+        self._stem = destination.naming.stem
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnsim-writer")
         self._queued: deque[Future[None]] = deque()
         self._current: Partition | None = None
@@ -83,7 +86,7 @@ class _Lander:
             self._day = day
             self.partitions[day.isoformat()] = 0
         self.partitions[day.isoformat()] += table.num_rows
-        self._queued.append(self._pool.submit(self._current.write, table))  # type: ignore[union-attr]
+        self._queued.append(self._pool.submit(self._current.write, table, self._stem))  # type: ignore[union-attr]
         while len(self._queued) > 1:
             self._queued.popleft().result()
 
@@ -106,7 +109,13 @@ class _Lander:
                 self._current.abort()
 
 
-def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monotonic) -> RunSummary:
+def generate(
+    settings: Settings,
+    seed: RunSeed,
+    *,
+    wall: WallClock = time.monotonic,
+    shard: Shard = WHOLE,
+) -> RunSummary:
     """Simulate ``settings.days`` days from ``settings.start_date`` into ``settings.out``.
 
     Args:
@@ -114,11 +123,20 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
         seed: The run's seed (:meth:`RunSeed.from_settings`); the manifest records it and
             where it came from.
         wall: Monotonic wall clock for progress and rates (injected for tests).
+        shard: The shard of the run to land (its blocks' rows, files named by the shard
+            and its manifest under ``manifests/``); by default the whole run.
 
     Raises:
         ValueError: If ``seed`` was not built from these settings.
+        ConfigError: For a shard of a run whose seed is not configured (every shard
+            must draw from the same root seed).
     """
     began = wall()
+    if not shard.whole and seed.source != "configured":
+        raise ConfigError(
+            f"seed: --shard {shard} needs a configured seed (--seed), so that every shard "
+            "draws from the same one"
+        )
     settings = seed.pin(settings)
     schema = transaction_schema()
     world = build_world(settings, seed)
@@ -137,7 +155,8 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
         b"txnsim.config_hash": settings.config_hash().encode(),
         b"txnsim.seed": str(seed.entropy).encode(),
     }
-    destination = _destination(settings, metadata)
+    naming = Naming(shard)
+    destination = _destination(settings, metadata, naming)
 
     files: list[FileRecord] = []
     total = 0
@@ -145,7 +164,7 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
     labels: list[pa.Table] = []
     # Workers fork when the source is entered: before any writer thread exists.
     spec = RunSpec.from_settings(settings)
-    with SliceSource(world, spec, seed, start, end, settings.workers) as source:
+    with SliceSource(world, spec, seed, start, end, settings.workers, shard) as source:
         sim_began = wall()
         with _Lander(destination) as lander:
             for part in source:
@@ -168,8 +187,11 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
                     },
                 )
         cards = source.cards
-        for name, table in catalog_tables(world, cards, to_us(end)).items():
-            files.append(destination.write_file(f"catalog/{name}.parquet", table))
+        catalogs = catalog_tables(world, cards, to_us(end), _holders(world, shard))
+        for name, table in catalogs.items():
+            if name == "merchants" and shard.index > 0:
+                continue  # every shard's world has the same merchants: shard 0 lands them
+            files.append(destination.write_file(naming.catalog(name), table))
     files.extend(lander.files)
     partitions = lander.partitions
     label_table = pa.concat_tables(labels) if labels else None
@@ -189,14 +211,20 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
         "simulated_end": end.isoformat(),
         "row_counts": {
             "transactions": total,
-            "cardholders": len(world.holders),
-            "cards": len(world.cards),
+            "cardholders": catalogs["cardholders"].num_rows,
+            "cards": catalogs["cards"].num_rows,
             "merchants": len(world.merchants),
         },
         "partitions": partitions,
         "fraud": fraud.summary(settings.fraud.target_rate, cards, to_us(end), label_table),
         "files": [f.as_json() for f in sorted(files, key=lambda f: f.path)],
     }
+    if not shard.whole:
+        manifest["shard"] = {
+            "index": shard.index,
+            "count": shard.count,
+            "blocks": list(shard.blocks(world.n_blocks)),
+        }
     destination.write_manifest(manifest)
     seconds = wall() - began
     log.info(
@@ -206,14 +234,27 @@ def generate(settings: Settings, seed: RunSeed, *, wall: WallClock = time.monoto
     return RunSummary(out=settings.out, rows=total, files=files, manifest=manifest, seconds=seconds)
 
 
-def _destination(settings: Settings, metadata: dict[bytes, bytes]) -> Destination:
+def _holders(world: World, shard: Shard) -> np.ndarray | None:
+    """Which cardholders the shard simulates (None: all of them)."""
+    if shard.whole:
+        return None
+    mine = np.zeros(len(world.holders), dtype=bool)
+    for block in shard.blocks(world.n_blocks):
+        lo, hi = world.block_range(block)
+        mine[lo:hi] = True
+    return mine
+
+
+def _destination(settings: Settings, metadata: dict[bytes, bytes], naming: Naming) -> Destination:
     """A folder for a path, an object store for an ``s3://`` URL."""
     if isinstance(settings.out, Path):
-        return FolderDestination(settings.out, settings.writer, metadata)
+        return FolderDestination(settings.out, settings.writer, metadata, naming)
     from simulator.batch.objects import StoreDestination
     from storage.base import open_store
     from storage.retry import Retrying
 
     store = open_store(settings.out, s3=settings.s3, name="out")
     retry = Retrying(give_up_s=settings.retry_give_up_s, service="destination")
-    return StoreDestination(store, retry, settings.writer, metadata, settings.config_hash()[:16])
+    return StoreDestination(
+        store, retry, settings.writer, metadata, settings.config_hash()[:16], naming
+    )

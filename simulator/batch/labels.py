@@ -61,6 +61,7 @@ class FraudTally:
             "rate_by_count": self.fraud_rows / self.rows if self.rows else 0.0,
             "rate_by_value": self.fraud_value_usd / self.value_usd if self.value_usd else 0.0,
             "value_usd": round(self.fraud_value_usd, 2),
+            "all_value_usd": round(self.value_usd, 2),
             "by_scenario": dict(sorted(self.by_scenario.items())),
             "cases": len(self.cases),
             "cards_blocked": blocked,
@@ -87,8 +88,21 @@ def write_labels(
     transactions of one date and is named by it (``txn-2026-11-24-part-00000.parquet``):
     a run replaces the label files of its own transaction dates, in every partition that
     has them, and keeps the others'. Each file is sorted by label time.
+
+    A shard's files carry its name after the date (``txn-2026-11-24-shard-00000-of-00002-``);
+    it replaces its own and keeps the other shards' of the same dates.
     """
-    stems = [label_stem(day) for day in run_days]
+    naming = destination.naming
+    days = tuple(label_stem(day) for day in run_days)
+    stems = [day + naming.stem for day in days]
+
+    def keep(name: str) -> bool:
+        # Files of other days' runs stay; unstemmed ones (before 0.2: of unknown days) go;
+        # of this run's days, only the other shards' files stay.
+        if not name.startswith("txn-"):
+            return False
+        return not name.startswith(days) or naming.sibling(name)
+
     times = labels.column("label_time").cast(pa.int64()).to_numpy()
     order = np.lexsort((times, times // US_PER_DAY))
     labels = labels.take(pa.array(order))
@@ -100,17 +114,13 @@ def write_labels(
     touched |= set(destination.replace_stems("labels", stems))
     files: list[FileRecord] = []
     for day in sorted(touched):
-        # Files of other days' runs stay; unstemmed ones (before 0.2: of unknown days) go.
-        writer = destination.partition(
-            "labels",
-            day,
-            keep=lambda name: name.startswith("txn-") and not name.startswith(tuple(stems)),
-        )
+        writer = destination.partition("labels", day, keep=keep)
         try:
             in_day = np.flatnonzero(label_days == (day - dt.date(1970, 1, 1)).days)
             for source in sorted(set(event_days[in_day].tolist())):
                 rows = in_day[event_days[in_day] == source]
-                writer.write(labels.take(pa.array(rows)), stem=label_stem(_date(source)))
+                stem = label_stem(_date(source)) + naming.stem
+                writer.write(labels.take(pa.array(rows)), stem=stem)
             files.extend(writer.commit())
         except BaseException:
             writer.abort()

@@ -15,6 +15,10 @@ Instead:
   (``labels/dt=*/txn-<date>-*``), is deleted (a replaced run's, or a crashed attempt's).
   Other dates, and other days' labels in shared label-date partitions, are left as they
   are, as in a folder.
+* A shard (``--shard K/N``) names its objects as in a folder (``shard-...-part-...``,
+  ``catalog/<name>/shard-...``, ``manifests/shard-....json``) and sweeps only its own
+  objects, never another shard's; ``txnsim manifest merge`` writes the run's
+  ``manifest.json`` and then sweeps what no shard lists.
 * Transient failures (an outage, throttling, timeouts) are retried with backoff for
   ``retry_give_up_s``; past it the run fails with the store's error and no new manifest,
   so the old run stays the committed one.
@@ -32,7 +36,7 @@ import orjson
 import pyarrow as pa
 
 from schemas.parquet import parquet_bytes
-from simulator.batch.output import FileRecord, cuts
+from simulator.batch.output import FileRecord, Naming, cuts
 from simulator.settings.models import WriterConfig
 from storage.base import ObjectStore
 from storage.retry import Retrying
@@ -51,6 +55,7 @@ class StoreDestination:
         writer: File cutting and compression settings.
         metadata: Key-value metadata added to every file's schema.
         token: Names this run's objects (the configuration hash, shortened).
+        naming: The run's or shard's names (by default a whole run's).
     """
 
     def __init__(
@@ -60,8 +65,10 @@ class StoreDestination:
         writer: WriterConfig,
         metadata: dict[bytes, bytes],
         token: str,
+        naming: Naming = Naming(),  # noqa: B008 - a frozen value
     ) -> None:
         self.url = store.url
+        self.naming = naming
         self._store = store
         self._retry = retry
         self._writer = writer
@@ -130,7 +137,7 @@ class StoreDestination:
         replaced run's or a crashed attempt's.
         """
         body = orjson.dumps(manifest, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
-        self._put("manifest.json", body)
+        self._put(self.naming.manifest, body)
         listed = {entry["path"] for entry in manifest["files"]}
         stale = {key for prefix in sorted(self._prefixes) for key in self._list(prefix)}
         for dataset, stems in self._stems:
@@ -138,6 +145,9 @@ class StoreDestination:
                 key for key in self._list(dataset) if key.rpartition("/")[2].startswith(stems)
             }
         stale -= listed
+        if not self.naming.shard.whole:
+            # Only this shard's own objects: the others' belong to shards still running.
+            stale = {key for key in stale if self.naming.shard.name in key.rpartition("/")[2]}
         if stale:
             keys = sorted(stale)
             self._retry(lambda: self._store.delete(keys), f"delete {len(keys)} stale objects")

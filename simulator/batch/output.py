@@ -14,6 +14,16 @@ folder:
   cards include the replacements issued for blocked cards.
 * ``manifest.json``: written last, so its presence means the run completed.
 
+Shard K of N of a run (``--shard K/N``) writes into the same layout beside the other
+shards, with names that cannot collide: ``shard-KKKKK-of-NNNNN-part-NNNNN.parquet`` in
+each partition, ``txn-<date>-shard-...`` label files, ``catalog/<name>/shard-....parquet``
+(its blocks' cardholders and cards; merchants from shard 0) and its manifest at
+``manifests/shard-KKKKK-of-NNNNN.json``. Shards may run at the same time into one
+folder, so a shard never swaps a partition: its files are staged, renamed in one by
+one, and only its own earlier files (and files of no shard of N, an unsharded run's)
+are removed. ``txnsim manifest merge`` checks the shards' manifests and writes the
+run's ``manifest.json`` (:mod:`simulator.batch.merge`).
+
 Files are written to memory first and hashed as they are written to disk; the
 manifest records each file's SHA-256.
 """
@@ -36,17 +46,50 @@ import pyarrow as pa
 from schemas.parquet import parquet_bytes
 from simulator.errors import OutputError
 from simulator.settings.models import WriterConfig
+from simulator.settings.run import WHOLE, Shard
 
 __all__ = [
     "Destination",
     "FileRecord",
     "FolderDestination",
+    "Naming",
     "Partition",
     "PartitionWriter",
+    "SharedPartition",
     "cuts",
     "write_json_atomic",
     "write_parquet_file",
 ]
+
+
+@dataclass(frozen=True)
+class Naming:
+    """How a run, or one shard of it, names what it lands."""
+
+    shard: Shard = WHOLE
+
+    @property
+    def stem(self) -> str:
+        """What starts this shard's data files' names (empty for a whole run)."""
+        return "" if self.shard.whole else f"{self.shard.name}-"
+
+    def catalog(self, name: str) -> str:
+        """Where a catalog lands: ``catalog/<name>.parquet``, a shard's in a folder."""
+        if self.shard.whole:
+            return f"catalog/{name}.parquet"
+        return f"catalog/{name}/{self.shard.name}.parquet"
+
+    @property
+    def manifest(self) -> str:
+        """``manifest.json``; a shard's ``manifests/shard-KKKKK-of-NNNNN.json``."""
+        return "manifest.json" if self.shard.whole else f"manifests/{self.shard.name}.json"
+
+    def sibling(self, name: str) -> bool:
+        """Whether ``name`` is a file of another shard of the same run (same N)."""
+        if self.shard.whole:
+            return False
+        tag = f"-of-{self.shard.count:05d}-"
+        return "shard-" in name and tag in name and self.stem not in name
 
 
 @dataclass(frozen=True)
@@ -179,6 +222,71 @@ class PartitionWriter:
         shutil.rmtree(self._staging, ignore_errors=True)
 
 
+class SharedPartition:
+    """One shard's files of a ``dt=`` partition that other shards write into too.
+
+    Files are staged in a hidden folder and renamed into the partition one by one at
+    :meth:`commit`, which then removes the partition's files that ``keep`` does not name
+    and this shard did not just write: its own earlier files, and files of no shard of
+    the run. Another shard's files are never touched, so shards may commit at once.
+
+    Args:
+        root: Output root.
+        day: The partition's date.
+        writer: File cutting and compression settings.
+        metadata: Key-value metadata added to every file's schema.
+        dataset: Folder of the dataset under the root.
+        keep: Files already in the partition that stay (another shard's, another day's).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        day: dt.date,
+        writer: WriterConfig,
+        metadata: dict[bytes, bytes],
+        dataset: str,
+        keep: Callable[[str], bool],
+    ) -> None:
+        self._relative = f"{dataset}/dt={day.isoformat()}"
+        self._final = root / self._relative
+        self._staging = root / dataset / f".dt={day.isoformat()}.{uuid.uuid4().hex}.staging"
+        self._writer = writer
+        self._metadata = metadata
+        self._keep = keep
+        self._files: list[FileRecord] = []
+        self._counts: dict[str, int] = {}
+
+    def write(self, table: pa.Table, stem: str = "") -> None:
+        """Append rows (already sorted by time), cutting files at ``rows_per_file``."""
+        for number, rows in cuts(table, self._writer.rows_per_file, self._counts, stem):
+            name = f"{stem}part-{number:05d}.parquet"
+            record = write_parquet_file(self._staging, name, rows, self._writer, self._metadata)
+            self._files.append(
+                FileRecord(f"{self._relative}/{name}", record.rows, record.bytes, record.sha256)
+            )
+
+    def commit(self) -> list[FileRecord]:
+        """Rename the staged files in, then drop the stale ones; returns the new records."""
+        mine = {record.path.rpartition("/")[2] for record in self._files}
+        try:
+            self._final.mkdir(parents=True, exist_ok=True)
+            for name in sorted(mine):
+                os.replace(self._staging / name, self._final / name)
+            for path in self._final.iterdir():
+                if path.is_file() and path.name not in mine and not self._keep(path.name):
+                    path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot commit {self._final}: {exc.strerror or exc}") from exc
+        finally:
+            shutil.rmtree(self._staging, ignore_errors=True)
+        return list(self._files)
+
+    def abort(self) -> None:
+        """Drop the staged files, leaving the partition as it was."""
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+
 class Partition(Protocol):
     """One ``dt=`` partition of one dataset being written."""
 
@@ -202,6 +310,7 @@ class Destination(Protocol):
     """Where a run lands: partitions, catalog files, and the manifest last."""
 
     url: str
+    naming: Naming
 
     def partition(
         self, dataset: str, day: dt.date, keep: Callable[[str], bool] | None = None
@@ -237,18 +346,39 @@ class FolderDestination:
         root: The output folder.
         writer: File cutting and compression settings.
         metadata: Key-value metadata added to every file's schema.
+        naming: The run's or shard's names (by default a whole run's).
     """
 
-    def __init__(self, root: Path, writer: WriterConfig, metadata: dict[bytes, bytes]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        writer: WriterConfig,
+        metadata: dict[bytes, bytes],
+        naming: Naming = Naming(),
+    ) -> None:
         self.root = root
         self.url = str(root)
+        self.naming = naming
         self._writer = writer
         self._metadata = metadata
 
     def partition(
         self, dataset: str, day: dt.date, keep: Callable[[str], bool] | None = None
-    ) -> PartitionWriter:
-        """A partition staged in a hidden folder and swapped in at commit."""
+    ) -> Partition:
+        """A partition staged in a hidden folder and swapped in at commit.
+
+        A shard's partition is shared with the other shards: its files are renamed in
+        one by one (:class:`SharedPartition`), keeping the other shards' files.
+        """
+        if not self.naming.shard.whole:
+            return SharedPartition(
+                self.root,
+                day,
+                self._writer,
+                self._metadata,
+                dataset,
+                keep if keep is not None else self.naming.sibling,
+            )
         return PartitionWriter(
             self.root, day, self._writer, self._metadata, dataset=dataset, keep=keep
         )
@@ -266,5 +396,5 @@ class FolderDestination:
         return write_parquet_file(self.root, relative, table, self._writer, self._metadata)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        """Write ``root/manifest.json`` atomically."""
-        write_json_atomic(self.root / "manifest.json", manifest)
+        """Write ``root/manifest.json`` (a shard's under ``manifests/``) atomically."""
+        write_json_atomic(self.root / self.naming.manifest, manifest)

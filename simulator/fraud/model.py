@@ -21,7 +21,9 @@ from simulator.fraud.context import CampaignContext
 from simulator.fraud.contract import Scenario
 from simulator.fraud.registry import build_scenario
 from simulator.settings.fraud import FraudConfig
-from simulator.world.build import World
+from simulator.settings.models import Settings
+from simulator.settings.run import CALIBRATION_SEED, RunSeed
+from simulator.world.build import World, build_world
 
 __all__ = ["FraudModel", "Memo", "card_registry"]
 
@@ -55,8 +57,9 @@ class FraudModel:
         entry_modes: The card-present entry modes, in index order.
         memo: Keeps what depends only on the settings (the calibration) between runs:
             ``memo(kind, build)`` returns ``build()``, or what it returned before.
-        calibration: The world and streams to sample the calibration's campaigns in
-            (its first block); by default the run's own.
+        calibration: The settings of the world to sample the calibration's campaigns in
+            (its first block, built with :data:`CALIBRATION_SEED`); by default the run's
+            own world and streams.
 
     Raises:
         ValueError: If two scenario names share a case-number prefix (vanishingly rare).
@@ -70,10 +73,10 @@ class FraudModel:
         slice_us: int,
         entry_modes: Sequence[str],
         memo: Memo = _no_memo,
-        calibration: Callable[[], tuple[World, Streams]] | None = None,
+        calibration: Settings | None = None,
     ) -> None:
         self.world = world
-        self._calibration = calibration or (lambda: (world, streams))
+        self._calibration = calibration
         self.config = config
         self.streams = streams
         self.slice_us = slice_us
@@ -118,7 +121,10 @@ class FraudModel:
         block, as in a run), on a scratch card registry with its own streams, so it
         changes nothing.
         """
-        world, streams = self._calibration()
+        world, streams = self.world, self.streams
+        if self._calibration is not None:
+            seed = RunSeed(CALIBRATION_SEED, "configured")
+            world, streams = build_world(self._calibration, seed), seed.streams
         lo, hi = world.block_range(0)
         scratch = CampaignContext(
             world, self.config.hotspots, lambda c, _t: c, self._entry_modes

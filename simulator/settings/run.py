@@ -12,18 +12,15 @@ read their own settings sections; nothing downstream holds the whole settings ob
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from runtime.units import US_PER_HOUR
 from simulator.core.seeding import Streams
 from simulator.settings.fraud import FraudConfig
 from simulator.settings.models import Settings, TravelConfig
-
-if TYPE_CHECKING:
-    from simulator.world.build import World
 
 __all__ = ["CALIBRATION_SEED", "WHOLE", "RunSeed", "RunSpec", "SeedSource", "Shard"]
 
@@ -148,11 +145,10 @@ class RunSpec:
         fraud: The fraud model.
         cache_dir: Where what depends only on the settings is kept between runs (None:
             nowhere); ``config_hash`` keys it.
-        calibration: The world and streams the fraud calibration samples campaigns in:
-            one block of these settings with :data:`CALIBRATION_SEED`, so the
-            calibration does not depend on the run's seed (None: the run's own).
-        calibration_hash: Keys the calibration in ``cache_dir``: the settings' hash with
-            that seed and population.
+        calibration: The settings of the world the fraud calibration samples campaigns
+            in: one block of these settings with :data:`CALIBRATION_SEED`, so the
+            calibration does not depend on the run's seed (None: the run's own world).
+        calibration_hash: Keys the calibration in ``cache_dir``: their hash.
     """
 
     slice_hours: int
@@ -165,9 +161,7 @@ class RunSpec:
     fraud: FraudConfig
     cache_dir: Path | None = None
     config_hash: str = ""
-    calibration: Callable[[], tuple[World, Streams]] | None = field(
-        default=None, compare=False, repr=False
-    )
+    calibration: Settings | None = field(default=None, compare=False, repr=False)
     calibration_hash: str = ""
 
     @classmethod
@@ -183,12 +177,6 @@ class RunSpec:
             }
         )
 
-        def calibration() -> tuple[World, Streams]:
-            from simulator.world.build import build_world  # the world needs the settings
-
-            seed = RunSeed(CALIBRATION_SEED, "configured")
-            return build_world(probe, seed), seed.streams
-
         return cls(
             slice_hours=settings.slice_hours,
             entry_modes=tuple(settings.pos_entry_modes),
@@ -200,7 +188,7 @@ class RunSpec:
             fraud=settings.fraud,
             cache_dir=settings.cache_dir,
             config_hash=settings.config_hash(),
-            calibration=calibration,
+            calibration=probe,
             calibration_hash=probe.config_hash(),
         )
 
