@@ -153,13 +153,15 @@ def _seeded(settings: Settings) -> tuple[Settings, RunSeed]:
     return seed.pin(settings), seed
 
 
-def _stream(settings: Settings, *, live: bool, resume: bool) -> None:
+def _stream(settings: Settings, *, live: bool, resume: bool, shard: Shard) -> None:
     from simulator.stream.job import run_stream
 
     settings, seed = _seeded(settings)
     bind(run_id=uuid.uuid4().hex[:12], seed=seed.entropy, config_hash=settings.config_hash()[:12])
     live_from = dt.datetime.now(tz=dt.UTC) if live else None
-    stats = run_stream(settings, seed, live_from=live_from, resume=resume)
+    if not shard.whole:
+        bind(shard=str(shard))
+    stats = run_stream(settings, seed, live_from=live_from, resume=resume, shard=shard)
     summary = {
         "released": stats.released,
         "labels_released": stats.labels_released,
@@ -171,6 +173,7 @@ def _stream(settings: Settings, *, live: bool, resume: bool) -> None:
         "labels_topic": settings.kafka.labels_topic,
         "labels": settings.stream.labels,
         "seed": seed.entropy,
+        "shard": str(shard),
     }
     sys.stdout.write(orjson.dumps(summary).decode() + "\n")
 
@@ -229,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         _serve_metrics(args)
         if args.command == "stream":
-            _stream(settings, live=args.start == "now", resume=args.resume)
+            _stream(settings, live=args.start == "now", resume=args.resume, shard=args.shard)
             return 0
         _generate(settings, args.shard)
     except (runtime_errors.ConfigError, ReferenceDataError) as exc:

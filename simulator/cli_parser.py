@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_arguments(stream)
     _metrics_arguments(stream)
     stream.add_argument(
+        "--shard",
+        type=_shard,
+        default=WHOLE,
+        metavar="K/N",
+        help="stream shard K (0..N-1) of the run: its cardholder blocks and their fraud, "
+        "with a transactional id of its own; needs --seed",
+    )
+    stream.add_argument(
         "--speed",
         type=_speed,
         help="simulated seconds per wall second (1 = live, 60, 3600) or 'max'",

@@ -14,7 +14,7 @@ from schemas.framing import ConfluentWireFormat, Framing, record_headers
 from simulator.errors import ConfigError
 from simulator.model.engine import SliceSource
 from simulator.settings.models import Settings
-from simulator.settings.run import RunSeed, RunSpec
+from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.stream.chunks import label_schema, writer_schema
 from simulator.stream.clock import MonotonicWall, SimClock, WallSource
 from simulator.stream.progress import Progress, RunIdentity, read_progress, settings_differences
@@ -190,6 +190,7 @@ def run_stream(
     wall: WallSource | None = None,
     resume: bool = False,
     faults: FaultHook | None = None,
+    shard: Shard = WHOLE,
 ) -> StreamStats:
     """Build the world and stream it; SIGINT/SIGTERM stop releasing, commit and return.
 
@@ -202,20 +203,30 @@ def run_stream(
     transactions, each ending with a progress record; ``resume`` continues a stream of
     the same settings from its last committed transaction.
 
+    With ``shard`` (``--shard K/N``) the process streams shard K's cardholder blocks and
+    their fraud: N processes stream one run onto one topic. Each shard has its own
+    transactional id and progress key, so shards never fence each other and each
+    resumes on its own; a card lives in one shard, so its records keep their order.
+
     Raises:
-        ConfigError: If ``resume`` is asked without exactly-once delivery, or the
-            committed stream had other settings.
+        ConfigError: If ``resume`` is asked without exactly-once delivery, the committed
+            stream had other settings, or a shard of a run without a configured seed.
         KafkaUnavailable: If the cluster cannot be reached in time.
         PublishError: If delivery fails after the client's retries.
         LagExceeded: If ``stream.max_lag_s`` is passed.
     """
+    if not shard.whole and seed.source != "configured":
+        raise ConfigError(
+            f"seed: --shard {shard} needs a configured seed (--seed), so that every shard "
+            "draws from the same one"
+        )
     settings = seed.pin(settings)
     plan = plan_stream(settings, live_from)
     began = time.monotonic()
     exactly_once = publisher is None and settings.kafka.delivery == "exactly_once"
     if resume and not exactly_once:
         raise ConfigError("--resume needs kafka.delivery: exactly_once and the Kafka publisher")
-    identity = run_identity(settings, plan)
+    identity = run_identity(settings, plan, str(shard))
     framings = _registered_framings(settings)  # before anything is sent
     resumed = asyncio.run(_resume_point(settings, identity)) if resume else None
     if resumed is not None and resumed.finished:
@@ -243,7 +254,9 @@ def run_stream(
             )
     # The source forks its workers before the event loop or any thread starts.
     spec = RunSpec.from_settings(settings)
-    with SliceSource(world, spec, seed, plan.slice_start, plan.end, settings.workers) as source:
+    with SliceSource(
+        world, spec, seed, plan.slice_start, plan.end, settings.workers, shard
+    ) as source:
         stats = asyncio.run(
             _stream(
                 settings,
