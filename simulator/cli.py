@@ -178,6 +178,19 @@ def _stream(settings: Settings, *, live: bool, resume: bool, shard: Shard) -> No
     sys.stdout.write(orjson.dumps(summary).decode() + "\n")
 
 
+def _spark(settings: Settings, master: str, shards: int | None) -> None:
+    from simulator.batch import spark
+
+    if settings.seed is None:
+        raise ConfigError("seed: --engine spark needs --seed (every Spark task draws from it)")
+    session = spark.session(master)
+    try:
+        summary = spark.generate(session, settings, shards=shards)
+    finally:
+        session.stop()
+    sys.stdout.write(orjson.dumps(summary.__dict__).decode() + "\n")
+
+
 def _merge(target: str, settings: Settings, shards: int | None) -> None:
     from simulator.batch.merge import merge_manifests
 
@@ -233,6 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _serve_metrics(args)
         if args.command == "stream":
             _stream(settings, live=args.start == "now", resume=args.resume, shard=args.shard)
+            return 0
+        if args.engine == "spark":
+            _spark(settings, args.spark_master, args.spark_shards)
             return 0
         _generate(settings, args.shard)
     except (runtime_errors.ConfigError, ReferenceDataError) as exc:

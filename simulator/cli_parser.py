@@ -92,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="land shard K (0..N-1) of the run: its cardholder blocks and their fraud; "
         "needs --seed; `txnsim manifest merge` then writes the run's manifest",
     )
+    gen.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="local: this process (and --workers); spark: the shards as Spark tasks, "
+        "the lake written by Spark (pip install 'txnsim[spark]')",
+    )
+    gen.add_argument(
+        "--spark-master",
+        default="local[2]",
+        help="Spark master URL for --engine spark (local[2], spark://host:7077, yarn)",
+    )
+    gen.add_argument("--spark-shards", type=int, help="Spark tasks (shards) for --engine spark")
     manifest = commands.add_parser("manifest", help="work with a landed run's manifests")
     manifest_commands = manifest.add_subparsers(dest="manifest_command", required=True)
     merge = manifest_commands.add_parser(
