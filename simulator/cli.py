@@ -178,12 +178,12 @@ def _stream(settings: Settings, *, live: bool, resume: bool, shard: Shard) -> No
     sys.stdout.write(orjson.dumps(summary).decode() + "\n")
 
 
-def _spark(settings: Settings, master: str, shards: int | None) -> None:
+def _spark(settings: Settings, master: str, shards: int | None, memory: str) -> None:
     from simulator.batch import spark
 
     if settings.seed is None:
         raise ConfigError("seed: --engine spark needs --seed (every Spark task draws from it)")
-    session = spark.session(master)
+    session = spark.session(master, driver_memory=memory)
     try:
         summary = spark.generate(session, settings, shards=shards)
     finally:
@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _stream(settings, live=args.start == "now", resume=args.resume, shard=args.shard)
             return 0
         if args.engine == "spark":
-            _spark(settings, args.spark_master, args.spark_shards)
+            _spark(settings, args.spark_master, args.spark_shards, args.spark_driver_memory)
             return 0
         _generate(settings, args.shard)
     except (runtime_errors.ConfigError, ReferenceDataError) as exc:

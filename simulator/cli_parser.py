@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Spark master URL for --engine spark (local[2], spark://host:7077, yarn)",
     )
     gen.add_argument("--spark-shards", type=int, help="Spark tasks (shards) for --engine spark")
+    gen.add_argument(
+        "--spark-driver-memory",
+        default="4g",
+        help="the Spark driver's memory (in local mode the tasks' too) for --engine spark",
+    )
     manifest = commands.add_parser("manifest", help="work with a landed run's manifests")
     manifest_commands = manifest.add_subparsers(dest="manifest_command", required=True)
     merge = manifest_commands.add_parser(

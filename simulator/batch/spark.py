@@ -122,11 +122,13 @@ def generate(
     return summary
 
 
-def session(master: str, app: str = "txnsim") -> Any:
+def session(master: str, app: str = "txnsim", driver_memory: str = "4g") -> Any:
     """A SparkSession for the command line: ``master`` (``local[2]``, ``spark://...``).
 
     The Spark UI is off, the driver binds to loopback in local mode, and timestamps are
-    written as Parquet microseconds in UTC.
+    written as Parquet microseconds in UTC. In local mode the tasks run in the driver's
+    JVM, so ``driver_memory`` is theirs too (Spark's 1 GB default runs out sorting a
+    few million rows into their partitions).
 
     Raises:
         ConfigError: If pyspark is not installed.
@@ -142,6 +144,7 @@ def session(master: str, app: str = "txnsim") -> Any:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.memory", driver_memory)
     )
     if master.startswith("local"):
         builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config(
