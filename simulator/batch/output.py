@@ -153,7 +153,43 @@ def cuts(
         yield number, table.slice(offset, per_file)
 
 
-class PartitionWriter:
+class _Staged:
+    """The files of one ``dt=`` partition, written into a hidden staging folder first."""
+
+    def __init__(
+        self,
+        root: Path,
+        day: dt.date,
+        writer: WriterConfig,
+        metadata: dict[bytes, bytes],
+        dataset: str,
+    ) -> None:
+        self._relative = f"{dataset}/dt={day.isoformat()}"
+        self._final = root / self._relative
+        self._staging = root / dataset / f".dt={day.isoformat()}.{uuid.uuid4().hex}.staging"
+        self._writer = writer
+        self._metadata = metadata
+        self._files: list[FileRecord] = []
+        self._counts: dict[str, int] = {}
+
+    def write(self, table: pa.Table, stem: str = "") -> None:
+        """Append rows (already sorted by time), cutting files at ``rows_per_file``.
+
+        Files are named ``<stem>part-NNNNN.parquet``, numbered per stem.
+        """
+        for number, rows in cuts(table, self._writer.rows_per_file, self._counts, stem):
+            name = f"{stem}part-{number:05d}.parquet"
+            record = write_parquet_file(self._staging, name, rows, self._writer, self._metadata)
+            self._files.append(
+                FileRecord(f"{self._relative}/{name}", record.rows, record.bytes, record.sha256)
+            )
+
+    def abort(self) -> None:
+        """Drop the staged files, leaving any earlier partition in place."""
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+
+class PartitionWriter(_Staged):
     """Writes one ``dt=`` partition's files into a staging folder, then swaps it in.
 
     Args:
@@ -175,14 +211,7 @@ class PartitionWriter:
         dataset: str = "transactions",
         keep: Callable[[str], bool] | None = None,
     ) -> None:
-        self._root = root
-        self._relative = f"{dataset}/dt={day.isoformat()}"
-        self._final = root / self._relative
-        self._staging = root / dataset / f".dt={day.isoformat()}.{uuid.uuid4().hex}.staging"
-        self._writer = writer
-        self._metadata = metadata
-        self._files: list[FileRecord] = []
-        self._counts: dict[str, int] = {}
+        super().__init__(root, day, writer, metadata, dataset)
         try:
             self._staging.mkdir(parents=True)
             if keep is not None and self._final.is_dir():
@@ -192,18 +221,6 @@ class PartitionWriter:
         except OSError as exc:
             shutil.rmtree(self._staging, ignore_errors=True)
             raise OutputError(f"cannot stage {self._final}: {exc.strerror or exc}") from exc
-
-    def write(self, table: pa.Table, stem: str = "") -> None:
-        """Append rows (already sorted by time), cutting files at ``rows_per_file``.
-
-        Files are named ``<stem>part-NNNNN.parquet``, numbered per stem.
-        """
-        for number, rows in cuts(table, self._writer.rows_per_file, self._counts, stem):
-            name = f"{stem}part-{number:05d}.parquet"
-            record = write_parquet_file(self._staging, name, rows, self._writer, self._metadata)
-            self._files.append(
-                FileRecord(f"{self._relative}/{name}", record.rows, record.bytes, record.sha256)
-            )
 
     def commit(self) -> list[FileRecord]:
         """Replace the partition with the staged files; returns their records."""
@@ -217,12 +234,8 @@ class PartitionWriter:
         shutil.rmtree(old, ignore_errors=True)
         return list(self._files)
 
-    def abort(self) -> None:
-        """Drop the staged files, leaving any earlier partition in place."""
-        shutil.rmtree(self._staging, ignore_errors=True)
 
-
-class SharedPartition:
+class SharedPartition(_Staged):
     """One shard's files of a ``dt=`` partition that other shards write into too.
 
     Files are staged in a hidden folder and renamed into the partition one by one at
@@ -248,23 +261,8 @@ class SharedPartition:
         dataset: str,
         keep: Callable[[str], bool],
     ) -> None:
-        self._relative = f"{dataset}/dt={day.isoformat()}"
-        self._final = root / self._relative
-        self._staging = root / dataset / f".dt={day.isoformat()}.{uuid.uuid4().hex}.staging"
-        self._writer = writer
-        self._metadata = metadata
+        super().__init__(root, day, writer, metadata, dataset)
         self._keep = keep
-        self._files: list[FileRecord] = []
-        self._counts: dict[str, int] = {}
-
-    def write(self, table: pa.Table, stem: str = "") -> None:
-        """Append rows (already sorted by time), cutting files at ``rows_per_file``."""
-        for number, rows in cuts(table, self._writer.rows_per_file, self._counts, stem):
-            name = f"{stem}part-{number:05d}.parquet"
-            record = write_parquet_file(self._staging, name, rows, self._writer, self._metadata)
-            self._files.append(
-                FileRecord(f"{self._relative}/{name}", record.rows, record.bytes, record.sha256)
-            )
 
     def commit(self) -> list[FileRecord]:
         """Rename the staged files in, then drop the stale ones; returns the new records."""
@@ -281,10 +279,6 @@ class SharedPartition:
         finally:
             shutil.rmtree(self._staging, ignore_errors=True)
         return list(self._files)
-
-    def abort(self) -> None:
-        """Drop the staged files, leaving the partition as it was."""
-        shutil.rmtree(self._staging, ignore_errors=True)
 
 
 class Partition(Protocol):

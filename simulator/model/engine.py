@@ -16,6 +16,7 @@ core.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import multiprocessing
 import traceback
 from collections import deque
@@ -58,19 +59,6 @@ class Slice:
 
 class _Local:
     """Slices of some blocks, computed in this process."""
-
-    @classmethod
-    def later(
-        cls,
-        world: World,
-        spec: RunSpec,
-        streams: Streams,
-        start: dt.datetime,
-        end: dt.datetime | None,
-        blocks: Sequence[int],
-    ) -> Callable[[], _Local]:
-        """A maker of the source, to build it in a worker (fraud calibration and all)."""
-        return lambda: cls(world, spec, streams, start, end, blocks)
 
     def __init__(
         self,
@@ -298,7 +286,9 @@ class SliceSource:
             self._lanes = _Lanes(
                 world,
                 [
-                    _Local.later(world, spec, seed.streams, start, end, blocks[k::lanes])
+                    functools.partial(
+                        _Local, world, spec, seed.streams, start, end, blocks[k::lanes]
+                    )
                     for k in range(lanes)
                 ],
                 card_registry(world, spec.fraud, seed.streams),
