@@ -24,6 +24,7 @@ import pytest
 
 from simulator.batch.generate import RunSummary, generate
 from simulator.batch.merge import merge_manifests
+from simulator.cli import main
 from simulator.errors import ConfigError, OutputError
 from simulator.settings.models import Settings
 from simulator.settings.run import RunSeed, Shard
@@ -97,6 +98,8 @@ def test_the_merged_shards_are_the_single_run(
         if not p.relative_to(tmp_path).as_posix().startswith("manifests/")
     }
     assert present == listed
+    # validate reads a sharded run's catalog folders: every foreign key resolves.
+    assert main(["validate", str(tmp_path)]) == 0
 
 
 def test_a_shards_rerun_writes_the_same_bytes(tmp_path: Path, cache_dir: Path) -> None:

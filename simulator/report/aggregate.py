@@ -101,8 +101,11 @@ def _run_config(manifest: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _catalog(root: Path, name: str, columns: list[str]) -> pa.Table | None:
+    """``catalog/<name>.parquet``, or a sharded run's ``catalog/<name>/`` folder of files."""
     path = root / "catalog" / f"{name}.parquet"
     if not path.is_file():
+        path = path.with_suffix("")
+    if not path.exists():
         return None
     try:
         return pq.read_table(path, columns=columns)

@@ -141,10 +141,16 @@ def _sorted_hashes(table: pa.Table, column: str) -> np.ndarray:
 
 def load_catalogs(fs: pafs.FileSystem, root: str) -> Catalogs | str:
     """The catalogs as hashes, or why they cannot be used."""
-    paths = {
-        name: f"{root}/catalog/{name}.parquet" for name in ("cards", "cardholders", "merchants")
-    }
-    absent = [p for p in paths.values() if fs.get_file_info(p).type != pafs.FileType.File]
+    paths = {}
+    for name in ("cards", "cardholders", "merchants"):
+        # One file, or a sharded run's folder of one file per shard.
+        single = f"{root}/catalog/{name}.parquet"
+        folder = f"{root}/catalog/{name}"
+        found = fs.get_file_info(single).type == pafs.FileType.File
+        if not found and fs.get_file_info(folder).type == pafs.FileType.Directory:
+            single = folder
+        paths[name] = single
+    absent = [p for p in paths.values() if fs.get_file_info(p).type == pafs.FileType.NotFound]
     if absent:
         return f"catalog not found: {', '.join(absent)}"
     try:
