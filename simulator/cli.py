@@ -34,7 +34,7 @@ from simulator.settings.loading import Origins, load_settings_explained
 from simulator.settings.models import Settings
 from simulator.settings.run import RunSeed, Shard
 
-__all__ = ["build_settings", "main"]
+__all__ = ["build_settings", "entry", "main"]
 
 log = logging.getLogger("txnsim.cli")
 
@@ -223,10 +223,38 @@ def _validate(target: str, spill_dir: Path | None) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
+class _NoPandas:
+    """An import finder that reports pandas as not installed (see :func:`_hide_pandas`)."""
+
+    @staticmethod
+    def find_spec(name: str, path: object = None, target: object = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"txnsim hides {name} from this process", name=name)
+
+
+def _hide_pandas() -> None:
+    """Keep pyarrow from importing pandas, which no command but ``--engine spark`` uses.
+
+    pyarrow probes for pandas on the first array it builds (``pa.array`` of anything)
+    and imports it when installed: 0.2 s, a fifth of the default run. A finder first in
+    ``sys.meta_path`` makes that import fail at once, and pyarrow then works without
+    its pandas integration. Done only in the console script's own process, never by
+    :func:`main` called from a program that may want pandas.
+    """
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _NoPandas())  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """Run the command line; returns the process exit code.
+
+    ``own_process``: this process runs only the command (the console script), so
+    imports no command needs can be refused (see :func:`_hide_pandas`).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    if own_process and getattr(args, "engine", "local") != "spark":
+        _hide_pandas()
     configure_logging(
         args.log_level, json=None if args.log_format is None else args.log_format == "json"
     )
@@ -268,5 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main(own_process=True))
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    entry()

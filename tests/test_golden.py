@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "9444be9991c34cf6fdc252793fea094965be5cd5fc43c4a07777693a431e2fdc"
+GOLDEN = "7c261dc3b7c7aaa3af04710d55cf6b3112e3919b463f23e6ccb14c6ffe399470"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:

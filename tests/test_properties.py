@@ -113,7 +113,7 @@ def test_packed_keys_are_distinct_across_positions() -> None:
 
 
 @given(st.lists(st.floats(0, 1e6), min_size=1, max_size=12), st.integers(0, 2**32))
-def test_alias_picks_follow_the_weights(weights: list[float], seed: int) -> None:
+def test_segment_picks_follow_the_weights(weights: list[float], seed: int) -> None:
     w = np.array(weights)
     segments = Segments.build(np.zeros(len(w), dtype=np.int64), w)
     rng = np.random.default_rng(seed)
@@ -122,7 +122,8 @@ def test_alias_picks_follow_the_weights(weights: list[float], seed: int) -> None
         segments.pick(np.zeros(n, dtype=np.int64), rng.random(n)), minlength=len(w)
     )
     expected = w / w.sum() if w.sum() > 0 else np.full(len(w), 1 / len(w))
-    assert np.all(np.abs(counts / n - expected) < 5 * np.sqrt(expected * (1 - expected) / n) + 1e-9)
+    # Five standard deviations, and three draws of slack for items too rare to count on.
+    assert np.all(np.abs(counts - n * expected) <= 5 * np.sqrt(n * expected * (1 - expected)) + 3)
     assert np.all(counts[expected == 0] == 0)
 
 

@@ -77,22 +77,26 @@ def neighbours(
     lists_t: list[np.ndarray] = []
     lists_d: list[np.ndarray] = []
     counts = np.zeros(len(query), dtype=np.int64)
+    # Within the radius is a cosine above a threshold: the candidates are the few
+    # entries past it, sorted per query; a query with none keeps its nearest target.
+    threshold = np.cos(min(radius_km / EARTH_RADIUS_KM, np.pi))
     for lo in range(0, len(query), chunk):
         cos = np.clip(query[lo : lo + chunk] @ target.T, -1.0, 1.0)
-        top = (
-            np.argpartition(-cos, k - 1, axis=1)[:, :k]
-            if k < len(target)
-            else np.tile(np.arange(len(target)), (len(cos), 1))
-        )
-        top_cos = np.take_along_axis(cos, top, axis=1)
-        order = np.argsort(-top_cos, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        dist = np.arccos(np.take_along_axis(top_cos, order, axis=1)) * EARTH_RADIUS_KM
-        keep = dist <= radius_km
-        keep[:, 0] = True
-        counts[lo : lo + chunk] = keep.sum(axis=1)
-        lists_t.append(top[keep])
-        lists_d.append(dist[keep])
+        if k == 0:
+            continue
+        rows, cols = np.nonzero(cos >= threshold)
+        lonely = np.flatnonzero(np.bincount(rows, minlength=len(cos)) == 0)
+        rows = np.concatenate([rows, lonely])
+        cols = np.concatenate([cols, cos[lonely].argmax(axis=1)])
+        c = cos[rows, cols]
+        order = np.lexsort((cols, -c, rows))
+        rows, cols, c = rows[order], cols[order], c[order]
+        first = np.searchsorted(rows, rows)  # rows are sorted: each row's first entry
+        keep = np.arange(len(rows)) - first < k
+        rows, cols, c = rows[keep], cols[keep], c[keep]
+        counts[lo : lo + chunk] = np.bincount(rows, minlength=len(cos))
+        lists_t.append(cols)
+        lists_d.append(np.arccos(c) * EARTH_RADIUS_KM)
     offsets = np.zeros(len(query) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     return Neighbours(

@@ -8,12 +8,12 @@ import numpy as np
 
 __all__ = [
     "Segments",
-    "alias_tables",
     "apportion",
     "cdf",
     "draw_categorical",
     "log_uniform",
     "lognormal_unit_mean",
+    "segment_cdf",
     "zipf_weights",
 ]
 
@@ -66,38 +66,31 @@ def log_uniform(rng: np.random.Generator, band: tuple[float, float], n: int) -> 
     return np.exp(lo + (hi - lo) * rng.random(n))
 
 
-def alias_tables(weights: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walker/Vose alias tables for consecutive segments of weights.
+def segment_cdf(weights: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Cumulative weights of consecutive segments, offset by the segment ordinal.
 
-    Returns ``(prob, alias)``: for slot ``j`` of a segment, keep ``j`` with probability
-    ``prob[j]``, else take position ``alias[j]`` (a global position in the same segment).
-    A segment whose weights are all zero is treated as uniform.
+    Entry ``j`` of segment ``i`` is ``i`` plus the share of the segment's weight up to
+    and including item ``j``, so the whole array increases and one binary search finds
+    a segment's item: the last entry of segment ``i`` is exactly ``i + 1``. A segment
+    whose weights are all zero is treated as uniform.
     """
     w = np.asarray(weights, dtype=np.float64)
     n = len(w)
-    prob = np.ones(n)
-    alias = np.arange(n, dtype=np.int64)
-    bounds = np.append(np.asarray(starts, dtype=np.int64), n)
-    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        size = hi - lo
-        if size <= 1:
-            continue
-        seg = w[lo:hi]
-        total = seg.sum()
-        scaled = (seg / total * size) if total > 0 else np.ones(size)
-        small = [i for i in range(size) if scaled[i] < 1.0]
-        large = [i for i in range(size) if scaled[i] >= 1.0]
-        while small and large:
-            s_i, l_i = small.pop(), large[-1]
-            prob[lo + s_i] = scaled[s_i]
-            alias[lo + s_i] = lo + l_i
-            scaled[l_i] -= 1.0 - scaled[s_i]
-            if scaled[l_i] < 1.0:
-                small.append(large.pop())
-        # Leftovers are 1 up to rounding.
-        for i in small + large:
-            prob[lo + i] = 1.0
-    return prob, alias
+    starts = np.asarray(starts, dtype=np.int64)
+    sizes = np.diff(np.append(starts, n))
+    ordinal = np.repeat(np.arange(len(starts), dtype=np.int64), sizes)
+    totals = np.zeros(len(starts))
+    np.add.at(totals, ordinal, w)
+    # Shares of their own segment first: segments of very different totals never meet
+    # in one sum, and the running sum gains exactly 1 a segment (up to rounding, which
+    # the clip keeps inside the segment's own interval).
+    empty = totals[ordinal] <= 0
+    share = np.where(
+        empty, 1.0 / np.maximum(sizes, 1)[ordinal], w / np.where(empty, 1.0, totals[ordinal])
+    )
+    out = np.clip(np.cumsum(share), ordinal, ordinal + 1)
+    out[starts[sizes > 0] + sizes[sizes > 0] - 1] = np.flatnonzero(sizes > 0) + 1.0
+    return out
 
 
 @dataclass(frozen=True)
@@ -106,23 +99,21 @@ class Segments:
 
     Items are grouped into segments (e.g. the merchants of one category in one city);
     :meth:`pick` draws one item of a given segment for each query, proportionally to
-    the item weights, in constant time per query (alias method, no search).
+    the item weights: one binary search in :attr:`cdf` per query, whatever the segment.
 
     Attributes:
         keys: Sorted segment keys (any integer encoding of the grouping).
         starts: First position of each segment in :attr:`items`.
         ends: One past the last position of each segment.
         items: Item values (e.g. indices), grouped by segment.
-        prob: Alias-method probability of keeping each position.
-        alias: Alias-method fallback position of each position.
+        cdf: :func:`segment_cdf` of the weights.
     """
 
     keys: np.ndarray
     starts: np.ndarray
     ends: np.ndarray
     items: np.ndarray
-    prob: np.ndarray
-    alias: np.ndarray
+    cdf: np.ndarray
 
     @classmethod
     def build(cls, segment_key: np.ndarray, weights: np.ndarray) -> Segments:
@@ -141,21 +132,17 @@ class Segments:
     ) -> Segments:
         """Segments from consecutive lists: segment ``i`` is ``items[starts[i]:starts[i+1]]``."""
         starts = np.asarray(starts, dtype=np.int64)
-        prob, alias = alias_tables(weights, starts)
         return cls(
             keys=np.asarray(keys),
             starts=starts,
             ends=np.append(starts[1:], len(items)).astype(np.int64),
             items=items,
-            prob=prob,
-            alias=alias,
+            cdf=segment_cdf(weights, starts),
         )
 
     def map_items(self, values: np.ndarray) -> Segments:
         """The same segments and weights with each item replaced by ``values[item]``."""
-        return Segments(
-            self.keys, self.starts, self.ends, values[self.items], self.prob, self.alias
-        )
+        return Segments(self.keys, self.starts, self.ends, values[self.items], self.cdf)
 
     def lookup(self, key: np.ndarray) -> np.ndarray:
         """Segment ordinal of each key, or -1 where no segment has that key."""
@@ -166,12 +153,10 @@ class Segments:
     def pick(self, segment: np.ndarray, u: np.ndarray) -> np.ndarray:
         """One item of each given segment ordinal, chosen by the uniforms ``u`` in [0, 1).
 
-        The integer part of ``u * size`` picks a slot and its fraction decides between
-        the slot and its alias, so one uniform serves both steps.
+        Item ``j`` of segment ``i`` takes the uniforms whose ``i + u`` falls in its step
+        of :attr:`cdf`; items of weight zero have no step. The clip keeps a ``u`` that
+        rounds ``i + u`` up to ``i + 1`` in its segment.
         """
-        start = self.starts[segment]
-        x = u * (self.ends[segment] - start)
-        slot = np.minimum(x.astype(np.int64), self.ends[segment] - start - 1)
-        pos = start + slot
-        keep = (x - slot) < self.prob[pos]
-        return self.items[np.where(keep, pos, self.alias[pos])]
+        pos = np.searchsorted(self.cdf, segment + u, side="right")
+        pos = np.clip(pos, self.starts[segment], self.ends[segment] - 1)
+        return self.items[pos]

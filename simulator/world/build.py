@@ -9,6 +9,8 @@ with the run (:class:`~simulator.settings.run.RunSpec`, :class:`~simulator.setti
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import importlib.resources
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from simulator.errors import ReferenceDataError
 from simulator.settings.models import AmountModel, MccGroupConfig, Settings
 from simulator.settings.run import RunSeed
 from simulator.world.cache import cached
-from simulator.world.calendar import Calendar
+from simulator.world.calendar import Calendar, Holidays, public_holidays
 from simulator.world.catalog import (
     CHANNEL_CARD_PRESENT,
     Cardholders,
@@ -232,6 +234,19 @@ def build_world(settings: Settings, seed: RunSeed) -> World:
     return cached(settings.cache_dir, settings.config_hash(), lambda: _build(settings, seed))
 
 
+def _run_holidays(settings: Settings, countries: list[str]) -> Holidays:
+    """The public holidays of the run's years (local dates reach a day past either end).
+
+    They depend on nothing but the countries and the years, not the seed: kept in the
+    cache for every seed's world (a fresh-seed run does not import ``holidays``).
+    """
+    first = settings.start_date - dt.timedelta(days=1)
+    last = settings.start_date + dt.timedelta(days=settings.days)
+    years = list(range(first.year, last.year + 1))
+    key = hashlib.sha256(f"{','.join(countries)}\0{years}".encode()).hexdigest()
+    return cached(settings.cache_dir, key, lambda: public_holidays(countries, years), "holidays")
+
+
 def _build(settings: Settings, seed: RunSeed) -> World:
     """Build the world for a run (a cold build)."""
     home = settings.geography.home_countries
@@ -308,7 +323,9 @@ def _build(settings: Settings, seed: RunSeed) -> World:
         holders=holders,
         cards=cards,
         merchants=merchants,
-        calendar=Calendar(settings.calendar, settings.mcc_groups, countries),
+        calendar=Calendar(
+            settings.calendar, settings.mcc_groups, countries, _run_holidays(settings, countries)
+        ),
         cp_segments=cp_segments,
         ecom_segments=ecom_segments,
         places=places,

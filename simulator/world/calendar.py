@@ -23,13 +23,15 @@ from collections.abc import Mapping
 from functools import cache
 from zoneinfo import ZoneInfo
 
-import holidays
 import numpy as np
 
 from runtime.units import MINUTES_PER_DAY
 from simulator.settings.models import CalendarConfig, MccGroupConfig
 
-__all__ = ["Calendar", "black_friday", "tz_offsets_minutes"]
+__all__ = ["Calendar", "black_friday", "public_holidays", "tz_offsets_minutes"]
+
+#: Public holidays by (country, year): what :func:`public_holidays` returns.
+Holidays = Mapping[tuple[str, int], frozenset[dt.date]]
 
 
 def _minute_curve(hourly: list[float]) -> np.ndarray:
@@ -50,7 +52,16 @@ def black_friday(year: int) -> dt.date:
 
 @cache
 def _holidays(country: str, year: int) -> frozenset[dt.date]:
+    import holidays  # 0.1 s to import and load a country: only when not given (see Calendar)
+
     return frozenset(holidays.country_holidays(country, years=year))
+
+
+def public_holidays(
+    countries: list[str], years: list[int]
+) -> dict[tuple[str, int], frozenset[dt.date]]:
+    """The public holidays of each country in each year (the ``holidays`` package)."""
+    return {(c, y): _holidays(c, y) for c in countries for y in years}
 
 
 class Calendar:
@@ -60,6 +71,8 @@ class Calendar:
         calendar: Calendar effects (Black Friday, December, paydays).
         mcc_groups: The merchant-category groups, in index order (their time factors).
         countries: Country codes whose public holidays apply, in index order.
+        known: Holidays already looked up (:func:`public_holidays`, kept in the cache
+            between runs); other years are looked up when first needed.
     """
 
     def __init__(
@@ -67,9 +80,11 @@ class Calendar:
         calendar: CalendarConfig,
         mcc_groups: Mapping[str, MccGroupConfig],
         countries: list[str],
+        known: Holidays | None = None,
     ) -> None:
         groups = list(mcc_groups.values())
         self._calendar = calendar
+        self._known = dict(known or {})
         self.countries = countries
         self.minute_curve = np.stack([_minute_curve(g.hourly) for g in groups])
         weekday = np.array([g.weekday for g in groups], dtype=np.float64)
@@ -108,9 +123,13 @@ class Calendar:
             season = 1.0 + self.seasonal_weight * (self.retail_season(day) - 1.0)
             base = self.weekday[:, day.weekday()] * season
             for i, country in enumerate(self.countries):
-                holiday = day in _holidays(country, day.year)
+                holiday = day in self._holidays(country, day.year)
                 out[i, j] = base * (self.holiday_factor if holiday else 1.0)
         return out
+
+    def _holidays(self, country: str, year: int) -> frozenset[dt.date]:
+        found = self._known.get((country, year))
+        return _holidays(country, year) if found is None else found
 
     def holder_factors(self, days: list[dt.date]) -> np.ndarray:
         """Cardholder-side factors (days x categories) of home dates: paydays."""
