@@ -1,0 +1,49 @@
+"""What ``txnsim generate`` imports: only what the command uses (start-up is most of a small run).
+
+The console script's entry point runs in a process of its own, as users run it, and
+writes the names in its ``sys.modules`` as it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: Modules a local ``generate`` to a folder never uses: Kafka, S3, Avro registries, plots,
+#: and pandas (pyarrow would import it on its first array; see ``simulator.cli._hide_pandas``).
+UNUSED = ("aiokafka", "boto3", "botocore", "matplotlib", "pandas", "pyspark", "httpx")
+
+
+def _imported(tmp_path: Path, cache: Path, out: str) -> set[str]:
+    listing = tmp_path / f"{out}.json"
+    code = (
+        "import atexit, json, pathlib, sys\n"
+        f"listing = pathlib.Path({str(listing)!r})\n"
+        "atexit.register(lambda: listing.write_text(json.dumps(list(sys.modules))))\n"
+        "from simulator.cli import entry\n"
+        "entry()\n"
+    )
+    args = ["generate", "--out", str(tmp_path / out), "--seed", "5", "--cardholders", "1500"]
+    env = {**os.environ, "TXNSIM_CACHE_DIR": str(cache)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "--log-level", "WARNING", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return {name.split(".")[0] for name in json.loads(listing.read_text())}
+
+
+def test_generate_imports_only_what_it_uses(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = _imported(tmp_path, cache, "cold")
+    assert not first & set(UNUSED), sorted(first & set(UNUSED))
+    assert "holidays" in first  # a cold cache looks the holidays up ...
+    again = _imported(tmp_path, cache, "warm")
+    assert "holidays" not in again  # ... and keeps them for the next run
+    assert not again & set(UNUSED), sorted(again & set(UNUSED))
