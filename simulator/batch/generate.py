@@ -30,6 +30,9 @@ from simulator.world.build import World, build_world
 
 __all__ = ["RunSummary", "generate", "package_version"]
 
+#: Threads writing the catalogs and the label partitions at the end of a run.
+_FINISHING_THREADS = 3
+
 log = logging.getLogger("txnsim.generate")
 
 #: Monotonic clock used only to report progress (never by the simulation).
@@ -188,16 +191,21 @@ def generate(
                 )
         cards = source.cards
         catalogs = catalog_tables(world, cards, to_us(end), _holders(world, shard))
-        for name, table in catalogs.items():
-            if name == "merchants" and shard.index > 0:
-                continue  # every shard's world has the same merchants: shard 0 lands them
-            files.append(destination.write_file(naming.catalog(name), table))
     files.extend(lander.files)
     partitions = lander.partitions
     label_table = pa.concat_tables(labels) if labels else None
     run_days = [settings.start_date + dt.timedelta(days=n) for n in range(settings.days)]
-    if label_table is not None:
-        files.extend(write_labels(destination, label_table, run_days))
+    # The catalogs and the label partitions are independent files: written side by side.
+    with ThreadPoolExecutor(_FINISHING_THREADS, thread_name_prefix="txnsim-finish") as pool:
+        landed = [
+            pool.submit(destination.write_file, naming.catalog(name), table)
+            for name, table in catalogs.items()
+            # Every shard's world has the same merchants: shard 0 lands them.
+            if not (name == "merchants" and shard.index > 0)
+        ]
+        if label_table is not None:
+            files.extend(write_labels(destination, label_table, run_days, pool))
+        files.extend(f.result() for f in landed)
 
     manifest = {
         "format_version": 1,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future
 from typing import Any
 
 import numpy as np
@@ -12,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runtime.units import US_PER_DAY
-from simulator.batch.output import Destination, FileRecord
+from simulator.batch.output import Destination, FileRecord, Partition
 from simulator.fraud.cards import CardRegistry
 from simulator.world.build import World
 
@@ -79,7 +81,10 @@ def label_stem(day: dt.date) -> str:
 
 
 def write_labels(
-    destination: Destination, labels: pa.Table, run_days: Sequence[dt.date]
+    destination: Destination,
+    labels: pa.Table,
+    run_days: Sequence[dt.date],
+    pool: Executor | None = None,
 ) -> list[FileRecord]:
     """Land labels in ``labels/dt=<label date>/``, one set of files per transaction date.
 
@@ -91,6 +96,9 @@ def write_labels(
 
     A shard's files carry its name after the date (``txn-2026-11-24-shard-00000-of-00002-``);
     it replaces its own and keeps the other shards' of the same dates.
+
+    With a ``pool``, the partitions' files are encoded and written on its threads
+    (Parquet encoding and writes release the GIL); they are committed here, in date order.
     """
     naming = destination.naming
     days = tuple(label_stem(day) for day in run_days)
@@ -112,19 +120,38 @@ def write_labels(
     )
     touched = {_date(int(d)) for d in np.unique(label_days).tolist()}
     touched |= set(destination.replace_stems("labels", stems))
+
+    def fill(writer: Partition, in_day: np.ndarray) -> None:
+        for source in sorted(set(event_days[in_day].tolist())):
+            rows = in_day[event_days[in_day] == source]
+            stem = label_stem(_date(source)) + naming.stem
+            writer.write(labels.take(pa.array(rows)), stem=stem)
+
+    staged: list[tuple[Partition, Future[None] | None]] = []
     files: list[FileRecord] = []
-    for day in sorted(touched):
-        writer = destination.partition("labels", day, keep=keep)
-        try:
+    try:
+        for day in sorted(touched):
+            writer = destination.partition("labels", day, keep=keep)
             in_day = np.flatnonzero(label_days == (day - dt.date(1970, 1, 1)).days)
-            for source in sorted(set(event_days[in_day].tolist())):
-                rows = in_day[event_days[in_day] == source]
-                stem = label_stem(_date(source)) + naming.stem
-                writer.write(labels.take(pa.array(rows)), stem=stem)
+            if pool is None:
+                staged.append((writer, None))
+                fill(writer, in_day)
+            else:
+                staged.append((writer, pool.submit(fill, writer, in_day)))
+        while staged:
+            writer, written = staged[0]
+            if written is not None:
+                written.result()
             files.extend(writer.commit())
-        except BaseException:
+            staged.pop(0)
+    except BaseException:
+        for writer, written in staged:
+            if written is not None:
+                written.cancel()
+                with contextlib.suppress(BaseException):
+                    written.result()
             writer.abort()
-            raise
+        raise
     return files
 
 
