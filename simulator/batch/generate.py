@@ -189,6 +189,9 @@ def generate(
                         "eta_s": round(elapsed / done * (1 - done), 1),
                     },
                 )
+                # The writer holds the table until written: simulating the next slice
+                # with this one still bound here would hold two slices at the peak.
+                del part
         cards = source.cards
         catalogs = catalog_tables(world, cards, to_us(end), _holders(world, shard))
     files.extend(lander.files)

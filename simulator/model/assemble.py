@@ -141,9 +141,11 @@ class Assembler:
             name: np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0)
             for name in BlockEvents.__dataclass_fields__
         }
+        del parts  # the blocks' arrays are copied: a caller passing the only list frees them
         col = self._with_fraud(col, frauds, start)
         order = np.lexsort((col["key"], col["time_us"]))
-        col = {k: v[order] for k, v in col.items()}
+        for name in col:  # one column at a time: each unsorted copy goes as its sorted one comes
+            col[name] = col[name][order]
         n = len(order)
         ids = mix64(col["key"].astype(np.uint64), self._secret)
         genuine = ~col["is_fraud"].astype(bool)
@@ -153,7 +155,8 @@ class Assembler:
         keep = self._while_waiting(card, col["time_us"], genuine, col["key"])
         if not keep.all():
             self._forgo(col["holder"][~keep])
-            col = {k: v[keep] for k, v in col.items()}
+            for name in col:
+                col[name] = col[name][keep]
             card, ids, n = card[keep], ids[keep], int(keep.sum())
         col["holder"] = registry.holder[card]
         card_id = self._card_ids(card)

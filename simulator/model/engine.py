@@ -89,10 +89,10 @@ class _Local:
         def on_slice(env: Environment) -> None:
             at = from_us(env.now_us)
             ctx = SliceContext.build(self.world, self.spec, at)
-            parts = [
-                simulate_block(self.world, self.streams, self.where, ctx, b) for b in self.blocks
-            ]
-            out = self.assembler.table(parts, at)
+            out = self.assembler.table(
+                [simulate_block(self.world, self.streams, self.where, ctx, b) for b in self.blocks],
+                at,
+            )
             ready.append(
                 Slice(
                     at,
