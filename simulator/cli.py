@@ -242,7 +242,7 @@ def _hide_pandas() -> None:
     :func:`main` called from a program that may want pandas.
     """
     if "pandas" not in sys.modules:
-        sys.meta_path.insert(0, _NoPandas())  # type: ignore[arg-type]
+        sys.meta_path.insert(0, _NoPandas())
 
 
 def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:

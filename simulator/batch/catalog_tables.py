@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
 
@@ -10,7 +12,7 @@ from simulator.world.build import World
 from simulator.world.catalog import CHANNEL_ECOMMERCE
 from simulator.world.reference import mcc_description
 
-__all__ = ["catalog_tables"]
+__all__ = ["catalog_builders", "catalog_tables"]
 
 
 def _strings(values: list[str], index: np.ndarray) -> pa.Array:
@@ -94,26 +96,54 @@ def catalog_tables(
         end_us: End of the run (microseconds since the epoch).
         holders: Which cardholders to list, with their cards (a shard's); None: all.
     """
-    h, m, cities = world.holders, world.merchants, world.cities
+    return {name: build() for name, build in catalog_builders(world, cards, end_us, holders)}
+
+
+def catalog_builders(
+    world: World,
+    cards: CardRegistry | None = None,
+    end_us: int = NEVER,
+    holders: np.ndarray | None = None,
+) -> list[tuple[str, Callable[[], pa.Table]]]:
+    """The catalogs of :func:`catalog_tables`, each built when called.
+
+    A 10-million-cardholder world's catalogs take gigabytes as Arrow tables: a writer
+    builds, lands and drops one at a time.
+    """
+    return [
+        ("cardholders", lambda: _cardholders(world, holders)),
+        ("cards", lambda: _cards(world, cards, end_us, holders)),
+        ("merchants", lambda: _merchants(world)),
+    ]
+
+
+def _cardholders(world: World, holders: np.ndarray | None) -> pa.Table:
+    h, cities = world.holders, world.cities
     home = h.home_city
-    cardholders = pa.table(
+    picked: np.ndarray | slice = slice(None)
+    h_ids = h.ids
+    if holders is not None:  # a shard's: a mask over the world's cardholders
+        picked = np.flatnonzero(holders)
+        h_ids, home = h.ids.take(pa.array(picked)), home[picked]
+    return pa.table(
         {
-            "cardholder_id": h.ids,
-            "home_city": pa.array(cities.name[home].tolist(), pa.string()),
+            "cardholder_id": h_ids,
+            "home_city": _strings(cities.name.tolist(), home),
             "home_country": _strings(world.countries, world.country_of_city[home]),
-            "home_lat": pa.array(h.lat),
-            "home_lon": pa.array(h.lon),
+            "home_lat": pa.array(h.lat[picked]),
+            "home_lon": pa.array(h.lon[picked]),
             "timezone": _strings(world.timezones, world.tz_of_city[home]),
-            "activity_per_day": pa.array(h.rate),
-            "spend_level": pa.array(h.spend),
-            "card_count": pa.array(h.card_count.astype(np.int8)),
+            "activity_per_day": pa.array(h.rate[picked]),
+            "spend_level": pa.array(h.spend[picked]),
+            "card_count": pa.array(h.card_count[picked].astype(np.int8)),
         }
     )
-    card_table = _cards(world, cards, end_us, holders)
-    if holders is not None:
-        cardholders = cardholders.filter(pa.array(holders))
+
+
+def _merchants(world: World) -> pa.Table:
+    m, cities = world.merchants, world.cities
     online = m.channel == CHANNEL_ECOMMERCE
-    merchants = pa.table(
+    return pa.table(
         {
             "merchant_id": m.ids,
             "name": m.names,
@@ -122,7 +152,7 @@ def catalog_tables(
             "category": _strings(world.group_names, m.group),
             "channel": _strings(["card_present", "ecommerce"], m.channel),
             "country": _strings(world.countries, world.country_of_city[m.city]),
-            "city": pa.array(cities.name[m.city].tolist(), pa.string()),
+            "city": _strings(cities.name.tolist(), m.city),
             "lat": pa.array(m.lat, mask=online),
             "lon": pa.array(m.lon, mask=online),
             "timezone": _strings(world.timezones, world.tz_of_city[m.city]),
@@ -133,4 +163,3 @@ def catalog_tables(
             "price_level": pa.array(m.price),
         }
     )
-    return {"cardholders": cardholders, "cards": card_table, "merchants": merchants}

@@ -19,7 +19,7 @@ import pyarrow as pa
 from runtime.units import to_us
 from schemas.event import transaction_schema
 from simulator import metrics
-from simulator.batch.catalog_tables import catalog_tables
+from simulator.batch.catalog_tables import catalog_builders
 from simulator.batch.labels import FraudTally, write_labels
 from simulator.batch.output import Destination, FileRecord, FolderDestination, Naming, Partition
 from simulator.errors import ConfigError
@@ -30,8 +30,8 @@ from simulator.world.build import World, build_world
 
 __all__ = ["RunSummary", "generate", "package_version"]
 
-#: Threads writing the catalogs and the label partitions at the end of a run.
-_FINISHING_THREADS = 3
+#: Threads encoding the label partitions at the end of a run, beside the catalogs.
+_LABEL_THREADS = 2
 
 log = logging.getLogger("txnsim.generate")
 
@@ -193,22 +193,34 @@ def generate(
                 # with this one still bound here would hold two slices at the peak.
                 del part
         cards = source.cards
-        catalogs = catalog_tables(world, cards, to_us(end), _holders(world, shard))
     files.extend(lander.files)
     partitions = lander.partitions
     label_table = pa.concat_tables(labels) if labels else None
     run_days = [settings.start_date + dt.timedelta(days=n) for n in range(settings.days)]
-    # The catalogs and the label partitions are independent files: written side by side.
-    with ThreadPoolExecutor(_FINISHING_THREADS, thread_name_prefix="txnsim-finish") as pool:
-        landed = [
-            pool.submit(destination.write_file, naming.catalog(name), table)
-            for name, table in catalogs.items()
-            # Every shard's world has the same merchants: shard 0 lands them.
-            if not (name == "merchants" and shard.index > 0)
-        ]
-        if label_table is not None:
-            files.extend(write_labels(destination, label_table, run_days, pool))
-        files.extend(f.result() for f in landed)
+    # Slices are freed: hand their memory back before the catalogs take theirs.
+    pa.default_memory_pool().release_unused()
+    catalog_rows: dict[str, int] = {}
+    # The label partitions are written on the pool while the catalogs are built and
+    # written here, one at a time (a large world's catalogs take gigabytes).
+    with (
+        ThreadPoolExecutor(_LABEL_THREADS, thread_name_prefix="txnsim-labels") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="txnsim-labeller") as labeller,
+    ):
+        labelled = (
+            labeller.submit(write_labels, destination, label_table, run_days, pool)
+            if label_table is not None
+            else None
+        )
+        builders = catalog_builders(world, cards, to_us(end), _holders(world, shard))
+        for name, build in builders:
+            if name == "merchants" and shard.index > 0:
+                continue  # every shard's world has the same merchants: shard 0 lands them
+            table = build()
+            catalog_rows[name] = table.num_rows
+            files.append(destination.write_file(naming.catalog(name), table))
+            del table
+        if labelled is not None:
+            files.extend(labelled.result())
 
     manifest = {
         "format_version": 1,
@@ -222,8 +234,8 @@ def generate(
         "simulated_end": end.isoformat(),
         "row_counts": {
             "transactions": total,
-            "cardholders": catalogs["cardholders"].num_rows,
-            "cards": catalogs["cards"].num_rows,
+            "cardholders": catalog_rows["cardholders"],
+            "cards": catalog_rows["cards"],
             "merchants": len(world.merchants),
         },
         "partitions": partitions,

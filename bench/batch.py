@@ -1,0 +1,138 @@
+"""Benchmark of `txnsim generate` as users run it: whole processes, 1 worker against 2.
+
+Prints one JSON object. Each run is the console script in a process of its own
+(imports, world from the cache, simulation, Parquet, labels, catalogs and manifest
+included), timed from outside: wall seconds, CPU seconds (user + system of the
+process and its workers) and peak RSS from ``wait4``. A warm-up run fills the cache first and is not
+counted. Reported per setting: the median of ``--repeat`` runs and every run.
+
+The baseline, measured in the same run: the landed transactions read back as one
+table and written again to one Parquet file with the run's writer settings, in a
+process of its own (``write_only_rows_per_s``), the ceiling of a run that writes them.
+
+Usage: python bench/batch.py [--cardholders 100000] [--days 7] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_once(args: argparse.Namespace, out: Path, workers: int) -> dict[str, float]:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [
+        *_txnsim(),
+        "--log-level",
+        "WARNING",
+        "generate",
+        "--seed",
+        "7",
+        "--date",
+        args.date,
+        "--days",
+        str(args.days),
+        "--cardholders",
+        str(args.cardholders),
+        "--workers",
+        str(workers),
+        "--out",
+        str(out),
+    ]
+    env = {**os.environ, "TXNSIM_CACHE_DIR": args.cache}
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        began = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        wall = time.perf_counter() - began
+        stdout.seek(0)
+        stderr.seek(0)
+        if status != 0:
+            raise SystemExit(f"txnsim failed ({status}): {stderr.read().decode()[-2000:]}")
+        summary = json.loads(stdout.read().decode().strip().splitlines()[-1])
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "rows": summary["rows"],
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+def _txnsim() -> list[str]:
+    script = shutil.which("txnsim")
+    return [script] if script else [sys.executable, "-m", "simulator"]
+
+
+def write_only(out: Path) -> float:
+    """Rows per second writing the landed transactions again, in a fresh process."""
+    code = f"""
+import pathlib, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+import pyarrow.dataset as ds
+from simulator.batch.output import write_parquet_file
+from simulator.settings.loading import load_settings
+settings = load_settings(None, {{"out": {str(out)!r}}}, environ=False)
+table = ds.dataset({str(out / "transactions")!r}, format="parquet").to_table()
+began = time.perf_counter()
+baseline = pathlib.Path({str(out)!r}) / "baseline"
+write_parquet_file(baseline, "t.parquet", table, settings.writer)
+print(table.num_rows / (time.perf_counter() - began))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(proc.stdout.strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cardholders", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--date", default="2026-11-23")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "txnsim-bench-cache"))
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    report: dict[str, object] = {
+        "benchmark": "batch",
+        "cardholders": args.cardholders,
+        "days": args.days,
+        "load_before": round(load, 2),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "lake"
+        run_once(args, out, 1)  # fills the cache
+        for workers in (1, 2):
+            runs = [run_once(args, out, workers) for _ in range(args.repeat)]
+            wall = statistics.median(r["wall_s"] for r in runs)
+            cpu = statistics.median(r["cpu_s"] for r in runs)
+            rows = runs[0]["rows"]
+            report[f"workers_{workers}"] = {
+                "rows": rows,
+                "wall_s": wall,
+                "rows_per_s": round(rows / wall),
+                "rows_per_cpu_s": round(rows / cpu),
+                "cpu_per_wall": round(cpu / wall, 2),
+                "runs": runs,
+            }
+        ceiling = write_only(out)
+    report["write_only_rows_per_s"] = round(ceiling)
+    best = min((1, 2), key=lambda w: report[f"workers_{w}"]["wall_s"])  # type: ignore[index]
+    report["fastest_vs_write_only"] = round(
+        report[f"workers_{best}"]["rows_per_s"] / ceiling,  # type: ignore[index]
+        3,
+    )
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
