@@ -130,7 +130,12 @@ def _lane_main(conn: Connection, make: Callable[[], _Local]) -> None:
 
 
 class _Lanes:
-    """Worker processes, each simulating a sub-shard of the blocks; merged here."""
+    """Lanes, each simulating a sub-shard of the blocks; merged here.
+
+    The first lane runs in this process, the others in worker processes: this process
+    would otherwise wait while they simulate, and its own lane's slices need no trip
+    through a pipe.
+    """
 
     def __init__(
         self, world: World, lanes: list[Callable[[], _Local]], registry: CardRegistry
@@ -140,6 +145,8 @@ class _Lanes:
         self._registry_base = registry
         self._procs: list[BaseProcess] = []
         self._conns: list[Connection] = []
+        self._inline: _Local | None = None
+        self._inline_slices: Iterator[Slice] = iter(())
         n = len(world.cards)
         #: Per lane, this process's index of each of the lane's replacement cards.
         self._index = [np.zeros(0, dtype=np.int64) for _ in lanes]
@@ -148,13 +155,16 @@ class _Lanes:
 
     def start(self) -> None:
         context = multiprocessing.get_context("fork")
-        for lane in self._lanes:
+        for lane in self._lanes[1:]:
             mine, theirs = context.Pipe(duplex=False)
             proc = context.Process(target=_lane_main, args=(theirs, lane), daemon=True)
             proc.start()
             theirs.close()
             self._procs.append(proc)
             self._conns.append(mine)
+        # Built after the fork, so the workers do not inherit this lane's state.
+        self._inline = self._lanes[0]()
+        self._inline_slices = iter(self._inline)
 
     def stop(self) -> None:
         for proc in self._procs:
@@ -166,10 +176,16 @@ class _Lanes:
         self._procs, self._conns = [], []
 
     def _receive(self, k: int) -> tuple[str, Any]:
+        if k == 0:  # this process's lane
+            part = next(self._inline_slices, None)
+            if part is None:
+                assert self._inline is not None
+                return "cards", self._inline.assembler.cards.state()
+            return "slice", part
         try:
-            kind, value = self._conns[k].recv()
+            kind, value = self._conns[k - 1].recv()
         except EOFError:
-            code = self._procs[k].exitcode
+            code = self._procs[k - 1].exitcode
             raise RuntimeError(f"worker {k} stopped (exit code {code})") from None
         if kind == "error":
             raise RuntimeError(f"worker {k} failed:\n{value}")
