@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -136,3 +137,30 @@ def test_a_seed_of_other_settings_is_refused(tmp_path: Path, cache_dir: Path) ->
     start = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
     with pytest.raises(ValueError, match="built from seed 7, not 8"):
         SliceSource(world, RunSpec.from_settings(settings), other, start, None)
+
+
+def test_files_cut_a_slice_without_changing_its_rows(tmp_path: Path, cache_dir: Path) -> None:
+    """A slice is built and landed a file at a time: the cut changes files, never rows."""
+    whole = run(small_settings(tmp_path / "whole", cache_dir, days=1))
+    cut = run(small_settings(tmp_path / "cut", cache_dir, "writer.rows_per_file=1000", days=1))
+    files = sorted((tmp_path / "cut" / "transactions").rglob("*.parquet"))
+    sizes = [pq.ParquetFile(f).metadata.num_rows for f in files]
+    assert len(files) == -(-whole.rows // 1000) > 1
+    assert sizes[:-1] == [1000] * (len(files) - 1)
+    assert read_transactions(tmp_path / "cut").equals(read_transactions(tmp_path / "whole"))
+    assert cut.manifest["fraud"] == whole.manifest["fraud"]
+
+
+def test_a_slice_in_tables_is_the_slice(tmp_path: Path, cache_dir: Path) -> None:
+    settings = small_settings(tmp_path, cache_dir, days=1)
+    seed = RunSeed.from_settings(settings)
+    world = build_world(settings, seed)
+    start = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    spec = RunSpec.from_settings(settings)
+    built = next(iter(SliceSource(world, spec, seed, start, None)))
+    lazy = next(iter(SliceSource(world, spec, seed, start, None)))
+    pieces = list(lazy.tables(777))  # built piece by piece, before the whole is asked for
+    assert [t.num_rows for t in pieces[:-1]] == [777] * (len(pieces) - 1)
+    assert pa.concat_tables(pieces).equals(built.table)
+    assert pa.concat_tables(built.tables(777)).equals(built.table)
+    assert built.detached().table.equals(built.table)

@@ -171,11 +171,14 @@ def generate(
         sim_began = wall()
         with _Lander(destination) as lander:
             for part in source:
-                lander.land(part.start.date(), part.table)
-                total += part.table.num_rows
-                fraud.add(part.table)
+                # A file's worth at a time: a slice's strings are built as they are landed.
+                for table in part.tables(settings.writer.rows_per_file):
+                    lander.land(part.start.date(), table)
+                    total += table.num_rows
+                    fraud.add(table)
+                    metrics.count_events(table)
+                    del table
                 labels.append(part.labels)
-                metrics.count_events(part.table)
                 metrics.SIMULATED_TIME.set(part.end.timestamp())
                 elapsed = max(wall() - sim_began, 1e-9)
                 done = (part.end - start) / (end - start)
@@ -189,8 +192,8 @@ def generate(
                         "eta_s": round(elapsed / done * (1 - done), 1),
                     },
                 )
-                # The writer holds the table until written: simulating the next slice
-                # with this one still bound here would hold two slices at the peak.
+                # Simulating the next slice with this one still bound here would hold
+                # two slices' rows at the peak.
                 del part
         cards = source.cards
     files.extend(lander.files)

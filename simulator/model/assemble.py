@@ -26,7 +26,6 @@ from runtime.units import to_us
 from schemas.event import transaction_schema
 from simulator.core.ids import (
     FRAUD_FIRST,
-    hex_ids,
     keyed_normals,
     keyed_uniforms,
     mix64,
@@ -38,6 +37,7 @@ from simulator.fraud.context import delays_us
 from simulator.fraud.model import FraudModel
 from simulator.fraud.planner import FraudPlanner
 from simulator.model.behaviour import BlockEvents
+from simulator.model.rows import Lookups, Rows, SliceRows, timestamps
 from simulator.settings.run import RunSpec
 from simulator.world.build import World
 from simulator.world.cache import cached
@@ -46,13 +46,23 @@ __all__ = ["ENTRY_MODE_ECOMMERCE", "Assembled", "Assembler"]
 
 ENTRY_MODE_ECOMMERCE = "ecommerce"
 
+#: The label columns copied from the transaction's own.
+_LABEL_FROM_ROW = (
+    "transaction_id",
+    "card_id",
+    "cardholder_id",
+    "event_time",
+    "fraud_scenario",
+    "fraud_case_id",
+)
+
 
 @dataclass(frozen=True)
 class Assembled:
     """One slice's output.
 
     Attributes:
-        table: Transactions in event-time order.
+        rows: Transactions in event-time order (their Arrow columns built when asked).
         card: Card index of each row (world cards, then replacements).
         key: Position key of each row (its transaction id unmixed): ties in event time
             are ordered by it.
@@ -62,7 +72,7 @@ class Assembled:
         new_cards: Ids of the cards issued since the previous slice, in index order.
     """
 
-    table: pa.Table
+    rows: Rows
     card: np.ndarray
     key: np.ndarray
     labels: pa.Table
@@ -109,29 +119,34 @@ class Assembler:
         self.cards = self.fraud.cards
         self._blocks = list(range(world.n_blocks) if blocks is None else blocks)
         self._planners = {b: FraudPlanner(self.fraud, b) for b in self._blocks}
-        self._scenario_names = pa.array(self.fraud.names, pa.string())
         self._cards_reported = n_cards
         self._ids: pa.StringArray = world.cards.ids
         m = world.merchants
         currency = [world.currencies[i] for i in world.currency_of_country]
         m_country = world.country_of_city[m.city]
-        self._m_currency = pa.array([currency[c] for c in m_country.tolist()], pa.string())
-        self._m_country = pa.array([world.countries[c] for c in m_country.tolist()], pa.string())
-        self._m_mcc = pa.array([world.mcc_codes[i] for i in m.mcc.tolist()], pa.string())
-        self._m_city = pa.array(world.cities.name[m.city].tolist(), pa.string())
-        self._channels = pa.array(["card_present", "ecommerce"], pa.string())
-        self._modes = pa.array([*spec.entry_modes, ENTRY_MODE_ECOMMERCE], pa.string())
+        self._lookups = Lookups(
+            world=world,
+            schema=self._schema,
+            currency=pa.array([currency[c] for c in m_country.tolist()], pa.string()),
+            country=pa.array([world.countries[c] for c in m_country.tolist()], pa.string()),
+            mcc=pa.array([world.mcc_codes[i] for i in m.mcc.tolist()], pa.string()),
+            city=pa.array(world.cities.name[m.city].tolist(), pa.string()),
+            channels=pa.array(["card_present", "ecommerce"], pa.string()),
+            modes=pa.array([*spec.entry_modes, ENTRY_MODE_ECOMMERCE], pa.string()),
+            scenarios=pa.array(self.fraud.names, pa.string()),
+            case_secret=self._case_secret,
+        )
 
     def table(self, parts: list[BlockEvents], start: dt.datetime) -> Assembled:
         """Merge one slice's blocks and their fraud into a table sorted by event time.
 
-        ``parts`` are the slice's blocks in the order given at construction. Returns the
-        table and, row for row, the card index (the Kafka key's partition is computed
-        per card once), with the labels and cards the slice produced.
+        ``parts`` are the slice's blocks in the order given at construction; the list is
+        emptied once their arrays are copied, so a caller holding nothing else frees them.
+        Returns the rows and, row for row, the card index (the Kafka key's partition is
+        computed per card once), with the labels and cards the slice produced.
         """
         if len(parts) != len(self._blocks):
             raise ValueError(f"{len(parts)} block results for {len(self._blocks)} blocks")
-        w = self._world
         start_us = to_us(start)
         frauds = [
             self._planners[b].plan_slice(start_us, len(p))
@@ -141,12 +156,11 @@ class Assembler:
             name: np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0)
             for name in BlockEvents.__dataclass_fields__
         }
-        del parts  # the blocks' arrays are copied: a caller passing the only list frees them
+        parts.clear()
         col = self._with_fraud(col, frauds, start)
         order = np.lexsort((col["key"], col["time_us"]))
         for name in col:  # one column at a time: each unsorted copy goes as its sorted one comes
             col[name] = col[name][order]
-        n = len(order)
         ids = mix64(col["key"].astype(np.uint64), self._secret)
         genuine = ~col["is_fraud"].astype(bool)
         registry = self.cards
@@ -157,57 +171,17 @@ class Assembler:
             self._forgo(col["holder"][~keep])
             for name in col:
                 col[name] = col[name][keep]
-            card, ids, n = card[keep], ids[keep], int(keep.sum())
+            card, ids = card[keep], ids[keep]
         col["holder"] = registry.holder[card]
-        card_id = self._card_ids(card)
+        self._grow()
         prev, has_prev = self._link(card, ids)
-        merchant = col["merchant"].astype(np.int64)
-        m_idx = pa.array(merchant)
-        lat = w.merchants.lat[merchant]
-        lon = w.merchants.lon[merchant]
-        no_coords = np.isnan(lat) | col["null_coordinates"].astype(bool)
-        entry = col["entry_mode"].astype(np.int64)
-        channel = w.merchants.channel[merchant].astype(np.int64)
-        columns = {
-            "transaction_id": hex_ids(ids),
-            "event_time": pa.Array.from_buffers(
-                pa.timestamp("us", tz="UTC"),
-                n,
-                [None, pa.py_buffer(col["time_us"].astype(np.int64))],
-            ),
-            "card_id": card_id,
-            "cardholder_id": w.holders.ids.take(pa.array(col["holder"].astype(np.int64))),
-            "merchant_id": w.merchants.ids.take(m_idx),
-            "amount": _decimal(
-                col["amount_minor"].astype(np.int64), self._schema.field("amount").type
-            ),
-            "currency": self._m_currency.take(m_idx),
-            "mcc": self._m_mcc.take(m_idx),
-            "channel": self._channels.take(pa.array(channel)),
-            "pos_entry_mode": self._modes.take(pa.array(np.maximum(entry, 0), mask=entry < 0)),
-            "merchant_country": self._m_country.take(m_idx),
-            "merchant_city": self._m_city.take(
-                pa.array(merchant, mask=col["null_city"].astype(bool))
-            ),
-            "merchant_lat": pa.array(np.where(no_coords, 0.0, lat), mask=no_coords),
-            "merchant_lon": pa.array(np.where(no_coords, 0.0, lon), mask=no_coords),
-            "previous_transaction_id": hex_ids(prev, mask=~has_prev),
-            "is_fraud": pa.array(col["is_fraud"]),
-            "fraud_scenario": self._scenario_names.take(
-                pa.array(col["scenario"], mask=col["scenario"] < 0)
-            ),
-            "fraud_case_id": hex_ids(
-                mix64(np.maximum(col["case"], 0).astype(np.uint64), self._case_secret),
-                mask=col["case"] < 0,
-            ),
-            "label_available_at": _timestamps(col["label_at"], col["label_at"] < 0),
-        }
-        table = pa.Table.from_arrays([columns[f.name] for f in self._schema], schema=self._schema)
-        labels, label_rows = self._labels(table, col)
+        col["card"], col["id"], col["prev"], col["has_prev"] = card, ids, prev, has_prev
+        rows = SliceRows(self._lookups, self._ids, col)
+        labels, label_rows = self._labels(rows, col)
         new_cards = registry.card_ids(self._cards_reported)
         self._cards_reported = len(registry)
         key = col["key"].astype(np.uint64)
-        return Assembled(table, card, key, labels, key[label_rows], new_cards)
+        return Assembled(rows, card, key, labels, key[label_rows], new_cards)
 
     def _forgo(self, holder: np.ndarray) -> None:
         """Tell each block's planner how many of its genuine rows were not made."""
@@ -252,7 +226,9 @@ class Assembler:
         merged["label_at"] = np.concatenate([np.full(n, -1, dtype=np.int64), fraud.label_at_us])
         return merged
 
-    def _labels(self, table: pa.Table, col: dict[str, np.ndarray]) -> tuple[pa.Table, np.ndarray]:
+    def _labels(
+        self, slice_rows: SliceRows, col: dict[str, np.ndarray]
+    ) -> tuple[pa.Table, np.ndarray]:
         """Fraud labels of this slice's rows, plus wrong disputes of genuine ones.
 
         Returns the labels and the row of each one's transaction.
@@ -269,19 +245,14 @@ class Assembler:
         label_at[disputed] = col["time_us"][disputed] + delays_us(cfg.false_dispute_delay, z)
         rows = np.flatnonzero(label_at >= 0)
         rows = rows[np.argsort(label_at[rows], kind="stable")]
-        take = pa.array(rows)
+        of = slice_rows.columns(rows, _LABEL_FROM_ROW)
         sources = self.fraud.label_sources
         scen = col["scenario"][rows]
         chargeback = np.where(scen >= 0, sources[np.maximum(scen, 0)], True)
         columns = {
-            "transaction_id": table.column("transaction_id").take(take),
-            "card_id": table.column("card_id").take(take),
-            "cardholder_id": table.column("cardholder_id").take(take),
-            "event_time": table.column("event_time").take(take),
-            "label_time": _timestamps(label_at[rows], np.zeros(len(rows), dtype=bool)),
+            **of,
+            "label_time": timestamps(label_at[rows], np.zeros(len(rows), dtype=bool)),
             "source": pa.array(np.where(chargeback, "chargeback", "issuer_confirmed"), pa.string()),
-            "fraud_scenario": table.column("fraud_scenario").take(take),
-            "fraud_case_id": table.column("fraud_case_id").take(take),
         }
         labels = pa.Table.from_arrays(
             [columns[f.name] for f in self._label_schema], schema=self._label_schema
@@ -320,14 +291,14 @@ class Assembler:
         keep[waiting[~moves]] = False
         return keep
 
-    def _card_ids(self, card: np.ndarray) -> pa.Array:
+    def _grow(self) -> None:
+        """Make room for the cards issued since the last slice (ids and last links)."""
         registry = self.cards
         if len(self._ids) < len(registry):
             self._ids = registry.card_ids()
             grow = len(registry) - len(self._last)
             self._last = np.concatenate([self._last, np.zeros(grow, dtype=np.uint64)])
             self._has_last = np.concatenate([self._has_last, np.zeros(grow, dtype=bool)])
-        return self._ids.take(pa.array(card))
 
     def _link(self, card: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous transaction of the same card for every row (rows are in time order)."""
@@ -351,15 +322,3 @@ class Assembler:
         has = np.empty(n, dtype=bool)
         has[perm] = has_sorted
         return prev, has
-
-
-def _timestamps(us: np.ndarray, null: np.ndarray) -> pa.Array:
-    return pa.array(us.astype(np.int64), pa.int64(), mask=null).cast(pa.timestamp("us", tz="UTC"))
-
-
-def _decimal(minor: np.ndarray, typ: pa.DataType) -> pa.Array:
-    """Decimal128 values from integer minor units (the unscaled value), without Python objects."""
-    words = np.empty((len(minor), 2), dtype=np.int64)
-    words[:, 0] = minor
-    words[:, 1] = minor >> 63
-    return pa.Array.from_buffers(typ, len(minor), [None, pa.py_buffer(words.tobytes())])

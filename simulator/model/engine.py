@@ -15,6 +15,7 @@ core.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import multiprocessing
@@ -36,6 +37,7 @@ from simulator.fraud.cards import CardRegistry
 from simulator.fraud.model import card_registry
 from simulator.model.assemble import Assembler
 from simulator.model.behaviour import SliceContext, simulate_block
+from simulator.model.rows import Rows, TableRows
 from simulator.model.travel import Whereabouts
 from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.world.build import World
@@ -45,16 +47,43 @@ __all__ = ["Slice", "SliceSource"]
 
 @dataclass(frozen=True)
 class Slice:
-    """One slice of simulated time and its transactions, sorted by event time."""
+    """One slice of simulated time and its transactions, sorted by event time.
+
+    The rows' Arrow table is built when first asked for (:attr:`table`, then kept), or a
+    file's worth at a time (:meth:`tables`, nothing kept), which is how the batch job
+    lands a large slice without holding all its strings at once.
+    """
 
     start: dt.datetime
     end: dt.datetime
-    table: pa.Table
+    rows: Rows
     card: np.ndarray
     key: np.ndarray
     labels: pa.Table
     label_key: np.ndarray
     new_cards: pa.StringArray
+
+    @functools.cached_property
+    def table(self) -> pa.Table:
+        """The slice's transactions, built once and kept."""
+        return self.rows.table()
+
+    def tables(self, max_rows: int) -> Iterator[pa.Table]:
+        """The slice's transactions in tables of at most ``max_rows`` rows, in order.
+
+        Each is built when reached and is not kept (but for an empty slice, one empty
+        table). Cutting the slice at ``max_rows`` from its start gives the same tables
+        as cutting :attr:`table`.
+        """
+        whole = self.__dict__.get("table")
+        rows = TableRows(whole) if whole is not None else self.rows
+        n = rows.num_rows
+        for lo in range(0, max(n, 1), max_rows):
+            yield rows.table(lo, min(lo + max_rows, n))
+
+    def detached(self) -> Slice:
+        """This slice with its table built, holding nothing of the process that made it."""
+        return dataclasses.replace(self, rows=TableRows(self.table))
 
 
 class _Local:
@@ -97,7 +126,7 @@ class _Local:
                 Slice(
                     at,
                     at + step,
-                    out.table,
+                    out.rows,
                     out.card,
                     out.key,
                     out.labels,
@@ -121,7 +150,7 @@ def _lane_main(conn: Connection, make: Callable[[], _Local]) -> None:
     try:
         local = make()
         for part in local:
-            conn.send(("slice", part))
+            conn.send(("slice", part.detached()))
         conn.send(("cards", local.assembler.cards.state()))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
@@ -235,7 +264,7 @@ class _Lanes:
         return Slice(
             first.start,
             first.end,
-            table.combine_chunks(),
+            TableRows(table.combine_chunks()),
             card[order],
             key[order],
             labels.take(pa.array(by_label)).combine_chunks(),
