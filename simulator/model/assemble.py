@@ -180,7 +180,7 @@ class Assembler:
         labels, label_rows = self._labels(rows, col)
         new_cards = registry.card_ids(self._cards_reported)
         self._cards_reported = len(registry)
-        key = col["key"].astype(np.uint64)
+        key = col["key"].astype(np.uint64, copy=False)  # shared with the rows: never written
         return Assembled(rows, card, key, labels, key[label_rows], new_cards)
 
     def _forgo(self, holder: np.ndarray) -> None:
