@@ -15,7 +15,7 @@ How the values are wrapped (raw, or Confluent's wire format) is :mod:`schemas.fr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from schemas.errors import SchemaError
 from schemas.event import EventSchema
 from schemas.framing import Framing, PrefixFraming
 
-__all__ = ["TableEncoder"]
+__all__ = ["TableEncoder", "varints"]
 
 # Rows joined at once: bounds the temporary arrays and keeps every piece under the 2 GiB
 # that 32-bit Arrow offsets address, unless rows average more than 32 KiB.
@@ -66,12 +66,28 @@ class TableEncoder:
             ValueError: If the table does not cast to the schema, has a null in a field
                 that is not nullable, or an enum value that is not a symbol.
         """
+        return [value for array in self._encoded(table) for value in array.to_pylist()]
+
+    def encode_array(self, table: pa.Table) -> pa.Array:
+        """The framed Avro values of ``table``'s rows as one binary array, in row order.
+
+        The values share 32-bit offsets: at most 2 GiB in all (a stream chunk's
+        ``chunk_rows`` keep far below it).
+
+        Raises:
+            ValueError: As :meth:`encode`.
+        """
+        values = list(self._encoded(table))
+        if not values:
+            return pa.array([], _BINARY)
+        return values[0] if len(values) == 1 else pa.concat_arrays(values)
+
+    def _encoded(self, table: pa.Table) -> Iterator[pa.Array]:
         table = self._conform(table)
         framing = self._framing
         # A header-only framing is joined in with the pieces; any other frames each value.
         prefix = framing.prefix if isinstance(framing, PrefixFraming) else None
         header = [pa.scalar(prefix, _BINARY)] if prefix else []
-        values: list[bytes] = []
         for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
             if batch.num_rows == 0:
                 continue
@@ -82,11 +98,9 @@ class TableEncoder:
                 except ValueError as exc:
                     raise ValueError(f"field {name!r}: {exc}") from exc
             joined = pc.binary_join_element_wise(*pieces, _NOTHING, null_handling="replace")
-            if prefix is not None:
-                values += joined.to_pylist()
-            else:
-                values += [framing.frame(payload) for payload in joined.to_pylist()]
-        return values
+            if prefix is None:
+                joined = pa.array([framing.frame(v) for v in joined.to_pylist()], _BINARY)
+            yield joined
 
     def _conform(self, table: pa.Table) -> pa.Table:
         target = self._schema.arrow
@@ -164,12 +178,12 @@ def _value_encoder(name: str, avro_type: Any, named: dict[str, Any]) -> _Encode:
 def _encode_string(column: pa.Array, validity: pa.Buffer | None) -> list[pa.Array]:
     offsets = _values(column, np.int32, extra=1)
     # The content is the column's own data buffer: its null slots join as nothing.
-    return [_varints(np.diff(offsets).astype(np.int64), validity), column.view(_BINARY)]
+    return [varints(np.diff(offsets).astype(np.int64), validity), column.view(_BINARY)]
 
 
 def _encode_long(column: pa.Array, validity: pa.Buffer | None) -> list[pa.Array]:
     width = column.type.bit_width // 8
-    return [_varints(_values(column, np.dtype(f"<i{width}")).astype(np.int64), validity)]
+    return [varints(_values(column, np.dtype(f"<i{width}")).astype(np.int64), validity)]
 
 
 def _encode_boolean(column: pa.Array, validity: pa.Buffer | None) -> list[pa.Array]:
@@ -216,7 +230,7 @@ def _enum_encoder(symbols: list[str]) -> _Encode:
         if index.null_count != column.null_count:
             unknown = pc.filter(column, pc.and_(column.is_valid(), index.is_null()))
             raise ValueError(f"{unknown[0].as_py()!r} is not one of the symbols {symbols}")
-        return [_varints(index.fill_null(0).to_numpy().astype(np.int64), validity)]
+        return [varints(index.fill_null(0).to_numpy().astype(np.int64), validity)]
 
     return encode
 
@@ -235,15 +249,19 @@ _PRIMITIVE_ENCODERS: dict[str, _Encode] = {
 # --- Pieces from numpy -----------------------------------------------------------------
 
 
-def _varints(values: np.ndarray, validity: pa.Buffer | None) -> pa.Array:
-    """Zig-zag varints of int64 ``values``: 7 bits a byte, low group first, high bit = more."""
+def varints(values: np.ndarray, validity: pa.Buffer | None) -> pa.Array:
+    """Zig-zag varints of int64 ``values``: 7 bits a byte, low group first, high bit = more.
+
+    Avro's ``int`` and ``long`` and Kafka's record-level varints share this encoding.
+    """
     zigzag = ((values << 1) ^ (values >> 63)).view(np.uint64)
-    if int(zigzag.max(initial=0)) < 0x80:  # the common case: lengths, enum and union indexes
+    top = int(zigzag.max(initial=0))
+    if top < 0x80:  # the common case: lengths, enum and union indexes
         return _fixed_width(zigzag.astype(np.uint8), 1, validity)
+    width = (top.bit_length() + 6) // 7
     sizes = np.ones(len(values), dtype=np.int32)
-    for group in range(1, 10):
+    for group in range(1, width):  # only the groups the largest value reaches
         sizes += zigzag >= np.uint64(1 << (7 * group))
-    width = int(sizes.max())
     shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
     groups = ((zigzag[:, None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
     if int(sizes.min()) == width:  # e.g. timestamps of one era: no ragged selection

@@ -173,9 +173,7 @@ def _journal(*publishers: tuple[str, MemoryPublisher], wall: FakeWall) -> list[t
 
         async def recording(records, name=name, original=original):  # type: ignore[no-untyped-def]
             await original(records)
-            for key, value, ts in zip(
-                records.keys, records.values, records.timestamps_ms.tolist(), strict=True
-            ):
+            for key, value, ts, _ in records.rows():
                 journal.append((name, key, value, ts, wall.now()))
 
         publisher.publish = recording  # type: ignore[method-assign]

@@ -59,7 +59,7 @@ class Chunk:
     label_sources: list[str]
 
 
-NO_RECORDS = OutRecords([], [], np.empty(0, np.int64), np.empty(0, np.int32))
+NO_RECORDS = OutRecords.of([], [], np.empty(0, np.int64), np.empty(0, np.int32))
 
 
 class PendingLabels:
@@ -121,8 +121,8 @@ class ChunkEncoder:
     ) -> Chunk:
         """Encode a chunk's transactions and labels (in a worker thread)."""
         if sub.num_rows:
-            values = self._encoder.encode(sub)
-            keys = [k.encode() for k in sub.column("card_id").to_pylist()]
+            values = self._encoder.encode_array(sub)
+            keys = _binary(sub.column("card_id"))
             records = OutRecords(keys, values, event_us // 1000, partition)
             codes = pc.dictionary_encode(sub.column("fraud_scenario").fill_null("none"))
             codes = codes.combine_chunks()
@@ -133,8 +133,8 @@ class ChunkEncoder:
         if due.num_rows and self._label_partitions is not None:
             card_ids = due.column("card_id").combine_chunks()
             labels = OutRecords(
-                [k.encode() for k in card_ids.to_pylist()],
-                self._label_encoder.encode(due),
+                _binary(card_ids),
+                self._label_encoder.encode_array(due),
                 label_us // 1000,
                 partitions_for(card_ids, self._label_partitions),
             )
@@ -142,6 +142,13 @@ class ChunkEncoder:
         else:
             labels, sources = NO_RECORDS, []
         return Chunk(event_us, records, scenario, scenarios, label_us, labels, sources)
+
+
+def _binary(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A string column's UTF-8 bytes as one binary array (record keys)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    return column.cast(pa.binary())
 
 
 def count_released(chunk: Chunk, lo: int, hi: int) -> None:

@@ -64,7 +64,7 @@ class MemoryPublisher:
     partitions: int = 12
     delay_s: float = 0.0
     sleep: Any = None
-    records: dict[int, list[tuple[bytes, bytes, int]]] = field(default_factory=dict)
+    records: dict[int, list[tuple[bytes | None, bytes, int]]] = field(default_factory=dict)
     started: bool = False
     flushed: int = 0
 
@@ -78,13 +78,7 @@ class MemoryPublisher:
             raise PublishError("publisher not started")
         if self.delay_s:
             await (self.sleep or asyncio.sleep)(self.delay_s)
-        for key, value, ts, p in zip(
-            records.keys,
-            records.values,
-            records.timestamps_ms.tolist(),
-            records.partitions.tolist(),
-            strict=True,
-        ):
+        for key, value, ts, p in records.rows():
             self.records.setdefault(p, []).append((key, value, ts))
 
     async def flush(self) -> None:
@@ -126,7 +120,7 @@ class KafkaPublisher:
             KafkaUnavailable: If the cluster does not answer within ``connect_timeout_s``.
         """
         self._producer, counts = await connect_producer(self._config, [self.topic])
-        self._sender = BatchSender(self._producer, self._config.max_in_flight_batches)
+        self._sender = BatchSender(self._producer, self._config, transactional=False)
         self.partitions = counts[self.topic]
 
     async def publish(self, records: OutRecords) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -40,7 +40,7 @@ from runtime.units import from_us, to_us
 from schemas.framing import Framing
 from schemas.partitioner import partitions_for
 from simulator import metrics
-from simulator.model.engine import SliceSource
+from simulator.model.engine import Slice, SliceSource
 from simulator.stream.chunks import (
     Chunk,
     ChunkEncoder,
@@ -201,7 +201,7 @@ class Streamer:
         skip = self._skip_before_us
         slices = iter(self._source)
         while True:
-            part = await asyncio.to_thread(next, slices, None)
+            part = await asyncio.to_thread(_next_built, slices)
             if part is None:
                 break
             if len(part.new_cards):
@@ -363,3 +363,11 @@ class Streamer:
                 "max_lag_s": round(self.stats.max_lag_s, 3),
             },
         )
+
+
+def _next_built(slices: Iterator[Slice]) -> Slice | None:
+    """The next slice with its table built (in a worker thread, off the event loop)."""
+    part = next(slices, None)
+    if part is not None:
+        _ = part.table
+    return part

@@ -138,7 +138,7 @@ class TransactionalSession:
         self._producer, self.partitions = await connect_producer(
             self._config, specs, transactional_id=self._identity.transactional_id
         )
-        self._sender = BatchSender(self._producer, self._config.max_in_flight_batches)
+        self._sender = BatchSender(self._producer, self._config, transactional=True)
         await self._bounded(self._producer.begin_transaction())
         self._opened_at = self._clock()
 
@@ -333,6 +333,4 @@ def _progress_record(identity: RunIdentity, progress: Progress) -> OutRecords:
     import numpy as np
 
     stamp = int(time.time() * 1000)  # the progress topic's own time, not simulated time
-    return OutRecords(
-        [identity.key], [progress.encode()], np.array([stamp], np.int64), np.zeros(1, np.int32)
-    )
+    return OutRecords.of([identity.key], [progress.encode()], np.array([stamp]), np.zeros(1))
