@@ -9,20 +9,18 @@ instead of growing memory.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
-
 from simulator import metrics
 from simulator.errors import KafkaUnavailable, PublishError
 from simulator.settings.models import KafkaConfig
-from simulator.stream.record_batches import PrebuiltBatch, encode_headers, record_batches
+from simulator.stream.record_batches import PrebuiltBatch, encode_headers, partition_batches
 from simulator.stream.records import OutRecords
 
 __all__ = [
@@ -38,6 +36,9 @@ log = logging.getLogger("txnsim.publish")
 
 #: TOPIC_ALREADY_EXISTS: a concurrent creator won, which is as good as creating it.
 _TOPIC_EXISTS = 36
+#: Sends of at least this many records are encoded off the event loop (a thread hop
+#: costs tens of microseconds; paced releases are mostly a few records).
+_OFF_LOOP_RECORDS = 2048
 
 
 @dataclass(frozen=True)
@@ -216,33 +217,22 @@ class BatchSender:
         Raises:
             PublishError: If a batch cannot be submitted or a settled one failed.
         """
-        order = np.argsort(records.partitions, kind="stable")
-        parts = records.partitions[order]
-        bounds = np.flatnonzero(np.diff(parts)) + 1
-        starts = np.concatenate([[0], bounds]).tolist()
-        ends = [*bounds.tolist(), len(order)]
-        take = pa.array(order)
-        keys = records.keys.take(take)
-        values = records.values.take(take)
-        stamps = records.timestamps_ms[order]
-        encoded = self._encoded_headers(headers)
+        build = functools.partial(
+            partition_batches,
+            records,
+            self._encoded_headers(headers),
+            self._config.batch_bytes,
+            transactional=self._transactional,
+            compression=self._config.compression,
+        )
+        # Large sends are encoded (and compressed) in a worker thread: Arrow and the
+        # codecs release the GIL, so the event loop keeps the broker busy meanwhile.
+        if len(records) >= _OFF_LOOP_RECORDS:
+            batches = await asyncio.to_thread(build)
+        else:
+            batches = build()
         await asyncio.gather(
-            *(
-                self._send_partition(
-                    topic,
-                    int(parts[lo]),
-                    record_batches(
-                        keys.slice(lo, hi - lo),
-                        values.slice(lo, hi - lo),
-                        stamps[lo:hi],
-                        encoded,
-                        self._config.batch_bytes,
-                        transactional=self._transactional,
-                        compression=self._config.compression,
-                    ),
-                )
-                for lo, hi in zip(starts, ends, strict=True)
-            )
+            *(self._send_partition(topic, partition, part) for partition, part in batches)
         )
         while len(self._in_flight) > self._config.max_in_flight_batches:
             await self._settle(self._in_flight.popleft())
@@ -274,7 +264,7 @@ class BatchSender:
         return self._headers[key]
 
     async def _send_partition(
-        self, topic: str, partition: int, batches: Iterator[PrebuiltBatch]
+        self, topic: str, partition: int, batches: list[PrebuiltBatch]
     ) -> None:
         for batch in batches:
             await self._submit(batch, topic, partition)

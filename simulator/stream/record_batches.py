@@ -24,8 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.avro_encode import varints
+from simulator.stream.records import OutRecords
 
-__all__ = ["PrebuiltBatch", "encode_headers", "record_batches"]
+__all__ = ["PrebuiltBatch", "encode_headers", "partition_batches", "record_batches"]
 
 # baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes, lastOffsetDelta,
 # baseTimestamp, maxTimestamp, producerId, producerEpoch, baseSequence, records count.
@@ -132,6 +133,43 @@ class PrebuiltBatch:
         return self._buffer
 
 
+def partition_batches(
+    records: OutRecords,
+    headers: bytes,
+    batch_bytes: int,
+    *,
+    transactional: bool,
+    compression: str = "none",
+) -> list[tuple[int, list[PrebuiltBatch]]]:
+    """Each partition's batches of ``records``, in record order within a partition."""
+    order = np.argsort(records.partitions, kind="stable")
+    parts = records.partitions[order]
+    bounds = np.flatnonzero(np.diff(parts)) + 1
+    starts = [0, *bounds.tolist()]
+    ends = [*bounds.tolist(), len(order)]
+    take = pa.array(order)
+    keys, values = records.keys.take(take), records.values.take(take)
+    stamps = records.timestamps_ms[order]
+    return [
+        (
+            int(parts[lo]),
+            list(
+                record_batches(
+                    keys.slice(lo, hi - lo),
+                    values.slice(lo, hi - lo),
+                    stamps[lo:hi],
+                    headers,
+                    batch_bytes,
+                    transactional=transactional,
+                    compression=compression,
+                )
+            ),
+        )
+        for lo, hi in zip(starts, ends, strict=True)
+        if hi > lo
+    ]
+
+
 def record_batches(
     keys: pa.Array,
     values: pa.Array,
@@ -157,18 +195,21 @@ def record_batches(
     stamps = np.asarray(timestamps_ms, dtype=np.int64)
     position = np.arange(n, dtype=np.int64)
     first = np.repeat(starts, np.diff(np.append(starts, n)))
-    body = pc.binary_join_element_wise(
-        _ZERO,
+    pieces = [
         varints(stamps - stamps[first], None),
         varints(position - first, None),
         varints(key_length, None),
         keys.fill_null(b"") if keys.null_count else keys,
         varints(value_length, None),
         values,
-        pa.scalar(headers, _BINARY),
-        _NOTHING,
+    ]
+    # The record's length is known from its pieces, so one join writes each record once.
+    body = np.full(n, 1 + len(headers), np.int64)
+    for piece in pieces:
+        body += _sizes(piece)
+    records = pc.binary_join_element_wise(
+        varints(body, None), _ZERO, *pieces, pa.scalar(headers, _BINARY), _NOTHING
     )
-    records = pc.binary_join_element_wise(varints(_lengths(body), None), body, _NOTHING)
     offsets = np.frombuffer(records.buffers()[1], np.int32, n + 1, records.offset * 4)
     data = memoryview(records.buffers()[2])
     plain = _TRANSACTIONAL if transactional else 0
@@ -176,10 +217,16 @@ def record_batches(
     for lo, hi in zip(starts.tolist(), [*starts[1:].tolist(), n], strict=True):
         payload, attributes = data[offsets[lo] : offsets[hi]], plain
         if compress is not None:
-            packed = compress(payload.tobytes())
+            packed = compress(payload)
             if len(packed) < len(payload):  # as aiokafka: sent plain unless it is smaller
                 payload, attributes = memoryview(packed), plain | CODECS[compression]
         yield PrebuiltBatch(payload, hi - lo, int(stamps[lo]), int(stamps[lo:hi].max()), attributes)
+
+
+def _sizes(array: pa.Array) -> np.ndarray:
+    """Byte lengths of a binary array's values (a null's is 0), from its offsets."""
+    offsets = np.frombuffer(array.buffers()[1], np.int32, len(array) + 1, array.offset * 4)
+    return np.diff(offsets).astype(np.int64)
 
 
 def _lengths(array: pa.Array) -> np.ndarray:
@@ -201,8 +248,8 @@ def _cuts(ends: np.ndarray, limit: int) -> np.ndarray:
         base = int(ends[hi - 1])
 
 
-def _compressor(compression: str) -> Callable[[bytes], bytes] | None:
-    """The codec of aiokafka's own builder for ``compression``, or None."""
+def _compressor(compression: str) -> Callable[[memoryview], bytes] | None:
+    """The codec of aiokafka's own builder for ``compression`` (its levels), or None."""
     if compression == "none":
         return None
     from aiokafka import codec
@@ -210,7 +257,7 @@ def _compressor(compression: str) -> Callable[[bytes], bytes] | None:
     return {
         "gzip": codec.gzip_encode,
         "snappy": codec.snappy_encode,
-        "lz4": codec.lz4_encode,
+        "lz4": lambda data: codec.lz4_encode(bytes(data)),  # its compressor takes bytes only
         "zstd": codec.zstd_encode,
     }[compression]
 
