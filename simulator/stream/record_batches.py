@@ -39,7 +39,7 @@ _AFTER_LENGTH = struct.calcsize(">qi")
 _NO_LEADER_EPOCH = -1
 _TRANSACTIONAL = 0x10
 #: Compression codec ids of the attributes' low bits.
-CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+_CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 #: A record's bytes beyond its key, value and headers, at most: the length (5), the
 #: attributes (1), the timestamp delta (10), the offset delta (5), two lengths (5 + 5).
 _MAX_OVERHEAD = 31
@@ -195,20 +195,25 @@ def record_batches(
     stamps = np.asarray(timestamps_ms, dtype=np.int64)
     position = np.arange(n, dtype=np.int64)
     first = np.repeat(starts, np.diff(np.append(starts, n)))
-    pieces = [
+    deltas = [
         varints(stamps - stamps[first], None),
         varints(position - first, None),
-        varints(key_length, None),
-        keys.fill_null(b"") if keys.null_count else keys,
-        varints(value_length, None),
-        values,
     ]
+    key_size, value_size = varints(key_length, None), varints(value_length, None)
     # The record's length is known from its pieces, so one join writes each record once.
-    body = np.full(n, 1 + len(headers), np.int64)
-    for piece in pieces:
-        body += _sizes(piece)
+    body = np.maximum(key_length, 0) + value_length + (1 + len(headers))
+    for varint in (*deltas, key_size, value_size):
+        body += _lengths(varint)
     records = pc.binary_join_element_wise(
-        varints(body, None), _ZERO, *pieces, pa.scalar(headers, _BINARY), _NOTHING
+        varints(body, None),
+        _ZERO,  # the record's attributes
+        *deltas,
+        key_size,
+        keys.fill_null(b"") if keys.null_count else keys,
+        value_size,
+        values,
+        pa.scalar(headers, _BINARY),
+        _NOTHING,
     )
     offsets = np.frombuffer(records.buffers()[1], np.int32, n + 1, records.offset * 4)
     data = memoryview(records.buffers()[2])
@@ -219,19 +224,17 @@ def record_batches(
         if compress is not None:
             packed = compress(payload)
             if len(packed) < len(payload):  # as aiokafka: sent plain unless it is smaller
-                payload, attributes = memoryview(packed), plain | CODECS[compression]
+                payload, attributes = memoryview(packed), plain | _CODECS[compression]
         yield PrebuiltBatch(payload, hi - lo, int(stamps[lo]), int(stamps[lo:hi].max()), attributes)
 
 
-def _sizes(array: pa.Array) -> np.ndarray:
-    """Byte lengths of a binary array's values (a null's is 0), from its offsets."""
-    offsets = np.frombuffer(array.buffers()[1], np.int32, len(array) + 1, array.offset * 4)
-    return np.diff(offsets).astype(np.int64)
-
-
 def _lengths(array: pa.Array) -> np.ndarray:
-    """Byte lengths as int64, -1 for a null (Kafka's null key)."""
-    return pc.binary_length(array).fill_null(-1).to_numpy().astype(np.int64)
+    """Byte lengths of a binary array's values, from its offsets; -1 for a null (a null key)."""
+    offsets = np.frombuffer(array.buffers()[1], np.int32, len(array) + 1, array.offset * 4)
+    lengths = np.diff(offsets).astype(np.int64)
+    if array.null_count:
+        lengths[~array.is_valid().to_numpy(zero_copy_only=False)] = -1
+    return lengths
 
 
 def _cuts(ends: np.ndarray, limit: int) -> np.ndarray:
