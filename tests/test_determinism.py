@@ -163,4 +163,3 @@ def test_a_slice_in_tables_is_the_slice(tmp_path: Path, cache_dir: Path) -> None
     assert [t.num_rows for t in pieces[:-1]] == [777] * (len(pieces) - 1)
     assert pa.concat_tables(pieces).equals(built.table)
     assert pa.concat_tables(built.tables(777)).equals(built.table)
-    assert built.detached().table.equals(built.table)

@@ -137,6 +137,11 @@ class Assembler:
             case_secret=self._case_secret,
         )
 
+    @property
+    def lookups(self) -> Lookups:
+        """What turns this assembler's numbers into string columns (the same in every lane)."""
+        return self._lookups
+
     def table(self, parts: list[BlockEvents], start: dt.datetime) -> Assembled:
         """Merge one slice's blocks and their fraud into a table sorted by event time.
 

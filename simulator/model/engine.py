@@ -15,7 +15,6 @@ core.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import functools
 import multiprocessing
@@ -37,7 +36,7 @@ from simulator.fraud.cards import CardRegistry
 from simulator.fraud.model import card_registry
 from simulator.model.assemble import Assembler
 from simulator.model.behaviour import SliceContext, simulate_block
-from simulator.model.rows import Rows, TableRows
+from simulator.model.rows import Rows, SliceRows, TableRows
 from simulator.model.travel import Whereabouts
 from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.world.build import World
@@ -80,10 +79,6 @@ class Slice:
         n = rows.num_rows
         for lo in range(0, max(n, 1), max_rows):
             yield rows.table(lo, min(lo + max_rows, n))
-
-    def detached(self) -> Slice:
-        """This slice with its table built, holding nothing of the process that made it."""
-        return dataclasses.replace(self, rows=TableRows(self.table))
 
 
 class _Local:
@@ -145,12 +140,45 @@ class _Local:
                 yield ready.popleft()
 
 
+@dataclass(frozen=True)
+class _Sent:
+    """A lane's slice as it crosses to the merging process: its rows as numbers.
+
+    The strings are built once, after the merge, as a single process builds them: a
+    lane that sent Arrow tables would build them, pickle them, and the merge would
+    copy them again.
+    """
+
+    start: dt.datetime
+    end: dt.datetime
+    numbers: dict[str, np.ndarray]
+    key: np.ndarray
+    labels: pa.Table
+    label_key: np.ndarray
+    new_cards: pa.StringArray
+
+    @classmethod
+    def of(cls, part: Slice) -> _Sent:
+        rows = part.rows
+        if not isinstance(rows, SliceRows):
+            raise TypeError(f"a lane's slice has numeric rows, not {type(rows).__name__}")
+        return cls(
+            part.start,
+            part.end,
+            rows.numbers,
+            part.key,
+            part.labels,
+            part.label_key,
+            part.new_cards,
+        )
+
+
 def _lane_main(conn: Connection, make: Callable[[], _Local]) -> None:
     """A lane's process: send each slice, then the card registry's state, or the error."""
     try:
         local = make()
         for part in local:
-            conn.send(("slice", part.detached()))
+            conn.send(("slice", _Sent.of(part)))
         conn.send(("cards", local.assembler.cards.state()))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
@@ -180,6 +208,8 @@ class _Lanes:
         #: Per lane, this process's index of each of the lane's replacement cards.
         self._index = [np.zeros(0, dtype=np.int64) for _ in lanes]
         self._issued = n
+        #: Ids of the cards as this process numbers them (the world's, then replacements).
+        self._card_ids: pa.StringArray = world.cards.ids
         self.cards: CardRegistry | None = None
 
     def start(self) -> None:
@@ -210,7 +240,7 @@ class _Lanes:
             if part is None:
                 assert self._inline is not None
                 return "cards", self._inline.assembler.cards.state()
-            return "slice", part
+            return "slice", _Sent.of(part)
         try:
             kind, value = self._conns[k - 1].recv()
         except EOFError:
@@ -231,26 +261,36 @@ class _Lanes:
                 raise RuntimeError("workers ended their runs at different slices")
             yield self._merge([part for _, part in got])
 
-    def _cards(self, k: int, part: Slice) -> np.ndarray:
+    def _cards(self, k: int, part: _Sent) -> np.ndarray:
         """Lane ``k``'s card indices as this process numbers them."""
         issued = len(part.new_cards)
         if issued:
             fresh = np.arange(self._issued, self._issued + issued, dtype=np.int64)
             self._index[k] = np.concatenate([self._index[k], fresh])
             self._issued += issued
+            self._card_ids = pa.concat_arrays([self._card_ids, part.new_cards])
         n = len(self._world.cards)
-        card = part.card.astype(np.int64)
+        card = part.numbers["card"].astype(np.int64)
         reissued = card >= n
         card[reissued] = self._index[k][card[reissued] - n]
         return card
 
-    def _merge(self, parts: list[Slice]) -> Slice:
-        """The lanes' slices as one, ordered as a single process orders it."""
+    def _merge(self, parts: list[_Sent]) -> Slice:
+        """The lanes' slices as one, ordered as a single process orders it.
+
+        Merged as numbers; the strings are built from them a file at a time, as in a
+        single process.
+        """
+        assert self._inline is not None
         card = np.concatenate([self._cards(k, p) for k, p in enumerate(parts)])
         key = np.concatenate([p.key for p in parts])
-        time = np.concatenate([_micros(p.table.column("event_time")) for p in parts])
+        time = np.concatenate([p.numbers["time_us"] for p in parts])
         order = np.lexsort((key, time))
-        table = pa.concat_tables([p.table for p in parts]).take(pa.array(order))
+        numbers = {
+            name: np.concatenate([p.numbers[name] for p in parts])[order]
+            for name in parts[0].numbers
+        }
+        numbers["card"] = card = card[order]
         labels = pa.concat_tables([p.labels for p in parts])
         label_key = np.concatenate([p.label_key for p in parts])
         by_label = np.lexsort(
@@ -264,8 +304,8 @@ class _Lanes:
         return Slice(
             first.start,
             first.end,
-            TableRows(table.combine_chunks()),
-            card[order],
+            SliceRows(self._inline.assembler.lookups, self._card_ids, numbers),
+            card,
             key[order],
             labels.take(pa.array(by_label)).combine_chunks(),
             label_key[by_label],

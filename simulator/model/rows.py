@@ -82,6 +82,15 @@ class SliceRows:
         self._col = col
         self.num_rows = len(col["key"])
 
+    @property
+    def numbers(self) -> dict[str, np.ndarray]:
+        """The rows as numbers, column by column (not to be written to).
+
+        All another process needs to rebuild the rows, with its own :class:`Lookups`
+        and card ids.
+        """
+        return self._col
+
     def table(self, lo: int = 0, hi: int | None = None) -> pa.Table:
         """Rows ``lo`` to ``hi`` (exclusive; the end by default) as a transaction table."""
         schema = self._lookups.schema
