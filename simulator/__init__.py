@@ -47,7 +47,7 @@ _HOMES = {
     "RunSpec": "simulator.settings.run",
     "World": "simulator.world.build",
     "build_world": "simulator.world.build",
-    "Slice": "simulator.model.engine",
+    "Slice": "simulator.model.slices",
     "SliceSource": "simulator.model.engine",
     "RunSummary": "simulator.batch.generate",
     "generate": "simulator.batch.generate",

@@ -132,9 +132,9 @@ def test_workers_are_lanes_of_the_same_rows(cache_dir: Path) -> None:
 def test_a_failing_worker_fails_the_run_with_its_error(
     cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from simulator.model import engine
+    from simulator.model import slices
 
-    real = engine.simulate_block
+    real = slices.simulate_block
 
     def broken(world: object, streams: object, where: object, ctx: object, block: int) -> object:
         if block == 3:
@@ -142,6 +142,6 @@ def test_a_failing_worker_fails_the_run_with_its_error(
         return real(world, streams, where, ctx, block)  # type: ignore[arg-type]
 
     # Workers are forked, so they inherit the patch.
-    monkeypatch.setattr(engine, "simulate_block", broken)
+    monkeypatch.setattr(slices, "simulate_block", broken)
     with pytest.raises(RuntimeError, match=r"worker 1 failed(.|\n)*block 3 is broken"):
         fr.simulate(_built(2600, cache_dir), 1, workers=2)

@@ -1,0 +1,214 @@
+"""Lanes: worker processes that each simulate a sub-shard of the blocks, merged here.
+
+Each lane simulates its blocks end to end (genuine rows, fraud, links), as a shard
+would. This process merges the lanes' slices by event time and position, so the rows
+are the single process's, byte for byte, and every stage but the final merge runs on
+every core.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from simulator.fraud.cards import CardRegistry
+from simulator.model.rows import SliceRows
+from simulator.model.slices import LocalSlices, Slice
+from simulator.world.build import World
+
+__all__ = ["Lanes"]
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A lane's slice as it crosses to the merging process: its rows as numbers.
+
+    The strings are built once, after the merge, as a single process builds them: a
+    lane that sent Arrow tables would build them, pickle them, and the merge would
+    copy them again.
+    """
+
+    start: dt.datetime
+    end: dt.datetime
+    numbers: dict[str, np.ndarray]
+    key: np.ndarray
+    labels: pa.Table
+    label_key: np.ndarray
+    new_cards: pa.StringArray
+
+    @classmethod
+    def of(cls, part: Slice) -> _Sent:
+        rows = part.rows
+        if not isinstance(rows, SliceRows):
+            raise TypeError(f"a lane's slice has numeric rows, not {type(rows).__name__}")
+        return cls(
+            part.start,
+            part.end,
+            rows.numbers,
+            part.key,
+            part.labels,
+            part.label_key,
+            part.new_cards,
+        )
+
+
+def _lane_main(conn: Connection, make: Callable[[], LocalSlices]) -> None:
+    """A lane's process: send each slice, then the card registry's state, or the error."""
+    try:
+        local = make()
+        for part in local:
+            conn.send(("slice", _Sent.of(part)))
+        conn.send(("cards", local.assembler.cards.state()))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+class Lanes:
+    """Lanes, each simulating a sub-shard of the blocks; merged here.
+
+    The first lane runs in this process, the others in worker processes: this process
+    would otherwise wait while they simulate, and its own lane's slices need no trip
+    through a pipe.
+    """
+
+    def __init__(
+        self, world: World, lanes: list[Callable[[], LocalSlices]], registry: CardRegistry
+    ) -> None:
+        self._world = world
+        self._lanes = lanes
+        self._registry_base = registry
+        self._procs: list[BaseProcess] = []
+        self._conns: list[Connection] = []
+        self._inline: LocalSlices | None = None
+        self._inline_slices: Iterator[Slice] = iter(())
+        n = len(world.cards)
+        #: Per lane, this process's index of each of the lane's replacement cards.
+        self._index = [np.zeros(0, dtype=np.int64) for _ in lanes]
+        self._issued = n
+        #: Ids of the cards as this process numbers them (the world's, then replacements).
+        self._card_ids: pa.StringArray = world.cards.ids
+        self.cards: CardRegistry | None = None
+
+    def start(self) -> None:
+        """Fork the worker lanes, then build this process's lane."""
+        context = multiprocessing.get_context("fork")
+        for lane in self._lanes[1:]:
+            mine, theirs = context.Pipe(duplex=False)
+            proc = context.Process(target=_lane_main, args=(theirs, lane), daemon=True)
+            proc.start()
+            theirs.close()
+            self._procs.append(proc)
+            self._conns.append(mine)
+        # Built after the fork, so the workers do not inherit this lane's state.
+        self._inline = self._lanes[0]()
+        self._inline_slices = iter(self._inline)
+
+    def stop(self) -> None:
+        """Stop the worker processes and close their pipes; idempotent."""
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+        for conn in self._conns:
+            conn.close()
+        self._procs, self._conns = [], []
+
+    def _receive(self, k: int) -> tuple[str, Any]:
+        if k == 0:  # this process's lane
+            part = next(self._inline_slices, None)
+            if part is None:
+                assert self._inline is not None
+                return "cards", self._inline.assembler.cards.state()
+            return "slice", _Sent.of(part)
+        try:
+            kind, value = self._conns[k - 1].recv()
+        except EOFError:
+            code = self._procs[k - 1].exitcode
+            raise RuntimeError(f"worker {k} stopped (exit code {code})") from None
+        if kind == "error":
+            raise RuntimeError(f"worker {k} failed:\n{value}")
+        return kind, value
+
+    def __iter__(self) -> Iterator[Slice]:
+        while True:
+            got = [self._receive(k) for k in range(len(self._lanes))]
+            kinds = {kind for kind, _ in got}
+            if kinds == {"cards"}:
+                self.cards = self._registry([state for _, state in got])
+                return
+            if kinds != {"slice"}:
+                raise RuntimeError("workers ended their runs at different slices")
+            yield self._merge([part for _, part in got])
+
+    def _cards(self, k: int, part: _Sent) -> np.ndarray:
+        """Lane ``k``'s card indices as this process numbers them."""
+        issued = len(part.new_cards)
+        if issued:
+            fresh = np.arange(self._issued, self._issued + issued, dtype=np.int64)
+            self._index[k] = np.concatenate([self._index[k], fresh])
+            self._issued += issued
+            self._card_ids = pa.concat_arrays([self._card_ids, part.new_cards])
+        n = len(self._world.cards)
+        card = part.numbers["card"].astype(np.int64)
+        reissued = card >= n
+        card[reissued] = self._index[k][card[reissued] - n]
+        return card
+
+    def _merge(self, parts: list[_Sent]) -> Slice:
+        """The lanes' slices as one, ordered as a single process orders it.
+
+        Merged as numbers; the strings are built from them a file at a time, as in a
+        single process.
+        """
+        assert self._inline is not None
+        card = np.concatenate([self._cards(k, p) for k, p in enumerate(parts)])
+        key = np.concatenate([p.key for p in parts])
+        time = np.concatenate([p.numbers["time_us"] for p in parts])
+        order = np.lexsort((key, time))
+        numbers = {
+            name: np.concatenate([p.numbers[name] for p in parts])[order]
+            for name in parts[0].numbers
+        }
+        numbers["card"] = card = card[order]
+        labels = pa.concat_tables([p.labels for p in parts])
+        label_key = np.concatenate([p.label_key for p in parts])
+        by_label = np.lexsort(
+            (
+                label_key,
+                _micros(labels.column("event_time")),
+                _micros(labels.column("label_time")),
+            )
+        )
+        first = parts[0]
+        return Slice(
+            first.start,
+            first.end,
+            SliceRows(self._inline.assembler.lookups, self._card_ids, numbers),
+            card,
+            key[order],
+            labels.take(pa.array(by_label)).combine_chunks(),
+            label_key[by_label],
+            pa.concat_arrays([p.new_cards for p in parts]),
+        )
+
+    def _registry(self, states: list[dict[str, np.ndarray]]) -> CardRegistry:
+        """The lanes' card registries as one, indexed as the merged slices are."""
+        registry = self._registry_base
+        for state, index in zip(states, self._index, strict=True):
+            registry.absorb(state, index)
+        return registry
+
+
+def _micros(column: pa.ChunkedArray) -> np.ndarray:
+    return column.cast(pa.int64()).to_numpy()
