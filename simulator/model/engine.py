@@ -20,7 +20,7 @@ from simulator.model.slices import LocalSlices, Slice
 from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.world.build import World
 
-__all__ = ["Slice", "SliceSource"]
+__all__ = ["SliceSource"]
 
 
 class SliceSource:

@@ -40,7 +40,8 @@ from runtime.units import from_us, to_us
 from schemas.framing import Framing
 from schemas.partitioner import partitions_for
 from simulator import metrics
-from simulator.model.engine import Slice, SliceSource
+from simulator.model.engine import SliceSource
+from simulator.model.slices import Slice
 from simulator.stream.chunks import (
     Chunk,
     ChunkEncoder,
