@@ -4,7 +4,10 @@ Prints one JSON object. Each run is the console script in a process of its own
 (imports, world from the cache, simulation, Parquet, labels, catalogs and manifest
 included), timed from outside: wall seconds, CPU seconds (user + system of the
 process and its workers) and peak RSS from ``wait4``. A warm-up run fills the cache first and is not
-counted. Reported per setting: the median of ``--repeat`` runs and every run.
+counted. The settings take turns (1 worker, 2 workers, 1, 2...), so a host that slows
+down during the set slows both alike; each run carries the machine probe timed just
+before it (``probe_s``, :mod:`machine`). Reported per setting: the median of
+``--repeat`` runs and every run.
 
 The baseline, measured in the same run: the landed transactions read back as one
 table and written again to one Parquet file with the run's writer settings, in a
@@ -26,11 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import probe
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_once(args: argparse.Namespace, out: Path, workers: int) -> dict[str, float]:
     shutil.rmtree(out, ignore_errors=True)
+    speed = probe()
     cmd = [
         *_txnsim(),
         "--log-level",
@@ -52,7 +58,7 @@ def run_once(args: argparse.Namespace, out: Path, workers: int) -> dict[str, flo
     env = {**os.environ, "TXNSIM_CACHE_DIR": args.cache}
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
         began = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env)
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
         wall = time.perf_counter() - began
         stdout.seek(0)
@@ -62,6 +68,7 @@ def run_once(args: argparse.Namespace, out: Path, workers: int) -> dict[str, flo
         summary = json.loads(stdout.read().decode().strip().splitlines()[-1])
     cpu = usage.ru_utime + usage.ru_stime
     return {
+        "probe_s": speed,
         "rows": summary["rows"],
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
@@ -70,8 +77,11 @@ def run_once(args: argparse.Namespace, out: Path, workers: int) -> dict[str, flo
 
 
 def _txnsim() -> list[str]:
-    script = shutil.which("txnsim")
-    return [script] if script else [sys.executable, "-m", "simulator"]
+    """The command line of this checkout (run from its root), whatever ``txnsim`` on PATH is.
+
+    An editable install elsewhere (a CI clone) would otherwise be what is measured.
+    """
+    return [sys.executable, "-m", "simulator"]
 
 
 def write_only(out: Path) -> float:
@@ -111,8 +121,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "lake"
         run_once(args, out, 1)  # fills the cache
-        for workers in (1, 2):
-            runs = [run_once(args, out, workers) for _ in range(args.repeat)]
+        taken: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+        for _ in range(args.repeat):
+            for workers, runs in taken.items():
+                runs.append(run_once(args, out, workers))
+        for workers, runs in taken.items():
             wall = statistics.median(r["wall_s"] for r in runs)
             cpu = statistics.median(r["cpu_s"] for r in runs)
             rows = runs[0]["rows"]
@@ -122,6 +135,7 @@ def main() -> None:
                 "rows_per_s": round(rows / wall),
                 "rows_per_cpu_s": round(rows / cpu),
                 "cpu_per_wall": round(cpu / wall, 2),
+                "probe_s": statistics.median(r["probe_s"] for r in runs),
                 "runs": runs,
             }
         ceiling = write_only(out)
