@@ -129,19 +129,53 @@ def test_workers_are_lanes_of_the_same_rows(cache_dir: Path) -> None:
     assert three.labels.equals(one.labels)
 
 
+def _worker_block(built: Built) -> int:
+    """A block the worker lane of a 2-worker run simulates (not this process's lane)."""
+    from simulator.model.lanes import deal
+
+    return deal(range(built.world.n_blocks), 2)[1][0]
+
+
 def test_a_failing_worker_fails_the_run_with_its_error(
     cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from simulator.model import slices
 
+    built = _built(2600, cache_dir)
+    bad = _worker_block(built)
     real = slices.simulate_block
 
     def broken(world: object, streams: object, where: object, ctx: object, block: int) -> object:
-        if block == 3:
-            raise ValueError("block 3 is broken")
+        if block == bad:
+            raise ValueError(f"block {bad} is broken")
         return real(world, streams, where, ctx, block)  # type: ignore[arg-type]
 
     # Workers are forked, so they inherit the patch.
     monkeypatch.setattr(slices, "simulate_block", broken)
-    with pytest.raises(RuntimeError, match=r"worker 1 failed(.|\n)*block 3 is broken"):
-        fr.simulate(_built(2600, cache_dir), 1, workers=2)
+    with pytest.raises(RuntimeError, match=rf"worker 1 failed(.|\n)*block {bad} is broken"):
+        fr.simulate(built, 1, workers=2)
+
+
+def test_a_worker_that_dies_fails_the_run_with_its_exit_code(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker gone without a word (killed, out of memory) stops the run; nothing hangs."""
+    import os
+
+    from simulator.model import slices
+
+    built = _built(2600, cache_dir)
+    bad = _worker_block(built)
+    real = slices.simulate_block
+    calls = {"n": 0}
+
+    def dies(world: object, streams: object, where: object, ctx: object, block: int) -> object:
+        if block == bad:
+            calls["n"] += 1
+            if calls["n"] == 3:  # in its third day, with two days sent before it
+                os._exit(7)
+        return real(world, streams, where, ctx, block)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slices, "simulate_block", dies)
+    with pytest.raises(RuntimeError, match=r"worker 1 stopped \(exit code 7\)"):
+        fr.simulate(built, 4, workers=2)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from simulator.fraud.cards import CardRegistry
 from simulator.fraud.model import card_registry
-from simulator.model.lanes import Lanes
+from simulator.model.lanes import Lanes, deal
 from simulator.model.slices import LocalSlices, Slice
 from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.world.build import World
@@ -70,10 +70,8 @@ class SliceSource:
             self._lanes = Lanes(
                 world,
                 [
-                    functools.partial(
-                        LocalSlices, world, spec, seed.streams, start, end, blocks[k::lanes]
-                    )
-                    for k in range(lanes)
+                    functools.partial(LocalSlices, world, spec, seed.streams, start, end, mine)
+                    for mine in deal(blocks, lanes)
                 ],
                 card_registry(world, spec.fraud, seed.streams),
             )

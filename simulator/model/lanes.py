@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import queue
+import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -25,7 +27,33 @@ from simulator.model.rows import SliceRows
 from simulator.model.slices import LocalSlices, Slice
 from simulator.world.build import World
 
-__all__ = ["Lanes"]
+__all__ = ["Lanes", "deal"]
+
+#: This process's lane's share of the blocks, against 1 for each worker lane. This
+#: process also builds every row's strings, merges and lands the files; at 0.7 it waits
+#: on the worker about as long as the worker waits on it (measured, 7 days x 100k).
+INLINE_WEIGHT = 0.8
+#: Slices a worker may send ahead of the merge (each is a slice's rows as numbers).
+_AHEAD = 2
+
+
+def deal(blocks: Sequence[int], lanes: int, inline: float = INLINE_WEIGHT) -> list[list[int]]:
+    """Deal ``blocks`` to ``lanes`` lanes, the first lane ``inline`` times a worker's share.
+
+    A smooth weighted round robin: each block goes to the lane furthest behind its
+    share, so every lane's blocks are spread over the whole population, and every
+    lane gets at least one block when there are as many blocks as lanes.
+    """
+    weight = [inline] + [1.0] * (lanes - 1)
+    total = sum(weight)
+    credit = [0.0] * lanes
+    dealt: list[list[int]] = [[] for _ in range(lanes)]
+    for block in blocks:
+        credit = [c + w for c, w in zip(credit, weight, strict=True)]
+        k = max(range(lanes), key=credit.__getitem__)
+        credit[k] -= total
+        dealt[k].append(block)
+    return dealt
 
 
 @dataclass(frozen=True)
@@ -74,12 +102,71 @@ def _lane_main(conn: Connection, make: Callable[[], LocalSlices]) -> None:
         conn.close()
 
 
+class _Pump:
+    """One worker's messages, received on a thread of this process as they come.
+
+    The worker then computes ahead while this process merges (up to :data:`_AHEAD`
+    slices) instead of waiting, mid-send, for the merge to ask for its slice.
+    """
+
+    def __init__(self, k: int, conn: Connection, proc: BaseProcess) -> None:
+        self._k = k
+        self._conn = conn
+        self._proc = proc
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(_AHEAD)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"txnsim-lane-{k}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        kind = "slice"
+        while kind == "slice":
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                message = ("stopped", None)
+            kind = message[0]
+            while not self._stopping.is_set():
+                try:
+                    self._queue.put(message, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            else:
+                return
+
+    def get(self) -> tuple[str, Any]:
+        """The worker's next message.
+
+        Raises:
+            RuntimeError: The worker failed (with its traceback) or stopped.
+        """
+        kind, value = self._queue.get()
+        if kind == "stopped":
+            self._proc.join(timeout=5)
+            raise RuntimeError(f"worker {self._k} stopped (exit code {self._proc.exitcode})")
+        if kind == "error":
+            raise RuntimeError(f"worker {self._k} failed:\n{value}")
+        return kind, value
+
+    def stop(self) -> None:
+        """Stop the worker and the thread; idempotent."""
+        self._stopping.set()
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._proc.join()
+        self._thread.join()
+        self._conn.close()
+
+
 class Lanes:
     """Lanes, each simulating a sub-shard of the blocks; merged here.
 
     The first lane runs in this process, the others in worker processes: this process
     would otherwise wait while they simulate, and its own lane's slices need no trip
-    through a pipe.
+    through a pipe. It gets fewer blocks (:func:`deal`), as it also merges, builds the
+    strings and lands the files; a thread per worker receives the worker's slices as
+    they come, so neither side waits on the other's slice by slice.
     """
 
     def __init__(
@@ -88,8 +175,7 @@ class Lanes:
         self._world = world
         self._lanes = lanes
         self._registry_base = registry
-        self._procs: list[BaseProcess] = []
-        self._conns: list[Connection] = []
+        self._pumps: list[_Pump] = []
         self._inline: LocalSlices | None = None
         self._inline_slices: Iterator[Slice] = iter(())
         n = len(world.cards)
@@ -101,28 +187,26 @@ class Lanes:
         self.cards: CardRegistry | None = None
 
     def start(self) -> None:
-        """Fork the worker lanes, then build this process's lane."""
+        """Fork the worker lanes, then start their pumps and build this process's lane."""
         context = multiprocessing.get_context("fork")
+        forked = []
         for lane in self._lanes[1:]:
             mine, theirs = context.Pipe(duplex=False)
             proc = context.Process(target=_lane_main, args=(theirs, lane), daemon=True)
             proc.start()
             theirs.close()
-            self._procs.append(proc)
-            self._conns.append(mine)
+            forked.append((mine, proc))
+        # Threads only once every worker is forked (a fork copies no other thread).
+        self._pumps = [_Pump(k, conn, proc) for k, (conn, proc) in enumerate(forked, 1)]
         # Built after the fork, so the workers do not inherit this lane's state.
         self._inline = self._lanes[0]()
         self._inline_slices = iter(self._inline)
 
     def stop(self) -> None:
-        """Stop the worker processes and close their pipes; idempotent."""
-        for proc in self._procs:
-            if proc.is_alive():
-                proc.kill()
-            proc.join()
-        for conn in self._conns:
-            conn.close()
-        self._procs, self._conns = [], []
+        """Stop the worker processes and their pumps; idempotent."""
+        for pump in self._pumps:
+            pump.stop()
+        self._pumps = []
 
     def _receive(self, k: int) -> tuple[str, Any]:
         if k == 0:  # this process's lane
@@ -131,14 +215,7 @@ class Lanes:
                 assert self._inline is not None
                 return "cards", self._inline.assembler.cards.state()
             return "slice", _Sent.of(part)
-        try:
-            kind, value = self._conns[k - 1].recv()
-        except EOFError:
-            code = self._procs[k - 1].exitcode
-            raise RuntimeError(f"worker {k} stopped (exit code {code})") from None
-        if kind == "error":
-            raise RuntimeError(f"worker {k} failed:\n{value}")
-        return kind, value
+        return self._pumps[k - 1].get()
 
     def __iter__(self) -> Iterator[Slice]:
         while True:
