@@ -163,11 +163,15 @@ class FraudPlanner:
             reaches = at + self._reach[i] >= run_start
             for slot, when in zip(owner[reaches].tolist(), at[reaches].tolist(), strict=True):
                 due[slot].append((i, when))
-        for s0, starts in zip(slices.tolist(), due, strict=True):
+        for starts in due:
             for i, when in starts:
                 self._start(i, when)
-            self._gather(s0 + step)
-            self._live = [c for c in self._live if c.pos < len(c.rows)]
+        # The warm-up's own rows are not the run's: each campaign goes on from its first
+        # row in the run. (Taking them slice by slice, as the run does, would change
+        # nothing: taking rows touches no card, and the starts above keep their order.)
+        for c in self._live:
+            c.pos = int(np.searchsorted(c.rows.time_us, run_start, side="left"))
+        self._live = [c for c in self._live if c.pos < len(c.rows)]
 
     def _slice(self, s0: int, legit: int) -> FraudRows:
         s1 = s0 + self._slice_us
