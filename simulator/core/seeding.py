@@ -11,14 +11,19 @@ worker leaves every other stream unchanged. There is no global random state.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 import numpy as np
 
 __all__ = ["Streams", "stable_word"]
 
 
+@lru_cache(maxsize=4096)
 def stable_word(name: str) -> int:
-    """A 32-bit integer from a name, the same on every platform and Python run."""
+    """A 32-bit integer from a name, the same on every platform and Python run.
+
+    Remembered: a run asks for the same few stream and scenario names thousands of times.
+    """
     return int.from_bytes(hashlib.blake2s(name.encode("utf-8"), digest_size=4).digest(), "big")
 
 
