@@ -8,6 +8,7 @@ single run's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -129,29 +130,39 @@ def test_workers_are_lanes_of_the_same_rows(cache_dir: Path) -> None:
     assert three.labels.equals(one.labels)
 
 
-def _worker_block(built: Built) -> int:
-    """A block the worker lane of a 2-worker run simulates (not this process's lane)."""
+def _sabotage_a_worker_block(
+    monkeypatch: pytest.MonkeyPatch, built: Built, act: Callable[[int, int], None]
+) -> int:
+    """Make ``act(block, day)`` run before the worker lane simulates one of its blocks.
+
+    Returns the block: one the worker lane of a 2-worker run simulates, not this
+    process's lane. Workers are forked, so they inherit the patch.
+    """
+    from simulator.model import slices
     from simulator.model.lanes import deal
 
-    return deal(range(built.world.n_blocks), 2)[1][0]
+    bad = deal(range(built.world.n_blocks), 2)[1][0]
+    real = slices.simulate_block
+    days = {"n": 0}
+
+    def patched(world: object, streams: object, where: object, ctx: object, block: int) -> object:
+        if block == bad:
+            days["n"] += 1
+            act(block, days["n"])
+        return real(world, streams, where, ctx, block)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slices, "simulate_block", patched)
+    return bad
 
 
 def test_a_failing_worker_fails_the_run_with_its_error(
     cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from simulator.model import slices
+    def fail(block: int, day: int) -> None:
+        raise ValueError(f"block {block} is broken")
 
     built = _built(2600, cache_dir)
-    bad = _worker_block(built)
-    real = slices.simulate_block
-
-    def broken(world: object, streams: object, where: object, ctx: object, block: int) -> object:
-        if block == bad:
-            raise ValueError(f"block {bad} is broken")
-        return real(world, streams, where, ctx, block)  # type: ignore[arg-type]
-
-    # Workers are forked, so they inherit the patch.
-    monkeypatch.setattr(slices, "simulate_block", broken)
+    bad = _sabotage_a_worker_block(monkeypatch, built, fail)
     with pytest.raises(RuntimeError, match=rf"worker 1 failed(.|\n)*block {bad} is broken"):
         fr.simulate(built, 1, workers=2)
 
@@ -162,20 +173,11 @@ def test_a_worker_that_dies_fails_the_run_with_its_exit_code(
     """A worker gone without a word (killed, out of memory) stops the run; nothing hangs."""
     import os
 
-    from simulator.model import slices
+    def die_on_day_three(block: int, day: int) -> None:
+        if day == 3:  # two days already sent
+            os._exit(7)
 
     built = _built(2600, cache_dir)
-    bad = _worker_block(built)
-    real = slices.simulate_block
-    calls = {"n": 0}
-
-    def dies(world: object, streams: object, where: object, ctx: object, block: int) -> object:
-        if block == bad:
-            calls["n"] += 1
-            if calls["n"] == 3:  # in its third day, with two days sent before it
-                os._exit(7)
-        return real(world, streams, where, ctx, block)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(slices, "simulate_block", dies)
+    _sabotage_a_worker_block(monkeypatch, built, die_on_day_three)
     with pytest.raises(RuntimeError, match=r"worker 1 stopped \(exit code 7\)"):
         fr.simulate(built, 4, workers=2)

@@ -270,14 +270,14 @@ class Lanes:
         )
         first = parts[0]
         return Slice(
-            first.start,
-            first.end,
-            SliceRows(self._inline.assembler.lookups, self._card_ids, numbers),
-            card,
-            key[order],
-            labels.take(pa.array(by_label)).combine_chunks(),
-            label_key[by_label],
-            pa.concat_arrays([p.new_cards for p in parts]),
+            start=first.start,
+            end=first.end,
+            rows=SliceRows(self._inline.assembler.lookups, self._card_ids, numbers),
+            card=card,
+            key=key[order],
+            labels=labels.take(pa.array(by_label)).combine_chunks(),
+            label_key=label_key[by_label],
+            new_cards=pa.concat_arrays([p.new_cards for p in parts]),
         )
 
     def _registry(self, states: list[dict[str, np.ndarray]]) -> CardRegistry:

@@ -7,21 +7,21 @@ block's fraud and assembles the slice.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 
 from runtime.units import from_us, to_us
 from simulator.core.environment import Environment
 from simulator.core.seeding import Streams
-from simulator.model.assemble import Assembler
+from simulator.model.assemble import Assembled, Assembler
 from simulator.model.behaviour import SliceContext, simulate_block
-from simulator.model.rows import Rows, TableRows
+from simulator.model.rows import TableRows
 from simulator.model.travel import Whereabouts
 from simulator.settings.run import RunSpec
 from simulator.world.build import World
@@ -30,8 +30,10 @@ __all__ = ["LocalSlices", "Slice"]
 
 
 @dataclass(frozen=True)
-class Slice:
+class Slice(Assembled):
     """One slice of simulated time and its transactions, sorted by event time.
+
+    An :class:`~simulator.model.assemble.Assembled` slice with the span it covers.
 
     The rows' Arrow table is built when first asked for (:attr:`table`, then kept), or a
     file's worth at a time (:meth:`tables`, nothing kept), which is how the batch job
@@ -40,12 +42,13 @@ class Slice:
 
     start: dt.datetime
     end: dt.datetime
-    rows: Rows
-    card: np.ndarray
-    key: np.ndarray
-    labels: pa.Table
-    label_key: np.ndarray
-    new_cards: pa.StringArray
+
+    @classmethod
+    def of(cls, out: Assembled, start: dt.datetime, end: dt.datetime) -> Slice:
+        """``out`` as the slice from ``start`` to ``end``."""
+        return cls(
+            **{f.name: getattr(out, f.name) for f in dataclasses.fields(out)}, start=start, end=end
+        )
 
     @functools.cached_property
     def table(self) -> pa.Table:
@@ -102,18 +105,7 @@ class LocalSlices:
                 [simulate_block(self.world, self.streams, self.where, ctx, b) for b in self.blocks],
                 at,
             )
-            ready.append(
-                Slice(
-                    at,
-                    at + step,
-                    out.rows,
-                    out.card,
-                    out.key,
-                    out.labels,
-                    out.label_key,
-                    out.new_cards,
-                )
-            )
+            ready.append(Slice.of(out, at, at + step))
             if due(at + step):
                 env.schedule(to_us(at + step), on_slice, name="slice")
 
