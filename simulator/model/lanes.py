@@ -31,7 +31,7 @@ __all__ = ["Lanes", "deal"]
 
 #: This process's lane's share of the blocks, against 1 for each worker lane. This
 #: process also builds every row's strings, merges and lands the files; at 0.8 each
-#: side waits 0.1-0.2 s on the other over a run (measured, 7 days x 100k, 2 workers).
+#: side waits about 0.2 s on the other over a run (measured, 7 days x 100k, 2 workers).
 INLINE_WEIGHT = 0.8
 #: Slices queued ahead of the merge (each a slice's rows as numbers); with the one
 #: being received and the one the worker computes, enough to keep both sides busy.
