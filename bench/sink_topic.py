@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+#: Partitions of the topic by default.
 PARTITIONS = 6
 
 
@@ -24,10 +25,16 @@ class GeneratedDay:
     values: list[bytes]
     keys: list[bytes]
     partitions: list[int]
+    partition_count: int
 
 
-def generate_day(cardholders: int, work: Path) -> GeneratedDay:
-    """Simulate 2026-11-24 (seed 7) into ``work/batch`` and encode it as the stream does."""
+def generate_day(
+    cardholders: int, work: Path, days: int = 1, partitions: int = PARTITIONS
+) -> GeneratedDay:
+    """Simulate ``days`` from 2026-11-24 (seed 7) into ``work/batch``; encode as the stream does.
+
+    Each record goes to the partition the stream would give its card among ``partitions``.
+    """
     import pyarrow.dataset as ds
 
     from schemas.avro_encode import TableEncoder
@@ -42,7 +49,7 @@ def generate_day(cardholders: int, work: Path) -> GeneratedDay:
         None,
         {
             "seed": 7,
-            "days": 1,
+            "days": days,
             "out": str(work / "batch"),
             "cache_dir": str(Path(tempfile.gettempdir()) / "txnsim-bench-cache"),
             "population": {"cardholders": cardholders},
@@ -57,18 +64,19 @@ def generate_day(cardholders: int, work: Path) -> GeneratedDay:
         table=table,
         values=TableEncoder(transaction_schema(), RawAvro()).encode(table),
         keys=[key.encode() for key in card.to_pylist()],
-        partitions=partitions_for(card, PARTITIONS).tolist(),
+        partitions=partitions_for(card, partitions).tolist(),
+        partition_count=partitions,
     )
 
 
 def fill_topic(bootstrap: str, day: GeneratedDay, prefix: str) -> str:
-    """Create a new topic of :data:`PARTITIONS` partitions, produce the day onto it."""
+    """Create a new topic of the day's partition count, produce the day onto it."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
     topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(60)
+    admin.create_topics([NewTopic(topic, day.partition_count, 1)])[topic].result(60)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
     for value, key, partition in zip(day.values, day.keys, day.partitions, strict=True):
         while True:
