@@ -37,13 +37,14 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
+    from bench.sink_topic import PARTITIONS, fill_topic, generate_day
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--cardholders", type=int, default=200_000)
     parser.add_argument("--days", type=int, default=1)
-    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--partitions", type=int, default=PARTITIONS)
     args = parser.parse_args()
 
-    from bench.sink_topic import fill_topic, generate_day
     from schemas.avro_decode import TableDecoder
     from schemas.avro_records import RecordDecoder
     from schemas.event import transaction_schema

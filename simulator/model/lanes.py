@@ -121,21 +121,24 @@ class _Pump:
         self._thread.start()
 
     def _run(self) -> None:
-        kind = "slice"
-        while kind == "slice":
+        while True:
             try:
                 message = self._conn.recv()
             except (EOFError, OSError):
                 message = ("stopped", None)
-            kind = message[0]
-            while not self._stopping.is_set():
-                try:
-                    self._queue.put(message, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            else:
+            if not self._offer(message) or message[0] != "slice":
                 return
+
+    def _offer(self, message: tuple[str, Any]) -> bool:
+        """Queue ``message`` when there is room; False once the pump is stopping."""
+        while not self._stopping.is_set():
+            try:
+                self._queue.put(message, timeout=0.1)
+            except queue.Full:
+                continue
+            else:
+                return True
+        return False
 
     def get(self) -> tuple[str, Any]:
         """The worker's next message.
