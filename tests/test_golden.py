@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "7c261dc3b7c7aaa3af04710d55cf6b3112e3919b463f23e6ccb14c6ffe399470"
+GOLDEN = "fe00e49b98084a02d94c069dbe3d378079ab3fde4553d10d2274ab424dc61412"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:

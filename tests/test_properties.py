@@ -21,7 +21,7 @@ from schemas.avro_encode import TableEncoder
 from schemas.avro_records import RecordDecoder
 from schemas.event import transaction_schema
 from schemas.framing import Framing
-from schemas.parquet import ParquetFormat, parquet_bytes
+from schemas.parquet import COMPRESS_MIN_ROWS, ParquetFormat, parquet_bytes
 from simulator.core.environment import Environment
 from simulator.core.ids import hex_ids, mix64, pack_keys
 from simulator.core.sampling import Segments, apportion, zipf_weights
@@ -73,6 +73,18 @@ def test_arrow_parquet_arrow_round_trip(
     assert back.schema.metadata == {**SCHEMA.arrow.metadata, **extra}
     assert back.equals(table)
     assert back.to_pylist() == records
+
+
+@pytest.mark.parametrize(
+    ("rows", "stored"), [(COMPRESS_MIN_ROWS - 1, "UNCOMPRESSED"), (COMPRESS_MIN_ROWS, "ZSTD")]
+)
+def test_small_files_are_stored_uncompressed(rows: int, stored: str) -> None:
+    """A codec's fixed cost is most of a small file's write: under the bound, none is used."""
+    table = pa.table({"n": pa.array(range(rows), pa.int64()), "s": pa.array(["x"] * rows)})
+    data = parquet_bytes(table, ParquetFormat(compression="zstd"), None)
+    file = pq.ParquetFile(pa.BufferReader(data))
+    assert {file.metadata.row_group(0).column(c).compression for c in range(2)} == {stored}
+    assert file.read().equals(table)
 
 
 def _splitmix64_finaliser(value: int) -> int:

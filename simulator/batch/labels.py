@@ -112,20 +112,22 @@ def write_labels(
         return not name.startswith(days) or naming.sibling(name)
 
     times = labels.column("label_time").cast(pa.int64()).to_numpy()
-    order = np.lexsort((times, times // US_PER_DAY))
+    events = labels.column("event_time").cast(pa.int64()).to_numpy()
+    # By label date, then transaction date, then label time: each file is one run of rows.
+    order = np.lexsort((times, events // US_PER_DAY, times // US_PER_DAY))
     labels = labels.take(pa.array(order))
     label_days = (times[order] // US_PER_DAY).astype(np.int64)
-    event_days = (labels.column("event_time").cast(pa.int64()).to_numpy() // US_PER_DAY).astype(
-        np.int64
-    )
+    event_days = (events[order] // US_PER_DAY).astype(np.int64)
     touched = {_date(int(d)) for d in np.unique(label_days).tolist()}
     touched |= set(destination.replace_stems("labels", stems))
 
     def fill(writer: Partition, in_day: np.ndarray) -> None:
-        for source in sorted(set(event_days[in_day].tolist())):
-            rows = in_day[event_days[in_day] == source]
+        sources, firsts = np.unique(event_days[in_day], return_index=True)
+        ends = [*firsts[1:].tolist(), len(in_day)]
+        for source, first, end in zip(sources.tolist(), firsts.tolist(), ends, strict=True):
             stem = label_stem(_date(source)) + naming.stem
-            writer.write(labels.take(pa.array(rows)), stem=stem)
+            lo = int(in_day[first])
+            writer.write(labels.slice(lo, int(in_day[end - 1]) + 1 - lo), stem=stem)
 
     staged: list[tuple[Partition, Future[None] | None]] = []
     files: list[FileRecord] = []

@@ -133,14 +133,19 @@ def _atomic_write(path: Path, data: memoryview) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _durable_write(tmp, data)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _durable_write(path: Path, data: memoryview) -> None:
+    """Write ``path`` and flush it to disk (raises OSError)."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def cuts(
@@ -176,12 +181,24 @@ class _Staged:
         """Append rows (already sorted by time), cutting files at ``rows_per_file``.
 
         Files are named ``<stem>part-NNNNN.parquet``, numbered per stem.
+
+        The staging folder is this writer's own and is swapped or renamed in only after
+        every file is on disk, so a file is written in place, not through a temporary
+        name (creating a file is most of a small file's cost on some file systems).
         """
         for number, rows in cuts(table, self._writer.rows_per_file, self._counts, stem):
             name = f"{stem}part-{number:05d}.parquet"
-            record = write_parquet_file(self._staging, name, rows, self._writer, self._metadata)
+            data = parquet_bytes(rows, self._writer, self._metadata)
+            path = self._staging / name
+            try:
+                if not self._files:
+                    self._staging.mkdir(parents=True, exist_ok=True)
+                _durable_write(path, memoryview(data))
+            except OSError as exc:
+                raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            digest = hashlib.sha256(memoryview(data)).hexdigest()
             self._files.append(
-                FileRecord(f"{self._relative}/{name}", record.rows, record.bytes, record.sha256)
+                FileRecord(f"{self._relative}/{name}", rows.num_rows, data.size, digest)
             )
 
     def abort(self) -> None:
