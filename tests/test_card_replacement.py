@@ -10,10 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from runtime.units import US_PER_DAY
-from simulator.fraud.cards import CardRegistry
+from simulator.fraud.cards import _STATE, CardRegistry
+from simulator.world.catalog import Cards
 from tests import fraud_runs as fr
 from tests.fraud_runs import Run
 
@@ -46,6 +50,41 @@ def test_the_delivery_delay_follows_the_configured_range(cache_dir: Path) -> Non
     assert reg.usable_at[new[0]] - reg.block_at[first] == delay
     with pytest.raises(ValueError, match="delivery_days"):
         CardRegistry(world.cards, (3.0, 1.0))
+
+
+def _cards(n: int) -> Cards:
+    holder = np.arange(n, dtype=np.int64) // 2
+    return Cards(
+        ids=pa.array([f"c{i}" for i in range(n)]),
+        holder=holder,
+        card_type=np.zeros(n, dtype=np.int8),
+        network=np.zeros(n, dtype=np.int8),
+        credit_limit=np.zeros(n),
+        is_primary=np.ones(n, dtype=bool),
+    )
+
+
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 2999), st.integers(0, 50)), max_size=1500),
+        max_size=4,
+    )
+)
+def test_blocking_many_cards_at_once_is_blocking_them_one_by_one(
+    rounds: list[list[tuple[int, int]]],
+) -> None:
+    """Same state, replacement numbers and growth as one :meth:`block` per card, in order."""
+    one, many = (CardRegistry(_cards(3000), (2.0, 9.0), key=7) for _ in range(2))
+    for blocks in rounds:
+        chosen = dict(blocks)  # distinct cards, in first-seen order
+        cards = np.array(list(chosen), dtype=np.int64)
+        at = np.array(list(chosen.values()), dtype=np.int64) * US_PER_DAY
+        for card, when in zip(cards.tolist(), at.tolist(), strict=True):
+            one.block(one.resolve(card, 0), when)
+        many.block_many(many.resolve_many(cards, np.zeros(len(cards), np.int64)), at)
+    assert len(one) == len(many)
+    for name in _STATE:
+        assert np.array_equal(getattr(one, name), getattr(many, name)), name
 
 
 def test_the_run_uses_the_configured_delivery(month: Run) -> None:

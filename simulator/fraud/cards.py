@@ -119,6 +119,29 @@ class CardRegistry:
         new = int(self.replacement[card])
         self.usable_at[new] = at_us + int(self.delivery_us(np.array([card]))[0])
 
+    def block_many(self, cards: np.ndarray, at_us: np.ndarray) -> None:
+        """:meth:`block` each of ``cards`` (distinct) at its ``at_us``, in the order given.
+
+        Replacements are numbered in that order, as one :meth:`block` after another
+        would number them.
+        """
+        cards = np.asarray(cards, dtype=np.int64)
+        at_us = np.asarray(at_us, dtype=np.int64)
+        earlier = at_us < self.block_at[cards]
+        cards, at_us = cards[earlier], at_us[earlier]
+        self.block_at[cards] = at_us
+        fresh = cards[self.replacement[cards] < 0]
+        while self._count + len(fresh) > len(self.holder):
+            self._grow()
+        new = np.arange(self._count, self._count + len(fresh), dtype=np.int64)
+        self.replacement[fresh] = new
+        self.holder[new] = self.holder[fresh]
+        self.replaces[new] = fresh
+        self.root[new] = self.root[fresh]
+        self.generation[new] = self.generation[fresh] + 1
+        self._count += len(fresh)
+        self.usable_at[self.replacement[cards]] = at_us + self.delivery_us(cards)
+
     def _grow(self) -> None:
         extra = max(1024, len(self.holder) // 8)
         self.usable_at = np.append(self.usable_at, np.zeros(extra, dtype=np.int64))

@@ -92,25 +92,27 @@ class FraudRows:
 
 def detect(
     sc: Scenario[Any], rows: Campaign, rng: np.random.Generator
-) -> tuple[np.ndarray, dict[int, int]]:
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Detection: each defrauded card is blocked a delay after its first fraud.
 
     Cards draw their delays in the order the campaign first uses them, not by card
     number, so a reissue elsewhere (a higher number) does not reorder the draws.
 
     Returns the rows that still happen (fraud before the block, every staged genuine
-    row) and the block time of each card.
+    row), and the cards blocked with their block times, in first-use order.
     """
     p = sc.params
     keep = np.ones(len(rows), dtype=bool)
-    blocks: dict[int, int] = {}
     if not p.blocks_card:
-        return keep, blocks
-    used = rows.card[rows.fraud]
-    _, first_use = np.unique(used, return_index=True)
-    for card in used[np.sort(first_use)].tolist():
-        first = int(rows.time_us[rows.fraud & (rows.card == card)].min())
-        when = first + int(draw_delays_us(rng, p.detection_delay, 1)[0])
-        blocks[card] = when
-        keep &= ~(rows.fraud & (rows.card == card) & (rows.time_us >= when))
-    return keep, blocks
+        return keep, (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    fraud = np.flatnonzero(rows.fraud)
+    used = rows.card[fraud]
+    cards, first_use, of_row = np.unique(used, return_index=True, return_inverse=True)
+    first = np.full(len(cards), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, of_row, rows.time_us[fraud].astype(np.int64))
+    # One draw per card, in first-use order (the same draws as one at a time).
+    order = np.argsort(first_use, kind="stable")
+    when = np.empty(len(cards), dtype=np.int64)
+    when[order] = first[order] + draw_delays_us(rng, p.detection_delay, len(cards))
+    keep[fraud[rows.time_us[fraud] >= when[of_row]]] = False
+    return keep, (cards[order], when[order])

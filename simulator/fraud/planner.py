@@ -216,9 +216,8 @@ class FraudPlanner:
         # Every amount respects its currency's minor unit, a plugin's too (whole yen).
         steps = self._world.merchant_step[rows.merchant]
         rows = replace(rows, amount_minor=quantise(rows.amount_minor, steps))
-        keep, blocks = detect(sc, rows, rng)
-        for card, when in blocks.items():
-            self.cards.block(card, when)
+        keep, (cards, when) = detect(sc, rows, rng)
+        self.cards.block_many(cards, when)
         rows = rows.take(keep)
         rows = rows.take(np.argsort(rows.time_us, kind="stable"))
         label = self._labels(sc, rows, rng)
