@@ -144,10 +144,18 @@ def simulate_block(
     travelling = np.flatnonzero(profile[owner])
     group[travelling] = draw_categorical(u[travelling], ctx.proposal_cdf[1])
     minute = rng.random(n) * (ctx.hours * 60)
-    hour = (minute // 60).astype(np.intp)
+    # floor(minute / 60), exactly, without a float floor division (minute >= 0).
+    hour = minute.astype(np.intp) // 60
     here = world.places.location_city[loc_row]
     day_idx, local_minute = _local_day(ctx, world.tz_of_city[here][owner], minute, hour)
-    home_day, _ = _local_day(ctx, world.tz_of_city[holders.home_city[lo:hi]][owner], minute, hour)
+    # At home, the home date is the local date; only travellers' differ.
+    home_day = day_idx.copy()
+    home_day[travelling], _ = _local_day(
+        ctx,
+        world.tz_of_city[holders.home_city[lo:hi]][owner[travelling]],
+        minute[travelling],
+        hour[travelling],
+    )
     # Merchant side: the country the cardholder is in; cardholder side: the home date.
     country = world.country_of_city[here][owner]
     intensity = (
@@ -199,7 +207,10 @@ def _local_day(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Local date (0: the day before the slice's UTC date, 1: same, 2: next) and minute."""
     local = ctx.start.hour * 60 + minute + ctx.offsets[tz, hour]
-    day_idx = np.floor_divide(local, MINUTES_PER_DAY).astype(np.intp) + 1
+    # UTC offsets lie within -12 h and +14 h and a slice within its UTC day, so the local
+    # time is less than a day before or after that day: floor(local / day) + 1, exactly,
+    # by two comparisons instead of a float floor division.
+    day_idx = (local >= 0).astype(np.intp) + (local >= MINUTES_PER_DAY)
     return day_idx, (local - (day_idx - 1) * MINUTES_PER_DAY).astype(np.intp)
 
 
