@@ -24,7 +24,14 @@ from schemas.framing import Framing
 from schemas.parquet import COMPRESS_MIN_ROWS, ParquetFormat, parquet_bytes
 from simulator.core.environment import Environment
 from simulator.core.ids import hex_ids, mix64, pack_keys
-from simulator.core.sampling import Segments, apportion, zipf_weights
+from simulator.core.sampling import (
+    Segments,
+    apportion,
+    cdf,
+    draw_categorical,
+    search_sorted,
+    zipf_weights,
+)
 from simulator.core.seeding import Streams
 from tests.strategies import framings, transactions, uint64s
 
@@ -85,6 +92,28 @@ def test_small_files_are_stored_uncompressed(rows: int, stored: str) -> None:
     file = pq.ParquetFile(pa.BufferReader(data))
     assert {file.metadata.row_group(0).column(c).compression for c in range(2)} == {stored}
     assert file.read().equals(table)
+
+
+@given(
+    st.sampled_from([0, 1, 255, 256, 2000]),
+    st.integers(0, 2**32 - 1),
+    st.lists(st.floats(0.0, 10.0), min_size=1, max_size=40),
+)
+def test_categorical_draws_and_searches_are_binary_searches(
+    n: int, seed: int, weights: list[float]
+) -> None:
+    """The shortcuts for many draws (counted edges, sorted needles) change no index."""
+    assume(sum(weights) > 0)
+    cum = cdf(weights)
+    rng = np.random.default_rng(seed)
+    values = rng.random(n)
+    values[: n // 4] = rng.choice(cum, n // 4)  # ties with the edges themselves
+    expected = np.searchsorted(cum, values, side="right")
+    assert np.array_equal(draw_categorical(values, cum), expected)
+    for side in ("left", "right"):
+        assert np.array_equal(
+            search_sorted(cum, values, side), np.searchsorted(cum, values, side=side)
+        )
 
 
 def _splitmix64_finaliser(value: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -13,6 +14,7 @@ __all__ = [
     "draw_categorical",
     "log_uniform",
     "lognormal_unit_mean",
+    "search_sorted",
     "segment_cdf",
     "zipf_weights",
 ]
@@ -29,9 +31,46 @@ def cdf(weights: np.ndarray | list[float]) -> np.ndarray:
     return out
 
 
+#: Up to this many categories, a large draw counts the edges each uniform passes.
+_FEW_EDGES = 32
+#: From this many queries on, a search is fast enough to pay for its own shortcut.
+_MANY_QUERIES = 256
+
+
 def draw_categorical(u: np.ndarray, cumulative: np.ndarray) -> np.ndarray:
-    """Map uniforms in [0, 1) to category indices through a cumulative distribution."""
-    return np.searchsorted(cumulative, u, side="right").astype(np.int32)
+    """Map uniforms in [0, 1) to category indices through a cumulative distribution.
+
+    The index is the number of cumulative entries at or below the uniform (a binary
+    search's ``side="right"``). For many uniforms and few categories it is counted with
+    one comparison per category: a binary search of random values mispredicts nearly
+    every branch (420,000 draws among 11 categories: 10-12 ms searched, 2.8 ms counted).
+    """
+    cumulative = np.asarray(cumulative)
+    if np.size(u) >= _MANY_QUERIES and len(cumulative) <= _FEW_EDGES:
+        u = np.asarray(u)
+        out = np.zeros(u.shape, dtype=np.int32)
+        for edge in cumulative.tolist():
+            out += u >= edge
+        return out
+    return search_sorted(cumulative, u, "right").astype(np.int32)
+
+
+def search_sorted(
+    haystack: np.ndarray, needles: np.ndarray, side: Literal["left", "right"] = "left"
+) -> np.ndarray:
+    """``np.searchsorted(haystack, needles, side)``, quicker for many random needles.
+
+    Many needles are searched in ascending order and the positions put back: each search
+    then starts near the last one's path, and the branches are predictable (30,000
+    random merchant picks among 5,913 entries: 3.5-4.2 ms in place, 1.2-1.8 ms sorted).
+    """
+    needles = np.asarray(needles)
+    if needles.ndim != 1 or len(needles) < _MANY_QUERIES:
+        return np.searchsorted(haystack, needles, side=side)
+    order = np.argsort(needles)  # equal needles find equal positions: any order
+    pos = np.empty(len(needles), dtype=np.intp)
+    pos[order] = np.searchsorted(haystack, needles[order], side=side)
+    return pos
 
 
 def apportion(total: int, weights: np.ndarray | list[float]) -> np.ndarray:
@@ -146,7 +185,7 @@ class Segments:
 
     def lookup(self, key: np.ndarray) -> np.ndarray:
         """Segment ordinal of each key, or -1 where no segment has that key."""
-        pos = np.searchsorted(self.keys, key)
+        pos = search_sorted(self.keys, key)
         pos = np.minimum(pos, len(self.keys) - 1)
         return np.where(self.keys[pos] == key, pos, -1)
 
@@ -157,6 +196,6 @@ class Segments:
         of :attr:`cdf`; items of weight zero have no step. The clip keeps a ``u`` that
         rounds ``i + u`` up to ``i + 1`` in its segment.
         """
-        pos = np.searchsorted(self.cdf, segment + u, side="right")
+        pos = search_sorted(self.cdf, segment + u, "right")
         pos = np.clip(pos, self.starts[segment], self.ends[segment] - 1)
         return self.items[pos]
