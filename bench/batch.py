@@ -90,7 +90,7 @@ def write_only(out: Path) -> float:
 import pathlib, sys, time
 sys.path.insert(0, {str(ROOT)!r})
 import pyarrow.dataset as ds
-from simulator.batch.output import write_parquet_file
+from simulator.batch.files import write_parquet_file
 from simulator.settings.loading import load_settings
 settings = load_settings(None, {{"out": {str(out)!r}}}, environ=False)
 table = ds.dataset({str(out / "transactions")!r}, format="parquet").to_table()

@@ -33,8 +33,8 @@ def child(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT))
     import pyarrow.dataset as ds
 
+    from simulator.batch.files import write_parquet_file
     from simulator.batch.generate import generate
-    from simulator.batch.output import write_parquet_file
     from simulator.settings.loading import load_settings
     from simulator.settings.run import RunSeed
     from simulator.world.build import build_world

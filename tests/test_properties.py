@@ -24,6 +24,7 @@ from schemas.framing import Framing
 from schemas.parquet import COMPRESS_MIN_ROWS, ParquetFormat, parquet_bytes
 from simulator.core.environment import Environment
 from simulator.core.ids import hex_ids, mix64, pack_keys
+from simulator.core.order import stable_order, time_then_key
 from simulator.core.sampling import (
     Segments,
     apportion,
@@ -276,3 +277,30 @@ def test_microsecond_conversions_are_exact(moment: dt.datetime) -> None:
     assert back.utcoffset() == dt.timedelta(0)
     with pytest.raises(ValueError, match="naive"):
         to_us(moment.replace(tzinfo=None))
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 40), st.integers(0, 2**63 - 1)),
+        max_size=300,
+        unique_by=lambda r: r[1],
+    )
+)
+def test_time_then_key_is_a_lexsort(rows: list[tuple[int, int]]) -> None:
+    """Few distinct times, so most rows tie: the tie-break by key is what is tested."""
+    time = np.array([t for t, _ in rows], dtype=np.int64)
+    key = np.array([k for _, k in rows], dtype=np.uint64)
+    assert np.array_equal(time_then_key(time, key), np.lexsort((key, time)))
+
+
+@given(st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 5), max_size=300))
+def test_stable_order_is_a_stable_argsort(values: list[int]) -> None:
+    array = np.array(values, dtype=np.int64)
+    assert np.array_equal(stable_order(array), np.argsort(array, kind="stable"))
+
+
+def test_stable_order_refuses_what_it_cannot_pack() -> None:
+    with pytest.raises(ValueError, match="2\\*\\*32"):
+        stable_order(np.array([-1, 3]))
+    with pytest.raises(ValueError, match="2\\*\\*32"):
+        stable_order(np.array([2**32]))

@@ -20,8 +20,9 @@ from runtime.units import to_us
 from schemas.event import transaction_schema
 from simulator import metrics
 from simulator.batch.catalog_tables import catalog_builders
+from simulator.batch.files import FileRecord
 from simulator.batch.labels import FraudTally, write_labels
-from simulator.batch.output import Destination, FileRecord, FolderDestination, Naming, Partition
+from simulator.batch.output import Destination, FolderDestination, Naming, Partition
 from simulator.errors import ConfigError
 from simulator.model.engine import SliceSource
 from simulator.settings.models import Settings

@@ -14,7 +14,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runtime.units import US_PER_DAY
-from simulator.batch.output import Destination, FileRecord, Partition
+from simulator.batch.files import FileRecord
+from simulator.batch.output import Destination, Partition
 from simulator.fraud.cards import CardRegistry
 from simulator.world.build import World
 

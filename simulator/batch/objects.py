@@ -36,7 +36,8 @@ import orjson
 import pyarrow as pa
 
 from schemas.parquet import parquet_bytes
-from simulator.batch.output import FileRecord, Naming, cuts
+from simulator.batch.files import FileRecord
+from simulator.batch.output import Naming, cuts
 from simulator.settings.models import WriterConfig
 from storage.base import ObjectStore
 from storage.retry import Retrying

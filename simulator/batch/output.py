@@ -25,13 +25,12 @@ are removed. ``txnsim manifest merge`` checks the shards' manifests and writes t
 run's ``manifest.json`` (:mod:`simulator.batch.merge`).
 
 Files are written to memory first and hashed as they are written to disk; the
-manifest records each file's SHA-256.
+manifest records each file's SHA-256 (:mod:`simulator.batch.files`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import shutil
 import uuid
@@ -40,25 +39,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
 import pyarrow as pa
 
-from schemas.parquet import parquet_bytes
+from simulator.batch.files import FileRecord, write_json_atomic, write_parquet_file, write_staged
 from simulator.errors import OutputError
 from simulator.settings.models import WriterConfig
 from simulator.settings.run import WHOLE, Shard
 
 __all__ = [
     "Destination",
-    "FileRecord",
     "FolderDestination",
     "Naming",
     "Partition",
     "PartitionWriter",
     "SharedPartition",
     "cuts",
-    "write_json_atomic",
-    "write_parquet_file",
 ]
 
 
@@ -90,62 +85,6 @@ class Naming:
             return False
         tag = f"-of-{self.shard.count:05d}-"
         return "shard-" in name and tag in name and self.stem not in name
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """A file the run wrote, relative to the output root."""
-
-    path: str
-    rows: int
-    bytes: int
-    sha256: str
-
-    def as_json(self) -> dict[str, Any]:
-        """The manifest entry of the file."""
-        return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
-
-
-def write_parquet_file(
-    root: Path,
-    relative: str,
-    table: pa.Table,
-    writer: WriterConfig,
-    metadata: dict[bytes, bytes] | None = None,
-) -> FileRecord:
-    """Write ``table`` to ``root/relative`` atomically and return its record."""
-    data = parquet_bytes(table, writer, metadata)
-    target = root / relative
-    _atomic_write(target, memoryview(data))
-    return FileRecord(
-        relative, table.num_rows, data.size, hashlib.sha256(memoryview(data)).hexdigest()
-    )
-
-
-def write_json_atomic(path: Path, payload: Any) -> bytes:
-    """Write ``payload`` as sorted, indented JSON atomically; returns the bytes."""
-    data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
-    _atomic_write(path, memoryview(data))
-    return data
-
-
-def _atomic_write(path: Path, data: memoryview) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _durable_write(tmp, data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def _durable_write(path: Path, data: memoryview) -> None:
-    """Write ``path`` and flush it to disk (raises OSError)."""
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def cuts(
@@ -181,25 +120,20 @@ class _Staged:
         """Append rows (already sorted by time), cutting files at ``rows_per_file``.
 
         Files are named ``<stem>part-NNNNN.parquet``, numbered per stem.
-
-        The staging folder is this writer's own and is swapped or renamed in only after
-        every file is on disk, so a file is written in place, not through a temporary
-        name (creating a file is most of a small file's cost on some file systems).
         """
         for number, rows in cuts(table, self._writer.rows_per_file, self._counts, stem):
+            if not self._files:
+                self._stage()
             name = f"{stem}part-{number:05d}.parquet"
-            data = parquet_bytes(rows, self._writer, self._metadata)
-            path = self._staging / name
-            try:
-                if not self._files:
-                    self._staging.mkdir(parents=True, exist_ok=True)
-                _durable_write(path, memoryview(data))
-            except OSError as exc:
-                raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-            digest = hashlib.sha256(memoryview(data)).hexdigest()
-            self._files.append(
-                FileRecord(f"{self._relative}/{name}", rows.num_rows, data.size, digest)
-            )
+            relative = f"{self._relative}/{name}"
+            record = write_staged(self._staging, name, rows, self._writer, self._metadata, relative)
+            self._files.append(record)
+
+    def _stage(self) -> None:
+        try:
+            self._staging.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot stage {self._final}: {exc.strerror or exc}") from exc
 
     def abort(self) -> None:
         """Drop the staged files, leaving any earlier partition in place."""

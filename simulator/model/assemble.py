@@ -31,6 +31,7 @@ from simulator.core.ids import (
     mix64,
     pack_keys,
 )
+from simulator.core.order import stable_order, time_then_key
 from simulator.core.seeding import Streams
 from simulator.fraud.cases import FraudRows
 from simulator.fraud.context import delays_us
@@ -163,7 +164,7 @@ class Assembler:
         }
         parts.clear()
         col = self._with_fraud(col, frauds, start)
-        order = np.lexsort((col["key"], col["time_us"]))
+        order = time_then_key(col["time_us"], col["key"])
         for name in col:  # one column at a time: each unsorted copy goes as its sorted one comes
             col[name] = col[name][order]
         ids = mix64(col["key"].astype(np.uint64), self._secret)
@@ -308,7 +309,7 @@ class Assembler:
     def _link(self, card: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Previous transaction of the same card for every row (rows are in time order)."""
         n = len(card)
-        perm = np.argsort(card, kind="stable")
+        perm = stable_order(card)
         c = card[perm]
         first = np.ones(n, dtype=bool)
         first[1:] = c[1:] != c[:-1]

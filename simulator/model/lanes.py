@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from simulator.core.order import time_then_key
 from simulator.fraud.cards import CardRegistry
 from simulator.model.rows import SliceRows
 from simulator.model.slices import LocalSlices, Slice
@@ -257,7 +258,7 @@ class Lanes:
         card = np.concatenate([self._cards(k, p) for k, p in enumerate(parts)])
         key = np.concatenate([p.key for p in parts])
         time = np.concatenate([p.numbers["time_us"] for p in parts])
-        order = np.lexsort((key, time))
+        order = time_then_key(time, key)
         numbers = {
             name: np.concatenate([p.numbers[name] for p in parts])[order]
             for name in parts[0].numbers

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from schemas.avro_encode import varints
+from simulator.core.order import stable_order
 from simulator.stream.records import OutRecords
 
 __all__ = ["PrebuiltBatch", "encode_headers", "partition_batches", "record_batches"]
@@ -142,7 +143,7 @@ def partition_batches(
     compression: str = "none",
 ) -> list[tuple[int, list[PrebuiltBatch]]]:
     """Each partition's batches of ``records``, in record order within a partition."""
-    order = np.argsort(records.partitions, kind="stable")
+    order = stable_order(records.partitions)
     parts = records.partitions[order]
     bounds = np.flatnonzero(np.diff(parts)) + 1
     starts = [0, *bounds.tolist()]

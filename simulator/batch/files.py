@@ -1,0 +1,106 @@
+"""Files landed whole: each file's record, and writes that a crash cannot leave half done.
+
+A file of a run is encoded in memory, written and flushed to disk, and hashed; the
+manifest records each file's SHA-256 (:class:`FileRecord`). A file in place of another
+is written under a temporary name and renamed over it (:func:`write_parquet_file`,
+:func:`write_json_atomic`); a file in a staging folder that is swapped in whole once
+all its files are on disk is written in place (:func:`write_staged`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from schemas.parquet import parquet_bytes
+from simulator.errors import OutputError
+from simulator.settings.models import WriterConfig
+
+__all__ = ["FileRecord", "write_json_atomic", "write_parquet_file", "write_staged"]
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """A file the run wrote, relative to the output root."""
+
+    path: str
+    rows: int
+    bytes: int
+    sha256: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The manifest entry of the file."""
+        return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
+
+
+def write_parquet_file(
+    root: Path,
+    relative: str,
+    table: pa.Table,
+    writer: WriterConfig,
+    metadata: dict[bytes, bytes] | None = None,
+) -> FileRecord:
+    """Write ``table`` to ``root/relative`` atomically and return its record."""
+    data = parquet_bytes(table, writer, metadata)
+    target = root / relative
+    _atomic_write(target, memoryview(data))
+    return FileRecord(
+        relative, table.num_rows, data.size, hashlib.sha256(memoryview(data)).hexdigest()
+    )
+
+
+def write_json_atomic(path: Path, payload: Any) -> bytes:
+    """Write ``payload`` as sorted, indented JSON atomically; returns the bytes."""
+    data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    _atomic_write(path, memoryview(data))
+    return data
+
+
+def _atomic_write(path: Path, data: memoryview) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _durable_write(tmp, data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _durable_write(path: Path, data: memoryview) -> None:
+    """Write ``path`` and flush it to disk (raises OSError)."""
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_staged(
+    folder: Path,
+    name: str,
+    table: pa.Table,
+    writer: WriterConfig,
+    metadata: dict[bytes, bytes] | None,
+    relative: str,
+) -> FileRecord:
+    """Write ``table`` to ``folder/name`` in place and flush it; its record as ``relative``.
+
+    For a staging folder that is this writer's own and is swapped or renamed in only
+    after every file is on disk: no temporary name (creating a file is most of a small
+    file's cost on some file systems). The folder must exist.
+    """
+    data = parquet_bytes(table, writer, metadata)
+    path = folder / name
+    try:
+        _durable_write(path, memoryview(data))
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    digest = hashlib.sha256(memoryview(data)).hexdigest()
+    return FileRecord(relative, table.num_rows, data.size, digest)
