@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from runtime.units import US_PER_DAY
 from simulator.batch.files import FileRecord
-from simulator.batch.output import Destination, Partition
+from simulator.batch.output import Destination, Partition, flush_together
 from simulator.fraud.cards import CardRegistry
 from simulator.world.build import World
 
@@ -141,10 +141,12 @@ def write_labels(
                 fill(writer, in_day)
             else:
                 staged.append((writer, pool.submit(fill, writer, in_day)))
-        while staged:
-            writer, written = staged[0]
+        for _, written in staged:
             if written is not None:
                 written.result()
+        flush_together([writer for writer, _ in staged])
+        while staged:
+            writer, _ = staged[0]
             files.extend(writer.commit())
             staged.pop(0)
     except BaseException:

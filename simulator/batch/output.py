@@ -41,7 +41,13 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from simulator.batch.files import FileRecord, write_json_atomic, write_parquet_file, write_staged
+from simulator.batch.files import (
+    FileRecord,
+    flush_files,
+    write_json_atomic,
+    write_parquet_file,
+    write_staged,
+)
 from simulator.errors import OutputError
 from simulator.settings.models import WriterConfig
 from simulator.settings.run import WHOLE, Shard
@@ -54,6 +60,7 @@ __all__ = [
     "PartitionWriter",
     "SharedPartition",
     "cuts",
+    "flush_together",
 ]
 
 
@@ -114,6 +121,7 @@ class _Staged:
         self._writer = writer
         self._metadata = metadata
         self._files: list[FileRecord] = []
+        self._unflushed: list[Path] = []
         self._counts: dict[str, int] = {}
 
     def write(self, table: pa.Table, stem: str = "") -> None:
@@ -128,6 +136,12 @@ class _Staged:
             relative = f"{self._relative}/{name}"
             record = write_staged(self._staging, name, rows, self._writer, self._metadata, relative)
             self._files.append(record)
+            self._unflushed.append(self._staging / name)
+
+    def _flush(self) -> None:
+        """Put the staged files on disk (before they are swapped or renamed in)."""
+        flush_files(self._unflushed)
+        self._unflushed.clear()
 
     def _stage(self) -> None:
         try:
@@ -175,6 +189,7 @@ class PartitionWriter(_Staged):
 
     def commit(self) -> list[FileRecord]:
         """Replace the partition with the staged files; returns their records."""
+        self._flush()
         old = self._final.with_name(f".{self._final.name}.{uuid.uuid4().hex}.old")
         try:
             if self._final.exists():
@@ -218,6 +233,7 @@ class SharedPartition(_Staged):
     def commit(self) -> list[FileRecord]:
         """Rename the staged files in, then drop the stale ones; returns the new records."""
         mine = {record.path.rpartition("/")[2] for record in self._files}
+        self._flush()
         try:
             self._final.mkdir(parents=True, exist_ok=True)
             for name in sorted(mine):
@@ -230,6 +246,18 @@ class SharedPartition(_Staged):
         finally:
             shutil.rmtree(self._staging, ignore_errors=True)
         return list(self._files)
+
+
+def flush_together(partitions: Sequence[Partition]) -> None:
+    """Put the files written so far in many partitions on disk at once.
+
+    Their :meth:`Partition.commit` then has nothing left to flush. Partitions in an
+    object store have nothing to flush: an object is durable once put.
+    """
+    staged = [p for p in partitions if isinstance(p, _Staged)]
+    flush_files([path for p in staged for path in p._unflushed])
+    for p in staged:
+        p._unflushed.clear()
 
 
 class Partition(Protocol):
