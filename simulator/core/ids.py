@@ -37,6 +37,11 @@ LAST_DAY = FIRST_DAY + dt.timedelta(days=(1 << _DAY_BITS) - 1)
 FRAUD_FIRST = 1 << (_INDEX_BITS - 1)
 MAX_ROWS_PER_BLOCK_SLICE = FRAUD_FIRST
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+#: Each byte's two hex characters, high digit first, as one 2-byte item.
+_HEX_PAIRS = np.frombuffer(
+    np.stack([_HEX[np.arange(256) >> 4], _HEX[np.arange(256) & 15]], axis=1).tobytes(),
+    dtype=np.dtype((np.void, 2)),
+)
 
 
 def pack_keys(day: dt.date, slice_index: int, block: int, count: int, first: int = 0) -> np.ndarray:
@@ -80,10 +85,8 @@ def hex_ids(values: np.ndarray, mask: np.ndarray | None = None) -> pa.StringArra
         np.cumsum(np.where(mask, 0, 16), out=offsets[1:])
     else:
         offsets = np.arange(0, 16 * (n + 1), 16, dtype=np.int32)
-    raw = values.astype(">u8").view(np.uint8).reshape(-1, 8)
-    chars = np.empty((len(values), 16), dtype=np.uint8)
-    chars[:, 0::2] = _HEX[raw >> 4]
-    chars[:, 1::2] = _HEX[raw & 15]
+    raw = values.astype(">u8").view(np.uint8)
+    chars = _HEX_PAIRS[raw]  # one gather: each byte's two characters at once
     return pa.StringArray.from_buffers(
         n, pa.py_buffer(offsets), pa.py_buffer(chars), validity, null_count
     )
