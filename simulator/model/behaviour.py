@@ -163,7 +163,7 @@ def simulate_block(
         * ctx.day_factors[country, day_idx, group]
         * ctx.holder_factors[home_day, group]
     )
-    keep = rng.random(n) * ctx.bound[group] < intensity
+    keep = np.flatnonzero(rng.random(n) * ctx.bound[group] < intensity)
     owner, group, minute = owner[keep], group[keep], minute[keep]
     n = len(owner)
     holder = owner + lo
@@ -237,11 +237,12 @@ def _choose_merchants(
     segment = places.resolved[row, group]
     channel = np.where(segment < 0, CHANNEL_ECOMMERCE, channel)
 
+    # Row numbers, not masks: a random mask's gather is four times slower (numpy 2.4).
     merchant = np.empty(n, dtype=np.int64)
-    cp = channel == CHANNEL_CARD_PRESENT
+    cp = np.flatnonzero(channel == CHANNEL_CARD_PRESENT)
     merchant[cp] = world.cp_segments.pick(segment[cp], u_pick[cp])
 
-    online = ~cp
+    online = np.flatnonzero(channel != CHANNEL_CARD_PRESENT)
     country = world.holder_country[holder[online]].astype(np.int64)
     g = group[online].astype(np.int64)
     everywhere = len(world.countries) * n_groups + g
