@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "fe00e49b98084a02d94c069dbe3d378079ab3fde4553d10d2274ab424dc61412"
+GOLDEN = "33b41a56895e191c6c1262d57bbe10b6e96dfc885c3e5935e586caa2239dd737"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:
