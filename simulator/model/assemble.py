@@ -311,18 +311,19 @@ class Assembler:
         n = len(card)
         perm = stable_order(card)
         c = card[perm]
-        first = np.ones(n, dtype=bool)
-        first[1:] = c[1:] != c[:-1]
+        # Where each card's rows start and end in card order (row numbers, not masks).
+        first = np.flatnonzero(np.r_[True, c[1:] != c[:-1]]) if n else np.zeros(0, np.intp)
+        last = np.r_[first[1:] - 1, n - 1] if n else first
         sorted_ids = ids[perm]
         prev_sorted = np.empty(n, dtype=np.uint64)
         prev_sorted[1:] = sorted_ids[:-1]
         has_sorted = np.ones(n, dtype=bool)
-        prev_sorted[first] = self._last[c[first]]
-        has_sorted[first] = self._has_last[c[first]]
-        last = np.ones(n, dtype=bool)
-        last[:-1] = first[1:]
-        self._last[c[last]] = sorted_ids[last]
-        self._has_last[c[last]] = True
+        first_card = c[first]
+        prev_sorted[first] = self._last[first_card]
+        has_sorted[first] = self._has_last[first_card]
+        last_card = c[last]
+        self._last[last_card] = sorted_ids[last]
+        self._has_last[last_card] = True
         prev = np.empty(n, dtype=np.uint64)
         prev[perm] = prev_sorted
         has = np.empty(n, dtype=bool)
