@@ -84,6 +84,9 @@ class CampaignContext:
         # Shared by the blocks' copies (:meth:`among`): pools and far cities by key.
         self._pools: dict[_PoolKey, tuple[np.ndarray, np.ndarray]] = {}
         self._far: dict[tuple[int, float], tuple[np.ndarray, np.ndarray | None]] = {}
+        self._km_from: dict[int, np.ndarray] = {}
+        self._near_merchants: dict[int, np.ndarray] = {}
+        self._mcc_sets: dict[tuple[str, ...], np.ndarray] = {}
 
     def among(self, holders: range, resolve_card: CardResolver | None = None) -> CampaignContext:
         """This context with victims drawn from ``holders`` only (one block's).
@@ -168,10 +171,16 @@ class CampaignContext:
             return found
         cities = self._cp_cities
         c = self.world.cities
-        n = len(cities)
-        km = haversine_km(
-            np.full(n, c.lat[from_city]), np.full(n, c.lon[from_city]), c.lat[cities], c.lon[cities]
-        )
+        km = self._km_from.get(from_city)
+        if km is None:  # the distances are kept: the minimum varies, the city recurs
+            n = len(cities)
+            km = haversine_km(
+                np.full(n, c.lat[from_city]),
+                np.full(n, c.lon[from_city]),
+                c.lat[cities],
+                c.lon[cities],
+            )
+            self._km_from[from_city] = km
         far = np.flatnonzero(km >= min_km)
         if not len(far):
             found = (cities[[int(np.argmax(km))]], None)
@@ -202,19 +211,32 @@ class CampaignContext:
             return self._cp_by_city[int(lo[0]) : int(hi[0])]
         return np.concatenate([self._cp_by_city[a:b] for a, b in zip(lo, hi, strict=True)])
 
+    def _near(self, city: int) -> np.ndarray:
+        """The card-present merchants in or near ``city`` (kept: the pools of a city share them)."""
+        found = self._near_merchants.get(city)
+        if found is None:
+            found = self._near_merchants[city] = self._merchants_in(self.neighbours_of(city))
+        return found
+
+    def _mcc_wanted(self, mccs: tuple[str, ...]) -> np.ndarray:
+        """Whether each MCC is one of ``mccs``, indexed by the code."""
+        found = self._mcc_sets.get(mccs)
+        if found is None:
+            codes = [int(m) for m in mccs]
+            found = np.zeros(max(10_000, *codes, int(self._mcc_code.max())) + 1, dtype=bool)
+            found[codes] = True
+            self._mcc_sets[mccs] = found
+        return found
+
     def _pool(self, key: _PoolKey) -> tuple[np.ndarray, np.ndarray]:
         """Merchants (card present near a city, or online) of some MCCs, with their CDF."""
         cached = self._pools.get(key)
         if cached is not None:
             return cached
         city, mccs, by_popularity = key
-        pool = (
-            self._merchants_in(self.neighbours_of(city))
-            if city is not None
-            else np.flatnonzero(~self._cp)
-        )
+        pool = self._near(city) if city is not None else np.flatnonzero(~self._cp)
         if mccs is not None and pool.size:
-            wanted = np.isin(self._mcc_code[pool], [int(m) for m in mccs])
+            wanted = self._mcc_wanted(mccs)[self._mcc_code[pool]]
             if wanted.any():
                 pool = pool[wanted]
         if not pool.size:
