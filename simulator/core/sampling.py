@@ -27,6 +27,9 @@ def cdf(weights: np.ndarray | list[float]) -> np.ndarray:
     if total <= 0 or np.any(w < 0):
         raise ValueError("weights must be non-negative with a positive total")
     out = np.cumsum(w) / total
+    # Rounding can carry a running share past 1 before trailing zero weights: clipped,
+    # the array stays sorted (a binary search needs it; a uniform below 1 meets no change).
+    np.minimum(out, 1.0, out=out)
     out[-1] = 1.0
     return out
 
