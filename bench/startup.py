@@ -24,7 +24,12 @@ from pathlib import Path
 IMPORTS = "import numpy, pyarrow, pyarrow.parquet, pyarrow.compute, pydantic"
 ROOT = Path(__file__).resolve().parent.parent
 #: This checkout's code first on the path, whichever checkout an editable install names.
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+#: Bytecode caches are written, as Python does by default (``pip install`` compiles them);
+#: a sandbox's ``PYTHONDONTWRITEBYTECODE`` would have every run compile the modules again.
+ENV = {
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+    "PYTHONPATH": str(ROOT),
+}
 
 
 def timed(cmd: list[str], cwd: Path) -> float:
