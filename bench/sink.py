@@ -128,8 +128,15 @@ def main() -> None:
 
 
 def _consume_only(bootstrap: str, topic: str, count: int) -> float:
-    """Seconds for librdkafka to hand every record's value to Python, nothing else."""
+    """Seconds for librdkafka to hand every record's value to Python, nothing else.
+
+    Polled in batches of the sink's own default size (``kafka.poll_records``).
+    """
     from confluent_kafka import Consumer
+
+    from consumers.settings import KafkaSettings
+
+    batch = KafkaSettings.model_fields["poll_records"].default
 
     consumer = Consumer(
         {
@@ -144,7 +151,7 @@ def _consume_only(bootstrap: str, topic: str, count: int) -> float:
     began = None
     try:
         while seen < count:
-            messages = consumer.consume(num_messages=20_000, timeout=1.0)
+            messages = consumer.consume(num_messages=batch, timeout=1.0)
             if messages and began is None:
                 began = time.perf_counter()
             seen += len([m.value() for m in messages])

@@ -79,14 +79,57 @@ async def _read_all(
 
 
 def read_topic(
-    bootstrap: str, topic: str, timeout_s: float = 120.0, *, isolation: str = "read_committed"
+    bootstrap: str,
+    topic: str,
+    timeout_s: float = 120.0,
+    *,
+    isolation: str = "read_committed",
+    settled: bool = True,
 ) -> dict[int, list[Consumed]]:
     """Every record of ``topic`` by partition, up to the end offsets seen at start.
 
     ``isolation``: ``read_committed`` (what a scorer configured for exactly-once sees) or
     ``read_uncommitted`` (every record written, aborted transactions included).
+    ``settled``: read_committed, first wait for the markers of committed transactions
+    (:func:`wait_settled`); False to read a topic a producer is still writing.
     """
+    if settled and isolation == "read_committed":
+        wait_settled(bootstrap, topic, min(timeout_s, 30.0))
     return asyncio.run(_read_all(bootstrap, topic, timeout_s, isolation))
+
+
+def wait_settled(bootstrap: str, topic: str, timeout_s: float = 30.0) -> None:
+    """Wait until every committed transaction of ``topic`` is readable read_committed.
+
+    A commit returns once the coordinator has logged it; the broker writes the markers
+    into the partitions just after. Until then a read_committed reader stops short of
+    them. For a topic no producer has an open transaction on.
+    """
+    asyncio.run(_settle(bootstrap, topic, timeout_s))
+
+
+async def _settle(bootstrap: str, topic: str, timeout_s: float) -> None:
+    partitions = await _partitions(bootstrap, topic)
+    tps = [TopicPartition(topic, p) for p in partitions]
+    readers = [
+        AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, isolation_level=level)
+        for level in ("read_committed", "read_uncommitted")
+    ]
+    for reader in readers:
+        await reader.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            stable, high = [await r.end_offsets(tps) for r in readers]
+            if stable == high:
+                return
+            if loop.time() >= deadline:
+                raise TimeoutError(f"{topic}: transactions still open after {timeout_s} s")
+            await asyncio.sleep(0.05)
+    finally:
+        for reader in readers:
+            await reader.stop()
 
 
 def spawn_stream(

@@ -369,7 +369,9 @@ def test_poison_message_is_dead_lettered_and_the_rest_lands(
     )
     producer.flush(30)
     assert len(delivered) == 1
-    assert delivered[0] > half  # past the first stream's records and its commit markers
+    # Past the first stream's records. Its commit marker may come before or after: the
+    # broker writes markers after the commit returns (one transaction here, one marker).
+    assert delivered[0] >= half
     other = settings.model_copy(update={"seed": 8})
     run_stream(other, RunSeed.from_settings(other))  # another seed: new ids after the poison
     dest = tmp_path / "lake"

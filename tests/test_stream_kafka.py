@@ -185,7 +185,8 @@ def _wait_for_records(bootstrap: str, topic: str, at_least: int, timeout_s: floa
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if sum(len(v) for v in read_topic(bootstrap, topic, timeout_s=20).values()) >= at_least:
+            got = read_topic(bootstrap, topic, timeout_s=20, settled=False)
+            if sum(len(v) for v in got.values()) >= at_least:
                 return
         except Exception:
             pass
