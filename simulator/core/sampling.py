@@ -36,7 +36,7 @@ def cdf(weights: np.ndarray | list[float]) -> np.ndarray:
 
 #: Up to this many categories, a large draw counts the edges each uniform passes.
 _FEW_EDGES = 32
-#: From this many queries on, a search is fast enough to pay for its own shortcut.
+#: From this many queries on, a shortcut pays for its own set-up.
 _MANY_QUERIES = 256
 
 
