@@ -138,10 +138,14 @@ class _Staged:
             self._files.append(record)
             self._unflushed.append(self._staging / name)
 
+    def _unflushed_files(self) -> list[Path]:
+        """The files written since the last flush, handed over to be flushed."""
+        files, self._unflushed = self._unflushed, []
+        return files
+
     def _flush(self) -> None:
         """Put the staged files on disk (before they are swapped or renamed in)."""
-        flush_files(self._unflushed)
-        self._unflushed.clear()
+        flush_files(self._unflushed_files())
 
     def _stage(self) -> None:
         try:
@@ -254,10 +258,9 @@ def flush_together(partitions: Sequence[Partition]) -> None:
     Their :meth:`Partition.commit` then has nothing left to flush. Partitions in an
     object store have nothing to flush: an object is durable once put.
     """
-    staged = [p for p in partitions if isinstance(p, _Staged)]
-    flush_files([path for p in staged for path in p._unflushed])
-    for p in staged:
-        p._unflushed.clear()
+    flush_files(
+        [path for p in partitions if isinstance(p, _Staged) for path in p._unflushed_files()]
+    )
 
 
 class Partition(Protocol):
