@@ -136,3 +136,23 @@ def test_the_fraud_calibration_does_not_depend_on_the_seed(tmp_path: Path) -> No
         figures.append((model.mean.tolist(), model.fast.tolist(), model.reach.tolist()))
     assert figures[0] == figures[1]
     assert min(figures[0][0]) > 0
+
+
+def test_pruning_tolerates_a_world_pruned_by_another_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from simulator.world import cache
+
+    for n in range(cache.KEEP + 3):
+        (tmp_path / f"{n:02d}.pickle").write_bytes(b"x")
+    gone = tmp_path / "00.pickle"
+    real_stat = Path.stat
+
+    def stat(self: Path, **kwargs: Any) -> Any:
+        if self == gone:  # another process pruned it between the listing and the stat
+            self.unlink(missing_ok=True)
+        return real_stat(self, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    cache._prune(tmp_path)
+    assert len(list(tmp_path.glob("*.pickle"))) == cache.KEEP

@@ -125,8 +125,12 @@ class _Capped:
 
 
 def _prune(folder: Path) -> None:
-    worlds = sorted(folder.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in worlds[KEEP:]:
+    """Keep the :data:`KEEP` most recently used worlds; another process may prune too."""
+    used: list[tuple[float, Path]] = []
+    for path in folder.glob("*.pickle"):
+        with contextlib.suppress(FileNotFoundError):  # pruned by another process meanwhile
+            used.append((path.stat().st_mtime, path))
+    for _, old in sorted(used, reverse=True)[KEEP:]:
         old.unlink(missing_ok=True)
 
 
