@@ -70,8 +70,6 @@ class Whereabouts:
         home_row = places.row_of_city[world.holders.home_city[lo:hi]]
         row = home_row.copy()
         away = np.zeros(hi - lo, dtype=bool)
-        country = world.holder_country[lo:hi].astype(np.int64)
-        domestic_seg = places.domestic.lookup(country)
         trips = [
             self._starts(block, day - dt.timedelta(days=back))
             for back in range(self._travel.max_days)
@@ -92,8 +90,10 @@ class Whereabouts:
         dest = home_row[idx].copy()
         if go_abroad.any():
             dest[go_abroad] = places.abroad_rows[draw_categorical(u[go_abroad], places.abroad_cdf)]
-        home_trip = ~go_abroad & (domestic_seg[idx] >= 0)
-        dest[home_trip] = places.domestic.pick(domestic_seg[idx][home_trip], u[home_trip])
+        # Where a trip at home may go: only the travellers' countries are looked up.
+        domestic_seg = places.domestic.lookup(world.holder_country[lo + idx].astype(np.int64))
+        home_trip = ~go_abroad & (domestic_seg >= 0)
+        dest[home_trip] = places.domestic.pick(domestic_seg[home_trip], u[home_trip])
         row[idx] = dest
         away[idx] = dest != home_row[idx]
         return row, away
