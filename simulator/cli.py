@@ -12,6 +12,8 @@ Nothing is written before the settings are fully validated.
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -19,7 +21,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import yaml
@@ -296,9 +298,21 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     return 0
 
 
-def entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main(own_process=True))
+def entry() -> NoReturn:
+    """Console-script entry point: the command, then the process ends at once.
+
+    The exit handlers run and the output is flushed, but the interpreter's teardown is
+    skipped: clearing every module and collecting numpy's, pyarrow's and pydantic's
+    objects took 60-70 ms after a run (7 days x 100k cardholders, 2.3 s in all), and
+    nothing in it is the command's to finish. An exception still ends the process the
+    usual way, with its traceback.
+    """
+    code = main(own_process=True)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe loses nothing of ours
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -47,3 +47,33 @@ def test_generate_imports_only_what_it_uses(tmp_path: Path) -> None:
     again = _imported(tmp_path, cache, "warm")
     assert "holidays" not in again  # ... and keeps them for the next run
     assert not again & set(UNUSED), sorted(again & set(UNUSED))
+
+
+def test_the_console_script_ends_with_its_output_whole(tmp_path: Path) -> None:
+    # The process ends without the interpreter's teardown: its summary, its last log
+    # line and its exit code must still all be there, from buffered streams too.
+    out = tmp_path / "lake"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["TXNSIM_CACHE_DIR"] = str(tmp_path / "cache")
+    args = ["generate", "--out", str(out), "--seed", "5", "--cardholders", "1500"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "simulator", "--log-format", "json", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert summary["rows"] == manifest["row_counts"]["transactions"] > 0
+    assert json.loads(proc.stderr.strip().splitlines()[-1])["msg"] == "run complete"
+    failed = subprocess.run(
+        [sys.executable, "-m", "simulator", "generate", "--out", str(out), "--date", "2026-02-30"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert failed.returncode == 2
+    assert "--date" in failed.stderr
