@@ -24,6 +24,7 @@ from simulator.batch.files import FileRecord
 from simulator.batch.labels import FraudTally, write_labels
 from simulator.batch.output import Destination, FolderDestination, Naming, Partition
 from simulator.errors import ConfigError
+from simulator.fraud.cards import CardRegistry
 from simulator.model.engine import SliceSource
 from simulator.settings.models import Settings
 from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
@@ -196,35 +197,18 @@ def generate(
                 # Simulating the next slice with this one still bound here would hold
                 # two slices' rows at the peak.
                 del part
-        cards = source.cards
+            # The writer still encodes the last slice: the labels and catalogs are landed
+            # meanwhile (the slices are freed: their memory goes back first).
+            pa.default_memory_pool().release_unused()
+            label_table = pa.concat_tables(labels) if labels else None
+            cards = source.cards
+            run_days = [settings.start_date + dt.timedelta(days=n) for n in range(settings.days)]
+            landed, catalog_rows = _land_labels_and_catalogs(
+                destination, world, cards, to_us(end), shard, label_table, run_days
+            )
     files.extend(lander.files)
+    files.extend(landed)
     partitions = lander.partitions
-    label_table = pa.concat_tables(labels) if labels else None
-    run_days = [settings.start_date + dt.timedelta(days=n) for n in range(settings.days)]
-    # Slices are freed: hand their memory back before the catalogs take theirs.
-    pa.default_memory_pool().release_unused()
-    catalog_rows: dict[str, int] = {}
-    # The label partitions are written on the pool while the catalogs are built and
-    # written here, one at a time (a large world's catalogs take gigabytes).
-    with (
-        ThreadPoolExecutor(_LABEL_THREADS, thread_name_prefix="txnsim-labels") as pool,
-        ThreadPoolExecutor(1, thread_name_prefix="txnsim-labeller") as labeller,
-    ):
-        labelled = (
-            labeller.submit(write_labels, destination, label_table, run_days, pool)
-            if label_table is not None
-            else None
-        )
-        builders = catalog_builders(world, cards, to_us(end), _holders(world, shard))
-        for name, build in builders:
-            if name == "merchants" and shard.index > 0:
-                continue  # every shard's world has the same merchants: shard 0 lands them
-            table = build()
-            catalog_rows[name] = table.num_rows
-            files.append(destination.write_file(naming.catalog(name), table))
-            del table
-        if labelled is not None:
-            files.extend(labelled.result())
 
     manifest = {
         "format_version": 1,
@@ -259,6 +243,43 @@ def generate(
         extra={"rows": total, "seconds": round(seconds, 2), "out": str(settings.out)},
     )
     return RunSummary(out=settings.out, rows=total, files=files, manifest=manifest, seconds=seconds)
+
+
+def _land_labels_and_catalogs(
+    destination: Destination,
+    world: World,
+    cards: CardRegistry,
+    end_us: int,
+    shard: Shard,
+    labels: pa.Table | None,
+    run_days: list[dt.date],
+) -> tuple[list[FileRecord], dict[str, int]]:
+    """Land the run's labels and its catalogs; their files and the catalogs' row counts.
+
+    The label partitions are written on threads while the catalogs are built and
+    written here, one at a time (a large world's catalogs take gigabytes).
+    """
+    files: list[FileRecord] = []
+    rows: dict[str, int] = {}
+    with (
+        ThreadPoolExecutor(_LABEL_THREADS, thread_name_prefix="txnsim-labels") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="txnsim-labeller") as labeller,
+    ):
+        labelled = (
+            labeller.submit(write_labels, destination, labels, run_days, pool)
+            if labels is not None
+            else None
+        )
+        for name, build in catalog_builders(world, cards, end_us, _holders(world, shard)):
+            if name == "merchants" and shard.index > 0:
+                continue  # every shard's world has the same merchants: shard 0 lands them
+            table = build()
+            rows[name] = table.num_rows
+            files.append(destination.write_file(destination.naming.catalog(name), table))
+            del table
+        if labelled is not None:
+            files.extend(labelled.result())
+    return files, rows
 
 
 def _holders(world: World, shard: Shard) -> np.ndarray | None:
