@@ -103,27 +103,13 @@ class CardRegistry:
 
         The replacement arrives its delivery delay after the (earliest) block.
         """
-        if at_us >= self.block_at[card]:
-            return
-        self.block_at[card] = at_us
-        if self.replacement[card] < 0:
-            new = self._count
-            if new == len(self.holder):
-                self._grow()
-            self.replacement[card] = new
-            self.holder[new] = self.holder[card]
-            self.replaces[new] = card
-            self.root[new] = self.root[card]
-            self.generation[new] = self.generation[card] + 1
-            self._count += 1
-        new = int(self.replacement[card])
-        self.usable_at[new] = at_us + int(self.delivery_us(np.array([card]))[0])
+        self.block_many(np.array([card]), np.array([at_us]))
 
     def block_many(self, cards: np.ndarray, at_us: np.ndarray) -> None:
-        """:meth:`block` each of ``cards`` (distinct) at its ``at_us``, in the order given.
+        """Block each of ``cards`` (distinct) at its ``at_us`` (or earlier, if it already is).
 
-        Replacements are numbered in that order, as one :meth:`block` after another
-        would number them.
+        A card blocked for the first time is reissued once: replacements are numbered in
+        the order given, and each arrives its delivery delay after its card's block.
         """
         cards = np.asarray(cards, dtype=np.int64)
         at_us = np.asarray(at_us, dtype=np.int64)
