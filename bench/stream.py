@@ -7,6 +7,9 @@ Prints one JSON object. On the same simulated day, in the same run:
 * ``idempotent``: into Kafka, acks=all, idempotent producer, no transactions;
 * ``exactly_once``: into Kafka in transactions (the default delivery), with the
   progress record per transaction;
+* ``produce_only``: the producer alone: the idempotent run's transaction records,
+  encoded beforehand (the chunks the stream hands its publisher), published into a
+  fresh topic with the same client and settings;
 * ``encode_only`` and ``simulate_only``: the encoder and the simulation alone.
 
 Each Kafka figure is events/s from the first slice to the last commit (world build and
@@ -39,6 +42,9 @@ def main() -> None:
     parser.add_argument("--cardholders", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="lanes of the simulation (txnsim's --workers)"
+    )
     args = parser.parse_args()
 
     from schemas.avro_encode import TableEncoder
@@ -62,6 +68,7 @@ def main() -> None:
                 {
                     "seed": 7,
                     "days": args.days,
+                    "workers": args.workers,
                     "cache_dir": str(Path(tempfile.gettempdir()) / "txnsim-bench-cache"),
                     "population": {"cardholders": args.cardholders},
                     "kafka": {
@@ -96,7 +103,14 @@ def main() -> None:
             encoder.encode(table.slice(lo, base.stream.chunk_rows))
         encode_s = time.perf_counter() - began
 
-        runs: dict[str, list[float]] = {"memory": [], "idempotent": [], "exactly_once": []}
+        kept = _Kept(partitions=base.kafka.partitions)
+        run_stream(base, seed, publisher=kept, labels_publisher=MemoryPublisher())
+        runs: dict[str, list[float]] = {
+            "memory": [],
+            "idempotent": [],
+            "exactly_once": [],
+            "produce_only": [],
+        }
         events = 0
         for _ in range(args.repeat):
             memory = MemoryPublisher(partitions=base.kafka.partitions)
@@ -109,6 +123,11 @@ def main() -> None:
                 stats = run_stream(settings, RunSeed.from_settings(settings))
                 assert stats.released == events, (delivery, stats.released, events)
                 runs[delivery].append(stats.released / stats.seconds)
+                # A run writes 100-200 MB of log: deleted, so every run meets the same broker.
+                asyncio.run(_delete_topics(settings.kafka))
+            settings = settings_for("idempotent")
+            runs["produce_only"].append(asyncio.run(_produce_only(settings, kept.chunks)))
+            asyncio.run(_delete_topics(settings.kafka))
             asyncio.set_event_loop(None)
 
         median = {name: statistics.median(values) for name, values in runs.items()}
@@ -116,13 +135,14 @@ def main() -> None:
             "benchmark": "stream",
             "cardholders": args.cardholders,
             "days": args.days,
+            "workers": args.workers,
             "events": events,
             "repeat": args.repeat,
             "events_per_s": {name: round(value) for name, value in median.items()},
             "runs_events_per_s": {name: [round(v) for v in vs] for name, vs in runs.items()},
             "ratio_to_memory": {
                 name: round(median[name] / median["memory"], 3)
-                for name in ("idempotent", "exactly_once")
+                for name in ("idempotent", "exactly_once", "produce_only")
             },
             "exactly_once_over_idempotent": round(median["exactly_once"] / median["idempotent"], 3),
             "encode_only_events_per_s": round(table.num_rows / encode_s),
@@ -131,6 +151,53 @@ def main() -> None:
         print(json.dumps(report, indent=2))
     finally:
         stop()
+
+
+class _Kept:
+    """A publisher that keeps the chunks handed to it as they are (for ``produce_only``)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.chunks: list[object] = []
+
+    async def start(self) -> None:
+        """Nothing to connect."""
+
+    async def publish(self, records: object) -> None:
+        self.chunks.append(records)
+
+    async def flush(self) -> None:
+        """Nothing in flight."""
+
+    async def stop(self) -> None:
+        """Nothing to close."""
+
+
+async def _produce_only(settings: object, chunks: list[object]) -> float:
+    """Events/s of publishing ``chunks`` through the stream's Kafka publisher, to the last ack."""
+    from schemas.framing import record_headers
+    from simulator.stream.chunks import writer_schema
+    from simulator.stream.publishers import KafkaPublisher
+
+    stream = settings.stream  # type: ignore[attr-defined]
+    publisher = KafkaPublisher(settings.kafka, record_headers(writer_schema(stream.labels)))  # type: ignore[attr-defined]
+    await publisher.start()
+    try:
+        began = time.perf_counter()
+        for chunk in chunks:
+            await publisher.publish(chunk)  # type: ignore[arg-type]
+        await publisher.flush()
+        seconds = time.perf_counter() - began
+    finally:
+        await publisher.stop()
+    return sum(len(chunk) for chunk in chunks) / seconds  # type: ignore[arg-type]
+
+
+async def _delete_topics(config: object) -> None:
+    from simulator.stream.kafka_client import admin_client
+
+    async with admin_client(config) as admin:  # type: ignore[arg-type]
+        await admin.delete_topics([config.topic, config.labels_topic])  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
