@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator, Sequence
+from itertools import pairwise
 
 import numpy as np
 import pyarrow as pa
@@ -154,7 +155,7 @@ def partition_batches(
     keys, values = records.keys.take(take), records.values.take(take)
     stamps = np.asarray(records.timestamps_ms, dtype=np.int64)[order]
     edges = [0, *(np.flatnonzero(np.diff(parts)) + 1).tolist(), len(order)]
-    spans = [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True) if hi > lo]
+    spans = [(lo, hi) for lo, hi in pairwise(edges) if hi > lo]
     bound = _bounds(keys, values, headers)
     ends = np.cumsum(bound)
     limit = batch_bytes - _HEADER.size
