@@ -16,7 +16,13 @@ from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.stream.record_batches import PrebuiltBatch, encode_headers, record_batches
+from simulator.stream.record_batches import (
+    PrebuiltBatch,
+    encode_headers,
+    partition_batches,
+    record_batches,
+)
+from simulator.stream.records import OutRecords
 
 _keys = st.one_of(st.none(), st.binary(max_size=40))
 _records = st.lists(
@@ -113,6 +119,39 @@ def test_records_are_cut_in_order_into_bounded_batches(
         assert batch.size() <= batch_bytes or len(rows) == 1
         read += rows
     assert read == [(key, value, stamp, headers) for key, value, stamp in records]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(_keys, st.binary(max_size=300), st.integers(0, 2**41), st.integers(0, 4))),
+    _headers,
+    st.integers(120, 2000),
+    st.booleans(),
+)
+def test_a_calls_partitions_are_each_partitions_own_batches(
+    records: list[tuple[bytes | None, bytes, int, int]],
+    headers: list[tuple[str, bytes]],
+    batch_bytes: int,
+    transactional: bool,
+) -> None:
+    """All partitions framed in one pass give each partition's batches, byte for byte."""
+    out = OutRecords.of(
+        [r[0] for r in records],
+        [r[1] for r in records],
+        np.array([r[2] for r in records], np.int64),
+        np.array([r[3] for r in records], np.int32),
+    )
+    encoded = encode_headers(headers)
+    got = partition_batches(out, encoded, batch_bytes, transactional=transactional)
+    assert [partition for partition, _ in got] == sorted({r[3] for r in records})
+    for partition, batches in got:
+        own = [r[:3] for r in records if r[3] == partition]
+        alone = _batches(own, headers, batch_bytes, transactional=transactional)
+        assert [b.record_count() for b in batches] == [b.record_count() for b in alone]
+        for ours, theirs in zip(batches, alone, strict=True):
+            ours._set_producer_state(3, 1, 0)
+            theirs._set_producer_state(3, 1, 0)
+            assert ours._build() == theirs._build()
 
 
 @pytest.mark.parametrize("compression", ["gzip", "lz4", "zstd", "snappy"])

@@ -149,6 +149,8 @@ def partition_batches(
     arrays: a chunk of 32,768 records over 12 partitions costs a dozen Arrow and numpy
     calls, not a dozen per partition (those small calls held the interpreter lock).
     """
+    if len(records) == 0:
+        return []
     order = stable_order(records.partitions)
     parts = records.partitions[order]
     take = pa.array(order)
