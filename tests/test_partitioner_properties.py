@@ -137,6 +137,9 @@ def test_partitions_are_the_java_producers_for_any_keys(keys: list[str], partiti
     assert all(0 <= p < partitions for p in got.tolist())
     one_by_one = [int(partitions_for(pa.array([key]), partitions)[0]) for key in keys]
     assert got.tolist() == one_by_one
+    # The keys are read from the Arrow buffers: a slice starts at its own offset.
+    sliced = pa.array(["before", *keys, "after"], pa.string()).slice(1, len(keys))
+    assert partitions_for(sliced, partitions).tolist() == got.tolist()
 
 
 def test_the_oracles_to_positive_is_not_abs() -> None:
