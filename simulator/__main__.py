@@ -1,5 +1,5 @@
 """``python -m simulator`` runs the command line."""
 
-from simulator.cli import entry
+from simulator.console import txnsim
 
-entry()
+txnsim()

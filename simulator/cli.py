@@ -15,6 +15,7 @@ import argparse
 import atexit
 import contextlib
 import datetime as dt
+import importlib
 import logging
 import os
 import sys
@@ -29,6 +30,7 @@ import yaml
 from runtime import errors as runtime_errors
 from runtime.layers import explain_lines
 from runtime.logs import bind, configure_logging
+from runtime.startup import resume_collector
 from simulator.cli_parser import build_parser
 from simulator.errors import ConfigError, LagExceeded, ReferenceDataError
 from simulator.fraud.registry import check_scenarios
@@ -260,6 +262,7 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     configure_logging(
         args.log_level, json=None if args.log_format is None else args.log_format == "json"
     )
+    _load_command(args.command)
     try:
         if args.command == "validate":
             return _validate(args.target, args.spill_dir)
@@ -296,6 +299,21 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
         )
         return 130
     return 0
+
+
+#: The modules a command runs, loaded before the collector resumes (the others are light).
+_COMMAND_MODULES = {"generate": "simulator.batch.generate", "stream": "simulator.stream.job"}
+
+
+def _load_command(command: str) -> None:
+    """Import what ``command`` runs, then resume the collector a console script paused.
+
+    See :mod:`runtime.startup`.
+    """
+    module = _COMMAND_MODULES.get(command)
+    if module is not None:
+        importlib.import_module(module)
+    resume_collector()
 
 
 def entry() -> NoReturn:

@@ -1,30 +1,37 @@
 """What ``txnsim generate`` imports: only what the command uses (start-up is most of a small run).
 
 The console script's entry point runs in a process of its own, as users run it, and
-writes the names in its ``sys.modules`` as it exits.
+writes the names in its ``sys.modules`` (and the collector's state) as it exits.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from runtime.startup import pause_collector, resume_collector
+
 #: Modules a local ``generate`` to a folder never uses: Kafka, S3, Avro registries, plots,
 #: and pandas (pyarrow would import it on its first array; see ``simulator.cli._hide_pandas``).
 UNUSED = ("aiokafka", "boto3", "botocore", "matplotlib", "pandas", "pyspark", "httpx")
 
 
-def _imported(tmp_path: Path, cache: Path, out: str) -> set[str]:
+def _run(tmp_path: Path, cache: Path, out: str) -> dict:
     listing = tmp_path / f"{out}.json"
+    state = (
+        "{'modules': list(sys.modules), 'collecting': gc.isenabled(),"
+        " 'frozen': gc.get_freeze_count()}"
+    )
     code = (
-        "import atexit, json, pathlib, sys\n"
+        "import atexit, gc, json, pathlib, sys\n"
         f"listing = pathlib.Path({str(listing)!r})\n"
-        "atexit.register(lambda: listing.write_text(json.dumps(list(sys.modules))))\n"
-        "from simulator.cli import entry\n"
-        "entry()\n"
+        f"atexit.register(lambda: listing.write_text(json.dumps({state})))\n"
+        "from simulator.console import txnsim\n"
+        "txnsim()\n"
     )
     args = ["generate", "--out", str(tmp_path / out), "--seed", "5", "--cardholders", "1500"]
     env = {**os.environ, "TXNSIM_CACHE_DIR": str(cache)}
@@ -36,7 +43,11 @@ def _imported(tmp_path: Path, cache: Path, out: str) -> set[str]:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return {name.split(".")[0] for name in json.loads(listing.read_text())}
+    return json.loads(listing.read_text())
+
+
+def _imported(tmp_path: Path, cache: Path, out: str) -> set[str]:
+    return {name.split(".")[0] for name in _run(tmp_path, cache, out)["modules"]}
 
 
 def test_generate_imports_only_what_it_uses(tmp_path: Path) -> None:
@@ -47,6 +58,28 @@ def test_generate_imports_only_what_it_uses(tmp_path: Path) -> None:
     again = _imported(tmp_path, cache, "warm")
     assert "holidays" not in again  # ... and keeps them for the next run
     assert not again & set(UNUSED), sorted(again & set(UNUSED))
+
+
+def test_the_command_runs_with_the_collector_on_and_start_up_frozen(tmp_path: Path) -> None:
+    # The console script pauses the collector while its modules load; the command line
+    # resumes it before the command runs, with what start-up made frozen.
+    state = _run(tmp_path, tmp_path / "cache", "lake")
+    assert state["collecting"]
+    assert state["frozen"] > 20_000  # numpy's, pyarrow's and pydantic's objects, at least
+
+
+def test_the_collector_stays_as_an_embedding_program_left_it() -> None:
+    # Only a pause of its own is resumed: a program that turned the collector off keeps it off.
+    gc.disable()
+    try:
+        pause_collector()
+        resume_collector()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    frozen = gc.get_freeze_count()
+    resume_collector()  # nothing paused: nothing frozen
+    assert gc.get_freeze_count() == frozen
 
 
 def test_the_console_script_ends_with_its_output_whole(tmp_path: Path) -> None:

@@ -1,0 +1,15 @@
+"""The ``txnsim`` console script: the command line, its modules loaded with the collector paused."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from runtime.startup import pause_collector
+
+
+def txnsim() -> NoReturn:
+    """Run the command line in this process (see :func:`simulator.cli.entry`)."""
+    pause_collector()  # resumed by the command line once the command's modules are loaded
+    from simulator.cli import entry
+
+    entry()
