@@ -6,6 +6,8 @@ from typing import NoReturn
 
 from runtime.startup import pause_collector
 
+__all__ = ["txnsim"]
+
 
 def txnsim() -> NoReturn:
     """Run the command line in this process (see :func:`simulator.cli.entry`)."""
