@@ -194,10 +194,17 @@ async def _produce_only(settings: object, chunks: list[object]) -> float:
 
 
 async def _delete_topics(config: object) -> None:
+    """Delete a run's topics; a cluster that refuses (``delete.topic.enable=false``) keeps them."""
+    from aiokafka.errors import KafkaError
+
     from simulator.stream.kafka_client import admin_client
 
-    async with admin_client(config) as admin:  # type: ignore[arg-type]
-        await admin.delete_topics([config.topic, config.labels_topic])  # type: ignore[attr-defined]
+    topics = [config.topic, config.labels_topic]  # type: ignore[attr-defined]
+    try:
+        async with admin_client(config) as admin:  # type: ignore[arg-type]
+            await admin.delete_topics(topics)
+    except KafkaError as exc:
+        print(f"bench: topics {topics} not deleted: {exc!r}", file=sys.stderr)
 
 
 if __name__ == "__main__":
