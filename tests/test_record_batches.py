@@ -10,18 +10,12 @@ the broker's acceptance of them is tested end to end by ``test_stream_kafka`` an
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.stream.record_batches import (
-    PrebuiltBatch,
-    encode_headers,
-    partition_batches,
-    record_batches,
-)
+from simulator.stream.record_batches import PrebuiltBatch, encode_headers, partition_batches
 from simulator.stream.records import OutRecords
 
 _keys = st.one_of(st.none(), st.binary(max_size=40))
@@ -39,18 +33,18 @@ def _batches(
     transactional: bool,
     compression: str = "none",
 ) -> list[PrebuiltBatch]:
+    """The batches of ``records``, all of one partition."""
     keys, values, stamps = zip(*records, strict=True)
-    return list(
-        record_batches(
-            pa.array(keys, pa.binary()),
-            pa.array(values, pa.binary()),
-            np.array(stamps, np.int64),
-            encode_headers(headers),
-            batch_bytes,
-            transactional=transactional,
-            compression=compression,
-        )
+    out = OutRecords.of(keys, values, np.array(stamps), np.zeros(len(records)))
+    ((partition, batches),) = partition_batches(
+        out,
+        encode_headers(headers),
+        batch_bytes,
+        transactional=transactional,
+        compression=compression,
     )
+    assert partition == 0
+    return batches
 
 
 def _aiokafka(

@@ -17,7 +17,7 @@ https://kafka.apache.org/documentation/#recordbatch
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 
 import numpy as np
@@ -28,7 +28,7 @@ from schemas.avro_encode import varints
 from simulator.core.order import stable_order
 from simulator.stream.records import OutRecords
 
-__all__ = ["PrebuiltBatch", "encode_headers", "partition_batches", "record_batches"]
+__all__ = ["PrebuiltBatch", "encode_headers", "partition_batches"]
 
 # baseOffset, batchLength, partitionLeaderEpoch, magic, crc, attributes, lastOffsetDelta,
 # baseTimestamp, maxTimestamp, producerId, producerEpoch, baseSequence, records count.
@@ -145,75 +145,64 @@ def partition_batches(
 ) -> list[tuple[int, list[PrebuiltBatch]]]:
     """Each partition's batches of ``records``, in record order within a partition.
 
-    The records of every partition are encoded together, in one pass over the call's
-    arrays: a chunk of 32,768 records over 12 partitions costs a dozen Arrow and numpy
-    calls, not a dozen per partition (those small calls held the interpreter lock).
+    A partition's records are cut into batches of at most ``batch_bytes``; a record
+    larger than that goes alone in its batch (the broker decides whether it is too
+    large, as for aiokafka's own batches). The records of every partition are encoded
+    together, in one pass over the call's arrays: a chunk of 32,768 records over 12
+    partitions costs a dozen Arrow and numpy calls, not a dozen per partition (those
+    small calls held the interpreter lock).
     """
-    if len(records) == 0:
+    n = len(records)
+    if n == 0:
         return []
     order = stable_order(records.partitions)
     parts = records.partitions[order]
     take = pa.array(order)
     keys, values = records.keys.take(take), records.values.take(take)
     stamps = np.asarray(records.timestamps_ms, dtype=np.int64)[order]
-    edges = [0, *(np.flatnonzero(np.diff(parts)) + 1).tolist(), len(order)]
-    spans = [(lo, hi) for lo, hi in pairwise(edges) if hi > lo]
-    bound = _bounds(keys, values, headers)
-    ends = np.cumsum(bound)
+    key_length, value_length = _lengths(keys), _lengths(values)
+    # Each record's encoded size at most (its varints at their widest), summed on.
+    ends = np.cumsum(np.maximum(key_length, 0) + value_length + (len(headers) + _MAX_OVERHEAD))
+    edges = [0, *(np.flatnonzero(np.diff(parts)) + 1).tolist(), n]
     limit = batch_bytes - _HEADER.size
     starts = np.concatenate(
-        [lo + _cuts(ends[lo:hi] - (ends[lo - 1] if lo else 0), limit) for lo, hi in spans]
+        [lo + _cuts(ends[lo:hi] - (ends[lo - 1] if lo else 0), limit) for lo, hi in pairwise(edges)]
     )
-    batches = _batches(keys, values, stamps, starts, headers, transactional, compression)
+    framed = _framed(keys, values, key_length, value_length, stamps, starts, headers)
+    offsets = np.frombuffer(framed.buffers()[1], np.int32, n + 1, framed.offset * 4)
+    data = memoryview(framed.buffers()[2])
+    plain = _TRANSACTIONAL if transactional else 0
+    compress = _compressor(compression)
+    latest = np.maximum.reduceat(stamps, starts).tolist()
     by_partition: list[tuple[int, list[PrebuiltBatch]]] = []
-    for start, batch in zip(starts.tolist(), batches, strict=True):
-        partition = int(parts[start])
+    for lo, hi, max_ms in zip(starts.tolist(), [*starts[1:].tolist(), n], latest, strict=True):
+        payload, attributes = data[offsets[lo] : offsets[hi]], plain
+        if compress is not None:
+            packed = compress(payload)
+            if len(packed) < len(payload):  # as aiokafka: sent plain unless it is smaller
+                payload, attributes = memoryview(packed), plain | _CODECS[compression]
+        batch = PrebuiltBatch(payload, hi - lo, int(stamps[lo]), max_ms, attributes)
+        partition = int(parts[lo])
         if not by_partition or by_partition[-1][0] != partition:
             by_partition.append((partition, []))
         by_partition[-1][1].append(batch)
     return by_partition
 
 
-def record_batches(
+def _framed(
     keys: pa.Array,
     values: pa.Array,
-    timestamps_ms: np.ndarray,
-    headers: bytes,
-    batch_bytes: int,
-    *,
-    transactional: bool,
-    compression: str = "none",
-) -> Iterator[PrebuiltBatch]:
-    """Cut records of one partition, in order, into batches of at most ``batch_bytes``.
-
-    A record larger than ``batch_bytes`` goes alone in its batch (the broker decides
-    whether it is too large, as for aiokafka's own batches).
-    """
-    if len(values) == 0:
-        return
-    stamps = np.asarray(timestamps_ms, dtype=np.int64)
-    starts = _cuts(np.cumsum(_bounds(keys, values, headers)), batch_bytes - _HEADER.size)
-    yield from _batches(keys, values, stamps, starts, headers, transactional, compression)
-
-
-def _bounds(keys: pa.Array, values: pa.Array, headers: bytes) -> np.ndarray:
-    """Each record's encoded size, at most (its varints at their widest)."""
-    return np.maximum(_lengths(keys), 0) + _lengths(values) + (len(headers) + _MAX_OVERHEAD)
-
-
-def _batches(
-    keys: pa.Array,
-    values: pa.Array,
+    key_length: np.ndarray,
+    value_length: np.ndarray,
     stamps: np.ndarray,
     starts: np.ndarray,
     headers: bytes,
-    transactional: bool,
-    compression: str,
-) -> list[PrebuiltBatch]:
-    """The batches beginning at rows ``starts``, every record encoded at once."""
+) -> pa.Array:
+    """Every record as its batch holds it: deltas from the first record of its batch.
+
+    The batches begin at rows ``starts``.
+    """
     n = len(values)
-    key_length = _lengths(keys)
-    value_length = _lengths(values)
     first = np.repeat(starts, np.diff(np.append(starts, n)))
     deltas = [
         varints(stamps - stamps[first], None),
@@ -224,7 +213,7 @@ def _batches(
     body = np.maximum(key_length, 0) + value_length + (1 + len(headers))
     for varint in (*deltas, key_size, value_size):
         body += _lengths(varint)
-    records = pc.binary_join_element_wise(
+    return pc.binary_join_element_wise(
         varints(body, None),
         _ZERO,  # the record's attributes
         *deltas,
@@ -235,21 +224,6 @@ def _batches(
         pa.scalar(headers, _BINARY),
         _NOTHING,
     )
-    offsets = np.frombuffer(records.buffers()[1], np.int32, n + 1, records.offset * 4)
-    data = memoryview(records.buffers()[2])
-    plain = _TRANSACTIONAL if transactional else 0
-    compress = _compressor(compression)
-    ends = [*starts[1:].tolist(), n]
-    latest = np.maximum.reduceat(stamps, starts).tolist()
-    out = []
-    for lo, hi, max_ms in zip(starts.tolist(), ends, latest, strict=True):
-        payload, attributes = data[offsets[lo] : offsets[hi]], plain
-        if compress is not None:
-            packed = compress(payload)
-            if len(packed) < len(payload):  # as aiokafka: sent plain unless it is smaller
-                payload, attributes = memoryview(packed), plain | _CODECS[compression]
-        out.append(PrebuiltBatch(payload, hi - lo, int(stamps[lo]), max_ms, attributes))
-    return out
 
 
 def _lengths(array: pa.Array) -> np.ndarray:
