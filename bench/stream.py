@@ -32,6 +32,11 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simulator.settings.models import KafkaConfig, Settings
+    from simulator.stream.records import OutRecords
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,7 +66,7 @@ def main() -> None:
     bootstrap, stop = ensure_kafka()
     try:
 
-        def settings_for(delivery: str) -> object:
+        def settings_for(delivery: str) -> Settings:
             topic = f"bench-{delivery}-{uuid.uuid4().hex[:8]}"
             return load_settings(
                 None,
@@ -158,12 +163,12 @@ class _Kept:
 
     def __init__(self, partitions: int) -> None:
         self.partitions = partitions
-        self.chunks: list[object] = []
+        self.chunks: list[OutRecords] = []
 
     async def start(self) -> None:
         """Nothing to connect."""
 
-    async def publish(self, records: object) -> None:
+    async def publish(self, records: OutRecords) -> None:
         self.chunks.append(records)
 
     async def flush(self) -> None:
@@ -173,35 +178,35 @@ class _Kept:
         """Nothing to close."""
 
 
-async def _produce_only(settings: object, chunks: list[object]) -> float:
+async def _produce_only(settings: Settings, chunks: list[OutRecords]) -> float:
     """Events/s of publishing ``chunks`` through the stream's Kafka publisher, to the last ack."""
     from schemas.framing import record_headers
     from simulator.stream.chunks import writer_schema
     from simulator.stream.publishers import KafkaPublisher
 
-    stream = settings.stream  # type: ignore[attr-defined]
-    publisher = KafkaPublisher(settings.kafka, record_headers(writer_schema(stream.labels)))  # type: ignore[attr-defined]
+    headers = record_headers(writer_schema(settings.stream.labels))
+    publisher = KafkaPublisher(settings.kafka, headers)
     await publisher.start()
     try:
         began = time.perf_counter()
         for chunk in chunks:
-            await publisher.publish(chunk)  # type: ignore[arg-type]
+            await publisher.publish(chunk)
         await publisher.flush()
         seconds = time.perf_counter() - began
     finally:
         await publisher.stop()
-    return sum(len(chunk) for chunk in chunks) / seconds  # type: ignore[arg-type]
+    return sum(len(chunk) for chunk in chunks) / seconds
 
 
-async def _delete_topics(config: object) -> None:
+async def _delete_topics(config: KafkaConfig) -> None:
     """Delete a run's topics; a cluster that refuses (``delete.topic.enable=false``) keeps them."""
     from aiokafka.errors import KafkaError
 
     from simulator.stream.kafka_client import admin_client
 
-    topics = [config.topic, config.labels_topic]  # type: ignore[attr-defined]
+    topics = [config.topic, config.labels_topic]
     try:
-        async with admin_client(config) as admin:  # type: ignore[arg-type]
+        async with admin_client(config) as admin:
             await admin.delete_topics(topics)
     except KafkaError as exc:
         print(f"bench: topics {topics} not deleted: {exc!r}", file=sys.stderr)
