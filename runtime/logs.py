@@ -9,11 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import orjson
 
-__all__ = ["JsonFormatter", "bind", "configure_logging"]
+__all__ = ["JsonFormatter", "RepeatFilter", "bind", "configure_logging"]
 
 _BOUND: dict[str, Any] = {}
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -46,6 +48,44 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one message through once per window and counts the repeats it holds back.
+
+    A client library that cannot reach its broker says so on every reconnect attempt
+    (librdkafka: about 20 lines a second); one line per window says the same. The next
+    line let through carries ``repeated``, the number held back since the last one.
+
+    Args:
+        window_s: Seconds during which the same message (logger, level, text) is held back.
+        monotonic: A monotonic clock.
+    """
+
+    _MAX_KEYS = 1024
+
+    def __init__(self, window_s: float = 10.0, monotonic: Callable[[], float] = time.monotonic):
+        super().__init__()
+        if window_s <= 0:
+            raise ValueError(f"window_s must be positive, got {window_s}")
+        self._window_s = window_s
+        self._monotonic = monotonic
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Whether ``record`` is let through (a repeat within the window is not)."""
+        key = (record.name, record.levelno, record.getMessage())
+        now = self._monotonic()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self._window_s:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        if last is not None and last[1]:
+            record.repeated = last[1]
+        if len(self._seen) >= self._MAX_KEYS:
+            self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self._window_s}
+        self._seen[key] = (now, 0)
+        return True
 
 
 class _TextFormatter(logging.Formatter):
