@@ -8,6 +8,12 @@ uncommitted: the partitions' next owner re-reads it. With ``until_caught_up`` it
 the end offsets once at start, pauses each partition committed up to its end, and says
 when the whole group is there.
 
+Offsets are committed asynchronously: a commit waits for the group coordinator, and while
+one moves or restarts the loop goes on reading and landing (and hears a signal) instead
+of blocking in librdkafka. A commit counts once the coordinator confirms it (the commit
+callback, served by the next poll); one unanswered for ``connect_timeout_s`` is sent
+again. What is committed is only ever what landed, so sending late changes nothing.
+
 Broker requests ride out a coordinator or leader that moves or restarts; librdkafka's
 ``KafkaException`` becomes :class:`~consumers.errors.KafkaUnavailable` when they do not.
 """
@@ -23,6 +29,7 @@ from consumers.errors import KafkaUnavailable, SinkError
 from consumers.landing import Limits, PartitionLog
 from consumers.settings import SinkSettings
 from consumers.stats import SinkStats
+from runtime.logs import RepeatFilter
 
 __all__ = ["Membership", "confluent_consumer"]
 
@@ -32,10 +39,16 @@ T = TypeVar("T")
 
 
 def confluent_consumer(options: dict[str, Any]) -> Any:
-    """The librdkafka consumer for ``options``, logging through ``txnsim.sink.librdkafka``."""
+    """The librdkafka consumer for ``options``, logging through ``txnsim.sink.librdkafka``.
+
+    A broker that is down is reported once per ten seconds, not on every reconnect.
+    """
     from confluent_kafka import Consumer
 
-    return Consumer({**options, "logger": logging.getLogger("txnsim.sink.librdkafka")})
+    client_log = logging.getLogger("txnsim.sink.librdkafka")
+    if not any(isinstance(f, RepeatFilter) for f in client_log.filters):
+        client_log.addFilter(RepeatFilter(window_s=10.0))
+    return Consumer({**options, "logger": client_log})
 
 
 class Membership:
@@ -47,6 +60,7 @@ class Membership:
         consumer_factory: Builds the librdkafka consumer from its properties.
         before_revoke: Called with the partitions about to be revoked, before what is
             held for them is dropped (to wait for their files in flight).
+        monotonic: A monotonic clock (for commits left unanswered).
     """
 
     def __init__(
@@ -55,6 +69,7 @@ class Membership:
         stats: SinkStats,
         consumer_factory: Callable[[dict[str, Any]], Any],
         before_revoke: Callable[[list[int]], None],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._kafka = settings.kafka
@@ -65,9 +80,12 @@ class Membership:
         self._consumer: Any = None
         self._partitions: list[int] = []
         self._paused: set[int] = set()
+        self._monotonic = monotonic
+        #: Commits sent and not yet answered: the offset per partition, and when it was sent.
+        self._in_flight: dict[int, tuple[int, float]] = {}
         #: The assigned partitions' logs.
         self.logs: dict[int, PartitionLog] = {}
-        #: The offset last committed (or started from), per assigned partition.
+        #: The offset last confirmed committed (or started from), per assigned partition.
         self.committed: dict[int, int] = {}
         #: With ``until_caught_up``, the end offsets seen at start; None otherwise.
         self.ends: dict[int, int] | None = None
@@ -76,7 +94,9 @@ class Membership:
 
     def connect(self) -> None:
         """Build the consumer (it reaches the cluster lazily, in :meth:`join`)."""
-        self._consumer = self._factory(self._settings.kafka_options())
+        self._consumer = self._factory(
+            {**self._settings.kafka_options(), "on_commit": self._on_commit}
+        )
 
     def join(self) -> None:
         """Check the topic, read the end offsets if asked to, and subscribe.
@@ -102,6 +122,25 @@ class Membership:
             num_messages=self._kafka.poll_records, timeout=0.5
         )
         return messages
+
+    def settle(self, timeout: float) -> bool:
+        """Stop fetching and wait for the commits in flight to be answered.
+
+        Args:
+            timeout: Seconds to wait at most.
+
+        Returns:
+            Whether every commit sent was answered (confirmed or refused) in time.
+        """
+        if not self._in_flight:
+            return True
+        self._consumer.pause(self._consumer.assignment())  # no more records: only callbacks
+        deadline = self._monotonic() + timeout
+        while self._in_flight and self._monotonic() < deadline:
+            # Serves the commit callback; a record fetched before the pause is not landed
+            # (nothing past the last commit is lost: it is re-read).
+            self._consumer.poll(0.1)
+        return not self._in_flight
 
     def close(self) -> None:
         """Leave the group and close the consumer (nothing more is committed)."""
@@ -137,6 +176,7 @@ class Membership:
                 start, _ = self._watermarks(tp.partition, consumer)
             self.logs[tp.partition] = PartitionLog(self._limits, start)
             self.committed[tp.partition] = start
+            self._in_flight.pop(tp.partition, None)
         log.info(
             "partitions assigned",
             extra={"partitions": sorted(tp.partition for tp in assigned)},
@@ -151,43 +191,78 @@ class Membership:
         for tp in revoked:
             self.logs.pop(tp.partition, None)
             self.committed.pop(tp.partition, None)
+            self._in_flight.pop(tp.partition, None)
             self._paused.discard(tp.partition)
         log.info("partitions revoked", extra={"partitions": sorted(tp.partition for tp in revoked)})
 
     # --- Offsets -----------------------------------------------------------------------------
 
     def commit(self) -> None:
-        """Commit every partition whose landed position moved past its last commit.
+        """Send a commit for every partition whose landed position moved past its commits.
 
-        A failed commit (e.g. a rebalance took the partitions) is logged and tried again
-        next round; the files stay, and a next owner adopts them.
+        Asynchronous: :attr:`committed` moves when the coordinator confirms. A refused
+        commit (e.g. a rebalance took the partitions) is logged and sent again next round;
+        the files stay, and a next owner adopts them.
         """
         from confluent_kafka import KafkaException, TopicPartition
 
-        topic = self._kafka.topic
         self._advance_past_gaps()
-        due = {
-            partition: position
-            for partition, partition_log in self.logs.items()
-            if (position := partition_log.commit_position()) > self.committed.get(partition, -1)
-        }
+        now = self._monotonic()
+        patience = self._kafka.connect_timeout_s
+        due: dict[int, int] = {}
+        for partition, partition_log in self.logs.items():
+            position = partition_log.commit_position()
+            sent, at = self._in_flight.get(partition, (-1, now))
+            if now - at >= patience:
+                sent = -1  # unanswered for too long: send it again
+            if position > max(self.committed.get(partition, -1), sent):
+                due[partition] = position
         if not due:
             return
-        offsets = [TopicPartition(topic, p, pos) for p, pos in due.items()]
+        topic = self._kafka.topic
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._consumer.commit(
+                offsets=[TopicPartition(topic, p, pos) for p, pos in due.items()],
+                asynchronous=True,
+            )
         except KafkaException as exc:
             log.warning("commit failed; will retry", extra={"error": str(exc)})
             return
-        self.committed.update(due)
+        self._in_flight.update((p, (pos, now)) for p, pos in due.items())
+
+    def _on_commit(self, error: Any, partitions: list[Any]) -> None:
+        """The coordinator's answer to a commit (served by a poll of this thread)."""
+        if error is not None:
+            log.warning("commit failed; will retry", extra={"error": str(error)})
+        confirmed: dict[int, int] = {}
+        for tp in partitions:
+            sent = self._in_flight.get(tp.partition)
+            if sent is not None and sent[0] == tp.offset:
+                del self._in_flight[tp.partition]  # answered; a refusal is sent again
+            if error is None and tp.error is None and tp.partition in self.logs:
+                confirmed[tp.partition] = max(tp.offset, self.committed.get(tp.partition, -1))
+            elif error is None and tp.error is not None:
+                log.warning(
+                    "commit failed; will retry",
+                    extra={"partition": tp.partition, "error": str(tp.error)},
+                )
+        if confirmed:
+            self._confirmed(confirmed)
+
+    def _confirmed(self, positions: dict[int, int]) -> None:
+        """Record commits the coordinator confirmed; pause partitions at their end."""
+        from confluent_kafka import TopicPartition
+
+        topic = self._kafka.topic
+        self.committed.update(positions)
         self._stats.count_commit()
-        for partition, position in due.items():
+        for partition, position in positions.items():
             _, high = self._consumer.get_watermark_offsets(
                 TopicPartition(topic, partition), cached=True
             )
             self._stats.committed(partition, position, high)
         if self.ends is not None:
-            for partition, position in due.items():
+            for partition, position in positions.items():
                 if position >= self.ends.get(partition, 0) and partition not in self._paused:
                     self._consumer.pause([TopicPartition(topic, partition)])
                     self._paused.add(partition)

@@ -6,6 +6,8 @@ Exactly once, by construction:
   create-only; an existing object is never replaced.
 * Offsets are committed only after every file and dead letter before them is durable,
   so a crash at any point re-reads only records whose files may or may not exist.
+  Commits are asynchronous (:mod:`consumers.membership`): a coordinator that moves or
+  restarts does not stop the loop, which goes on landing and hears a signal.
 * Files are cut by the records alone (see :mod:`consumers.landing`), so re-reading cuts
   the same files and finds them landed. A record's writer schema is part of the record
   (see :mod:`consumers.intake`), and a file holds one schema (its Arrow schema and
@@ -99,6 +101,7 @@ class Sink:
             self.stats,
             consumer_factory or confluent_consumer,
             before_revoke=self._lander.drain,
+            monotonic=monotonic,
         )
 
     def stop(self) -> None:
@@ -165,10 +168,19 @@ class Sink:
 
     def _finish(self) -> None:
         """Land everything held and commit it (a clean stop or the end of a catch-up)."""
-        for partition_log in self._members.logs.values():
+        members = self._members
+        for partition_log in members.logs.values():
             partition_log.close()
-        self._lander.land(self._members.logs, wait=True)
-        self._members.commit()
+        self._lander.land(members.logs, wait=True)
+        members.commit()
+        patience = self._settings.kafka.connect_timeout_s
+        if not members.settle(patience):
+            # Exactly once still holds: the next run re-reads from the last confirmed
+            # commit and adopts the files that landed since.
+            log.warning(
+                "the last commit was not confirmed; its records will be re-read",
+                extra={"waited_s": patience},
+            )
 
     def _held_bytes(self) -> int:
         return sum(partition_log.held_bytes for partition_log in self._members.logs.values())

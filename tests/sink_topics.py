@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from tests.strategies import sample_transaction
 __all__ = [
     "SCHEMA",
     "catch_up",
+    "finish",
     "landed_transactions",
     "offsets",
     "produce",
@@ -201,6 +203,27 @@ def catch_up(
 
 def landed_transactions(root: Path) -> pa.Table:
     return ds.dataset(root / "transactions", format="parquet", partitioning="hive").to_table()
+
+
+def finish(proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> bytes:
+    """Wait for the sink ``proc`` to exit; its standard output.
+
+    A sink still running after ``timeout_s`` is asked for its threads' stacks (SIGUSR1)
+    and the test fails with the end of its log, stacks included: where it waited.
+
+    Raises:
+        AssertionError: If the sink did not exit in time.
+    """
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        tail = log.read_text()[-8000:] if log.exists() else "(no log)"
+        raise AssertionError(
+            f"the sink did not exit within {timeout_s:g} s; its log ends:\n{tail}"
+        ) from None
+    return out
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, log: Path) -> None:

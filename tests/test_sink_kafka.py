@@ -35,7 +35,7 @@ from tests.kafka_broker import local_kafka_for, restart_local_kafka
 from tests.kafka_read import read_topic
 from tests.prometheus import free_port, scrape, scrape_while
 from tests.s3_server import S3Server
-from tests.sink_topics import sink_command, sink_env, wait_until
+from tests.sink_topics import finish, sink_command, sink_env, wait_until
 from tests.test_stream import fraud_overrides
 
 pytestmark = pytest.mark.kafka
@@ -123,7 +123,10 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
 def _land(command: list[str], s3: S3Server | None, log: Path, timeout: float = 300) -> dict:
     """Run the sink to completion; its summary line."""
     proc = _spawn(command, s3, log)
-    out, _ = proc.communicate(timeout=timeout)
+    try:
+        out = finish(proc, log, timeout)
+    finally:
+        _reap(proc)
     assert proc.returncode == 0, log.read_text()[-3000:]
     return orjson.loads(out.strip().splitlines()[-1])
 
@@ -272,7 +275,7 @@ def test_s3_outage_pauses_landing_and_it_resumes(
         wait_until(lambda: len(s3_server.keys(bucket, "lake/transactions")) >= 3, 120, log)
         with s3_server.outage():
             time.sleep(10)
-        out, _ = proc.communicate(timeout=300)
+        out = finish(proc, log, 300)
     finally:
         _reap(proc)
     assert proc.returncode == 0, log.read_text()[-3000:]
@@ -299,11 +302,53 @@ def test_broker_restart_mid_landing(streamed: Streamed, tmp_path: Path) -> None:
     try:
         wait_until(lambda: len(list((tmp_path / "lake").rglob("*.parquet"))) >= 3, 120, log)
         restart_local_kafka(streamed.bootstrap)
-        _out, _ = proc.communicate(timeout=300)
+        finish(proc, log, 300)
     finally:
         _reap(proc)
     assert proc.returncode == 0, log.read_text()[-3000:]
     _assert_exactly_once(tmp_path / "lake", streamed)
+
+
+def test_a_stop_during_a_broker_outage_is_heard_and_loses_nothing(
+    streamed: Streamed, tmp_path: Path
+) -> None:
+    # Commits wait for the group coordinator; the loop must not. A sink asked to stop
+    # while the broker is down hears it at once, lands what it holds and exits (its last
+    # commit unconfirmed); the next run re-reads from the last confirmed commit and adopts
+    # what landed. (A commit that blocked the loop held the signal until the session
+    # timed out.)
+    broker = local_kafka_for(streamed.bootstrap)
+    if broker is None:
+        pytest.skip("the broker was not started by scripts/kafka-local, so it cannot be stopped")
+    lake = tmp_path / "lake"
+    command = _sink_command(
+        streamed,
+        "g-outage-stop",
+        lake.as_uri(),
+        "--max-rows-per-file",
+        "5000",
+        "--set",
+        "kafka.connect_timeout_s=5",
+        "--set",
+        "kafka.session_timeout_s=15",
+    )
+    log = tmp_path / "sink.log"
+    proc = _spawn(command, None, log)
+    try:
+        wait_until(lambda: len(list(lake.rglob("*.parquet"))) >= 3, 120, log)
+        broker.stop(keep_data=True)
+        try:
+            time.sleep(3)  # what it holds lands; its commit waits for the coordinator
+            proc.send_signal(signal.SIGTERM)
+            wait_until(lambda: "signal received" in log.read_text(), 5, log)
+            finish(proc, log, 60)
+        finally:
+            broker.start()
+    finally:
+        _reap(proc)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    _land(_sink_command(streamed, "g-outage-stop", lake.as_uri(), "--until-caught-up"), None, log)
+    _assert_exactly_once(lake, streamed)
 
 
 def test_members_joining_and_leaving_the_group(streamed: Streamed, tmp_path: Path) -> None:
