@@ -6,8 +6,8 @@ while running (Kafka unreachable or topic missing, the destination down past
 ``retry_give_up_s``, a permanent destination error, a name conflict, the Schema
 Registry unreachable past ``registry_give_up_s``). A second signal
 stops retrying an unavailable destination: nothing uncommitted is lost, it is re-read.
-SIGUSR1 writes every thread's stack to stderr and lets the sink go on: what a sink that
-seems stuck is waiting for.
+SIGUSR1 writes every thread's stack to stderr and lets the sink go on
+(:mod:`runtime.stacks`).
 
 Each flag sets one setting (``--group`` is ``kafka.group``, ``--s3-region`` is
 ``s3.region``); ``--set KEY=VALUE`` sets any, dotted in its section
@@ -19,9 +19,6 @@ See :mod:`consumers.settings`.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import faulthandler
-import io
 import logging
 import signal
 import sys
@@ -37,6 +34,7 @@ from runtime import metrics
 from runtime.errors import ConfigError, TxnsimError
 from runtime.logs import bind, configure_logging
 from runtime.overrides import deep_merge, parse_overrides
+from runtime.stacks import dump_stacks_on_signal
 from storage.base import open_store
 
 __all__ = ["entry", "main"]
@@ -153,10 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    # Answered in C, even while this thread waits inside librdkafka (not where stderr
-    # is no file: an embedding program's capture).
-    with contextlib.suppress(io.UnsupportedOperation, RuntimeError):
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    dump_stacks_on_signal()  # SIGUSR1, answered even while librdkafka holds this thread
     try:
         stats = sink.run()
     except TxnsimError as exc:

@@ -6,7 +6,8 @@ field; 1 a failure while running (output folder not writable, S3 down past
 ``retry_give_up_s``, Kafka unreachable, delivery failed); 3 ``validate`` found a
 violation (the JSON report names it); 4 a stream fell further behind schedule than
 ``--max-lag``.
-Nothing is written before the settings are fully validated.
+Nothing is written before the settings are fully validated. SIGUSR1 writes every
+thread's stack to stderr and the run goes on (:mod:`runtime.stacks`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import yaml
 from runtime import errors as runtime_errors
 from runtime.layers import explain_lines
 from runtime.logs import bind, configure_logging
+from runtime.stacks import dump_stacks_on_signal
 from runtime.startup import resume_collector
 from simulator.cli_parser import build_parser
 from simulator.errors import ConfigError, LagExceeded, ReferenceDataError
@@ -259,6 +261,8 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     args = parser.parse_args(argv)
     if own_process and getattr(args, "engine", "local") != "spark":
         _hide_pandas()
+    if own_process:
+        dump_stacks_on_signal()  # kill -USR1: every thread's stack to stderr, and go on
     configure_logging(
         args.log_level, json=None if args.log_format is None else args.log_format == "json"
     )

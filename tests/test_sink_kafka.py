@@ -339,6 +339,10 @@ def test_a_stop_during_a_broker_outage_is_heard_and_loses_nothing(
         broker.stop(keep_data=True)
         try:
             time.sleep(3)  # what it holds lands; its commit waits for the coordinator
+            # Where it waits, on demand: every thread's stack in its log, and it goes on.
+            proc.send_signal(signal.SIGUSR1)
+            wait_until(lambda: "most recent call first" in log.read_text(), 5, log)
+            assert proc.poll() is None, log.read_text()[-3000:]
             proc.send_signal(signal.SIGTERM)
             wait_until(lambda: "signal received" in log.read_text(), 5, log)
             finish(proc, log, 60)
