@@ -21,6 +21,7 @@ Broker requests ride out a coordinator or leader that moves or restarts; librdka
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -142,10 +143,35 @@ class Membership:
             self._consumer.poll(0.1)
         return not self._in_flight
 
-    def close(self) -> None:
-        """Leave the group and close the consumer (nothing more is committed)."""
-        if self._consumer is not None:
-            self._consumer.close()
+    def close(self, timeout: float) -> bool:
+        """Leave the group and close the consumer (nothing more is committed).
+
+        librdkafka's close waits for the group coordinator (to leave the group, for the
+        commits in flight), and with the broker down it can wait until the broker is
+        back. So it runs on a thread and is abandoned after ``timeout`` seconds: the
+        group then drops this member at its session timeout, and nothing is lost (what
+        was not confirmed committed is re-read).
+
+        Args:
+            timeout: Seconds to wait for the close at most.
+
+        Returns:
+            Whether the consumer closed in time.
+        """
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return True
+
+        def close() -> None:
+            try:
+                consumer.close()
+            except Exception as exc:  # on its own thread: said, not raised
+                log.warning("closing the consumer failed", extra={"error": str(exc)})
+
+        closer = threading.Thread(target=close, name="txnsim-sink-close", daemon=True)
+        closer.start()
+        closer.join(timeout)
+        return not closer.is_alive()
 
     # --- Rebalances --------------------------------------------------------------------------
 

@@ -160,7 +160,13 @@ class Sink:
             self._abandon = True  # a writer still retrying gives up: nothing is committed
             self._lander.close()
             self.stats.seconds = self._monotonic() - began
-            members.close()
+            patience = settings.kafka.connect_timeout_s
+            if not members.close(patience):
+                log.warning(
+                    "the consumer did not close in time (the broker is unreachable); "
+                    "leaving without it: the group drops this member at its session timeout",
+                    extra={"waited_s": patience},
+                )
             if self._registry is not None:
                 self._registry.close()
         log.info("sink stopped", extra=self.stats.as_json())
