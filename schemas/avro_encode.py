@@ -26,7 +26,7 @@ from schemas.errors import SchemaError
 from schemas.event import EventSchema
 from schemas.framing import Framing, PrefixFraming
 
-__all__ = ["TableEncoder", "varints"]
+__all__ = ["TableEncoder", "buffer_view", "value_offsets", "varints"]
 
 # Rows joined at once: bounds the temporary arrays and keeps every piece under the 2 GiB
 # that 32-bit Arrow offsets address, unless rows average more than 32 KiB.
@@ -176,14 +176,14 @@ def _value_encoder(name: str, avro_type: Any, named: dict[str, Any]) -> _Encode:
 
 
 def _encode_string(column: pa.Array, validity: pa.Buffer | None) -> list[pa.Array]:
-    offsets = _values(column, np.int32, extra=1)
+    offsets = value_offsets(column)
     # The content is the column's own data buffer: its null slots join as nothing.
     return [varints(np.diff(offsets).astype(np.int64), validity), column.view(_BINARY)]
 
 
 def _encode_long(column: pa.Array, validity: pa.Buffer | None) -> list[pa.Array]:
     width = column.type.bit_width // 8
-    return [varints(_values(column, np.dtype(f"<i{width}")).astype(np.int64), validity)]
+    return [varints(buffer_view(column, np.dtype(f"<i{width}")).astype(np.int64), validity)]
 
 
 def _encode_boolean(column: pa.Array, validity: pa.Buffer | None) -> list[pa.Array]:
@@ -193,7 +193,8 @@ def _encode_boolean(column: pa.Array, validity: pa.Buffer | None) -> list[pa.Arr
 def _encode_floating(column: pa.Array, validity: pa.Buffer | None) -> list[pa.Array]:
     # Avro floats and doubles are IEEE-754 little-endian, as Arrow stores them.
     width = column.type.bit_width // 8
-    return [_fixed_width(_values(column, np.dtype(f"<u{width}")).view(np.uint8), width, validity)]
+    raw = buffer_view(column, np.dtype(f"<u{width}")).view(np.uint8)
+    return [_fixed_width(raw, width, validity)]
 
 
 def _encode_decimal(column: pa.Array, validity: pa.Buffer | None) -> list[pa.Array]:
@@ -205,7 +206,7 @@ def _encode_decimal(column: pa.Array, validity: pa.Buffer | None) -> list[pa.Arr
     """
     if column.type.byte_width != 16:
         raise ValueError(f"expected decimal128, got {column.type}")
-    words = _values(column, np.dtype("<u8"), scale=2).reshape(-1, 2)
+    words = buffer_view(column, np.dtype("<u8"), scale=2).reshape(-1, 2)
     lo, hi = words[:, 0], words[:, 1]
     negative = hi.view(np.int64) < 0
     mag_lo = np.where(negative, ~lo + np.uint64(1), lo)
@@ -288,12 +289,21 @@ def _variable(data: np.ndarray, sizes: np.ndarray, validity: pa.Buffer | None) -
     )
 
 
-def _values(column: pa.Array, dtype: Any, *, extra: int = 0, scale: int = 1) -> np.ndarray:
-    """The column's value (or offset) buffer as numpy, honouring the array's slice offset."""
+def buffer_view(column: pa.Array, dtype: Any, *, extra: int = 0, scale: int = 1) -> np.ndarray:
+    """The column's value (or offset) buffer as numpy, honouring the array's slice offset.
+
+    No copy: ``extra`` more entries than the array's length (an offset buffer's last),
+    ``scale`` entries a value (a 128-bit decimal as two words).
+    """
     dtype = np.dtype(dtype)
     count = (len(column) + extra) * scale
     start = column.offset * scale * dtype.itemsize
     return np.frombuffer(column.buffers()[1], dtype=dtype, count=count, offset=start)
+
+
+def value_offsets(array: pa.Array) -> np.ndarray:
+    """A string or binary array's ``len + 1`` value offsets (int32) into its data buffer."""
+    return buffer_view(array, np.int32, extra=1)
 
 
 def _bits(buffer: pa.Buffer, column: pa.Array) -> np.ndarray:

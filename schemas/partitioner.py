@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from schemas.avro_encode import value_offsets
+
 __all__ = ["murmur2", "partitions_for"]
 
 _M = np.uint32(0x5BD1E995)
@@ -60,7 +62,7 @@ def partitions_for(keys: pa.StringArray, partitions: int) -> np.ndarray:
     out = np.empty(n, dtype=np.int32)
     if n == 0:
         return out
-    offsets = np.frombuffer(keys.buffers()[1], np.int32, n + 1, keys.offset * 4).astype(np.int64)
+    offsets = value_offsets(keys).astype(np.int64)
     data = np.frombuffer(keys.buffers()[2], np.uint8)
     starts, lengths = offsets[:-1], np.diff(offsets)
     for length in np.unique(lengths).tolist():

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from schemas.avro_encode import varints
+from schemas.avro_encode import value_offsets, varints
 from simulator.core.order import stable_order
 from simulator.stream.records import OutRecords
 
@@ -169,7 +169,7 @@ def partition_batches(
         [lo + _cuts(ends[lo:hi] - (ends[lo - 1] if lo else 0), limit) for lo, hi in pairwise(edges)]
     )
     framed = _framed(keys, values, key_length, value_length, stamps, starts, headers)
-    offsets = np.frombuffer(framed.buffers()[1], np.int32, n + 1, framed.offset * 4)
+    offsets = value_offsets(framed)
     data = memoryview(framed.buffers()[2])
     plain = _TRANSACTIONAL if transactional else 0
     compress = _compressor(compression)
@@ -228,8 +228,7 @@ def _framed(
 
 def _lengths(array: pa.Array) -> np.ndarray:
     """Byte lengths of a binary array's values, from its offsets; -1 for a null (a null key)."""
-    offsets = np.frombuffer(array.buffers()[1], np.int32, len(array) + 1, array.offset * 4)
-    lengths = np.diff(offsets).astype(np.int64)
+    lengths = np.diff(value_offsets(array)).astype(np.int64)
     if array.null_count:
         lengths[~array.is_valid().to_numpy(zero_copy_only=False)] = -1
     return lengths
