@@ -18,7 +18,7 @@ from tests.conftest import run, small_settings
 
 #: SHA-256 of :func:`_fingerprint` for :func:`_golden_settings`. Update only together with
 #: a CHANGELOG entry saying why the output changed.
-GOLDEN = "33b41a56895e191c6c1262d57bbe10b6e96dfc885c3e5935e586caa2239dd737"
+GOLDEN = "d0f1ae0c9ad88448b93de278244b0fd860e999579fcc7d18e3876d59ed179568"
 
 
 def _golden_settings(out: Path, cache_dir: Path) -> object:

@@ -96,8 +96,31 @@ def test_a_run_on_a_cached_world_writes_the_same_bytes(tmp_path: Path, cache_dir
         manifest = orjson.loads((out / "manifest.json").read_bytes())
         hashes.append([(f["path"], f["sha256"]) for f in manifest["files"]])
     assert hashes[0] == hashes[1] == hashes[2]
-    # The fraud calibration came from the cache too.
+    # The fraud calibration and the blocks' warm-ups came from the cache too.
     assert list((cache_dir / "fraud-calibration-seedless").glob("*.pickle"))
+    assert list((cache_dir / "fraud-warmup").glob("*.pickle"))
+
+
+def test_a_kept_warm_up_runs_the_same_bytes_in_any_lanes(tmp_path: Path) -> None:
+    """A kept warm-up replays its card blocks: 1 and 2 workers, cold and kept, agree."""
+    cache = tmp_path / "cache"
+    hashes = {}
+    for name, workers, cache_dir in [
+        ("cold", 1, None),
+        ("keep-1", 1, cache),
+        ("kept-1", 1, cache),
+        ("keep-2", 2, cache),
+        ("kept-2", 2, cache),
+    ]:
+        out = tmp_path / name
+        settings = small_settings(out, cache, "fraud.target_rate=0.02", seed=36)
+        run(settings.model_copy(update={"cache_dir": cache_dir, "workers": workers}))
+        manifest = orjson.loads((out / "manifest.json").read_bytes())
+        hashes[name] = [(f["path"], f["sha256"]) for f in manifest["files"]]
+        assert manifest["fraud"]["cards_blocked"] > 0  # the replay has blocks to make
+    assert len({str(h) for h in hashes.values()}) == 1
+    # One warm-up kept per lane layout: a lane for 1 worker, two for 2.
+    assert len(list((cache / "fraud-warmup").glob("*.pickle"))) == 3
 
 
 def test_a_world_over_the_size_cap_is_built_but_not_kept(

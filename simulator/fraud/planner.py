@@ -51,7 +51,7 @@ from simulator.fraud.contract import Campaign, Scenario
 from simulator.fraud.model import FraudModel
 from simulator.world.money import quantise
 
-__all__ = ["FraudPlanner"]
+__all__ = ["FraudPlanner", "WarmUp"]
 
 _TOPUP_ATTEMPTS = 10_000
 #: A scenario with at least this share of its rows within a day of its start is fast.
@@ -69,6 +69,28 @@ class _Live:
     made: int
     kind: int = STEADY
     pos: int = 0
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """A block's warm-up: its campaigns still under way when the run starts.
+
+    It depends on the seed, the settings and the run's start only (the warm-up plans at
+    the block's expected genuine rate, not at a count the run simulated), so it can be
+    kept between runs like the world (:meth:`FraudPlanner.resume`).
+
+    Attributes:
+        live: The campaigns with rows in the run, each positioned at its first one.
+        planned: Campaigns planned, by scenario and kind.
+        made: Campaigns made in all.
+        blocked: The cards the warm-up's detections blocked, and when: the arguments of
+            each :meth:`~simulator.fraud.cards.CardRegistry.block_many`, in order.
+    """
+
+    live: list[_Live]
+    planned: np.ndarray
+    made: int
+    blocked: list[tuple[np.ndarray, np.ndarray]]
 
 
 class FraudPlanner:
@@ -93,6 +115,10 @@ class FraudPlanner:
         self.cards = model.cards
         lo, hi = self._world.block_range(block)
         self.ctx = model.ctx.among(range(lo, hi))
+        #: Genuine transactions the block's cardholders make in a slice, on average.
+        self._steady_legit = (
+            float(self._world.holders.rate[lo:hi].sum()) * self._slice_us / US_PER_DAY
+        )
         self._live: list[_Live] = []
         #: Fraud rows emitted so far by scenario (steers top-ups and trims to the mix).
         self._emitted = np.zeros(len(self._scenarios))
@@ -104,11 +130,18 @@ class FraudPlanner:
         # errors (each under one row) cancel in a run's total instead of adding up.
         self._carry = float(keyed_uniforms(np.array([block]), model.quota_secret)[0])
         self._warmed = False
+        #: While warming up: the registry blocks made, to replay from a kept warm-up.
+        self._blocked: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def rate(self) -> float:
         """The target fraud rate by count."""
         return self._config.target_rate
+
+    @property
+    def warmed(self) -> bool:
+        """Whether the warm-up was planned or resumed."""
+        return self._warmed
 
     def plan_slice(self, start_us: int, legit: int) -> FraudRows:
         """Plan up to the end of the slice starting at ``start_us`` and return its rows.
@@ -120,9 +153,36 @@ class FraudPlanner:
         if self.rate <= 0 or not self._scenarios:
             return FraudRows.empty()
         if not self._warmed:
-            self._warmed = True
-            self._warm_up(start_us, legit)
+            self.warm_up(start_us)
         return self._slice(start_us, legit)
+
+    def warm_up(self, run_start: int) -> WarmUp:
+        """Plan the ``warmup_days`` before ``run_start``; returns what :meth:`resume` takes.
+
+        Called before the first slice (:meth:`plan_slice` does, if nobody did).
+        """
+        self._warmed = True
+        self._blocked = []
+        if self.rate > 0 and self._scenarios:
+            self._warm_up(run_start)
+        warm = WarmUp(list(self._live), self._planned.copy(), self._made, self._blocked)
+        self._blocked = None
+        return warm
+
+    def resume(self, warm: WarmUp) -> None:
+        """Start from a warm-up kept from an earlier run: its campaigns, its card blocks.
+
+        In place of :meth:`warm_up`, on a registry where this block planned nothing yet;
+        the blocks are made again in their order, so the replacement cards are the same.
+        """
+        if self._warmed:
+            raise RuntimeError(f"block {self.block} has warmed up already")
+        self._warmed = True
+        for cards, when in warm.blocked:
+            self.cards.block_many(cards, when)
+        self._live = list(warm.live)
+        self._planned = warm.planned.copy()
+        self._made = warm.made
 
     def _begin(self, s0: int, legit: int, run_start: int) -> float:
         """Start this slice's campaigns at the steady rate; skip those ending before the run.
@@ -141,17 +201,18 @@ class FraudPlanner:
                     self._start(i, at)
         return expected
 
-    def _warm_up(self, run_start: int, legit: int) -> None:
+    def _warm_up(self, run_start: int) -> None:
         """Plan the ``warmup_days`` before the run: only their campaigns' later rows matter.
 
         The warm-up's starts are drawn at once, one stream per scenario and block
-        (``("fraud-warmup", name, block, first slice)``), at the first slice's rate;
-        its slices are then planned in order, as the run's are.
+        (``("fraud-warmup", name, block, first slice)``), at the block's steady rate
+        (its cardholders' mean genuine count per slice); its slices are then planned in
+        order, as the run's are.
         """
         step = self._slice_us
         first = run_start - self._config.warmup_days * US_PER_DAY
         slices = np.arange(first, run_start, step, dtype=np.int64)
-        expected = legit * self.rate / (1.0 - self.rate)
+        expected = self._steady_legit * self.rate / (1.0 - self.rate)
         rate = expected * self._share / self._mean
         due: list[list[tuple[int, int]]] = [[] for _ in slices]
         for i, name in enumerate(self.names):
@@ -218,6 +279,8 @@ class FraudPlanner:
         rows = replace(rows, amount_minor=quantise(rows.amount_minor, steps))
         keep, (cards, when) = detect(sc, rows, rng)
         self.cards.block_many(cards, when)
+        if self._blocked is not None:
+            self._blocked.append((cards, when))
         rows = rows.take(keep)
         rows = rows.take(np.argsort(rows.time_us, kind="stable"))
         label = self._labels(sc, rows, rng)
