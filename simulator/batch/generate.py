@@ -26,6 +26,7 @@ from simulator.batch.output import Destination, FolderDestination, Naming, Parti
 from simulator.errors import ConfigError
 from simulator.fraud.cards import CardRegistry
 from simulator.model.engine import SliceSource
+from simulator.model.slices import Slice
 from simulator.settings.models import Settings
 from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.world.build import World, build_world
@@ -61,16 +62,27 @@ def package_version() -> str:
 
 
 class _Lander:
-    """Writes slices into their date partitions on a background thread.
+    """Lands slices into their date partitions on a background thread.
 
-    Parquet encoding releases the GIL, so while one slice is written the next one is
-    simulated. At most one slice waits for the writer, which bounds memory. Partitions
-    are committed in order; on error every staged partition is dropped.
+    The thread builds each file's table from the slice's numbers (the id and lookup
+    strings), encodes it, and tallies it; Parquet encoding and most of the string
+    building release the GIL, so while one slice is landed the next one is simulated.
+    Built here, the strings took 0.21-0.23 CPU-s of a 7-day run of 100k cardholders off
+    the thread that simulates, the one a run waits on (2026-12-07). At most one slice
+    waits for the writer, which bounds memory. Partitions are committed in order; on
+    error every staged partition is dropped.
+
+    Args:
+        destination: Where the partitions go.
+        rows_per_file: Rows per table handed to the partition (its files' size).
+        tally: Counts every landed table's rows, fraud and value (on the writer thread).
     """
 
-    def __init__(self, destination: Destination) -> None:
+    def __init__(self, destination: Destination, rows_per_file: int, tally: FraudTally) -> None:
         self._destination = destination
         self._stem = destination.naming.stem
+        self._rows_per_file = rows_per_file
+        self._tally = tally
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnsim-writer")
         self._queued: deque[Future[None]] = deque()
         self._current: Partition | None = None
@@ -81,19 +93,29 @@ class _Lander:
     def __enter__(self) -> _Lander:
         return self
 
-    def land(self, day: dt.date, table: pa.Table) -> None:
-        """Queue ``table`` (one slice, time-sorted) for the partition of ``day``."""
-        if day != self._day:
+    def land(self, part: Slice) -> None:
+        """Queue the slice ``part`` (time-sorted rows) for the partition of its day."""
+        day = part.start.date()
+        current = self._current
+        if current is None or day != self._day:
             self._drain()
-            if self._current is not None:
-                self.files.extend(self._current.commit())
-            self._current = self._destination.partition("transactions", day)
+            if current is not None:
+                self.files.extend(current.commit())
+            current = self._current = self._destination.partition("transactions", day)
             self._day = day
             self.partitions[day.isoformat()] = 0
-        self.partitions[day.isoformat()] += table.num_rows
-        self._queued.append(self._pool.submit(self._current.write, table, self._stem))  # type: ignore[union-attr]
+        self.partitions[day.isoformat()] += part.rows.num_rows
+        self._queued.append(self._pool.submit(self._write, current, part))
         while len(self._queued) > 1:
             self._queued.popleft().result()
+
+    def _write(self, partition: Partition, part: Slice) -> None:
+        # A file's worth at a time: a slice's strings are built as they are landed.
+        for table in part.tables(self._rows_per_file):
+            partition.write(table, self._stem)
+            self._tally.add(table)
+            metrics.count_events(table)
+            del table
 
     def _drain(self) -> None:
         while self._queued:
@@ -171,15 +193,10 @@ def generate(
     spec = RunSpec.from_settings(settings)
     with SliceSource(world, spec, seed, start, end, settings.workers, shard) as source:
         sim_began = wall()
-        with _Lander(destination) as lander:
+        with _Lander(destination, settings.writer.rows_per_file, fraud) as lander:
             for part in source:
-                # A file's worth at a time: a slice's strings are built as they are landed.
-                for table in part.tables(settings.writer.rows_per_file):
-                    lander.land(part.start.date(), table)
-                    total += table.num_rows
-                    fraud.add(table)
-                    metrics.count_events(table)
-                    del table
+                lander.land(part)
+                total += part.rows.num_rows
                 labels.append(part.labels)
                 metrics.SIMULATED_TIME.set(part.end.timestamp())
                 elapsed = max(wall() - sim_began, 1e-9)
