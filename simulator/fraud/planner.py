@@ -36,7 +36,7 @@ the trims and top-ups that hold the exact count, which weigh the whole mix, diff
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -48,49 +48,15 @@ from simulator.fraud.cards import NEVER
 from simulator.fraud.cases import STEADY, TOPUP, FraudRows, case_key, detect
 from simulator.fraud.context import draw_delays_us
 from simulator.fraud.contract import Campaign, Scenario
+from simulator.fraud.live import Live, WarmUp, fraud_count, rows_of
 from simulator.fraud.model import FraudModel
 from simulator.world.money import quantise
 
-__all__ = ["FraudPlanner", "WarmUp"]
+__all__ = ["FraudPlanner"]
 
 _TOPUP_ATTEMPTS = 10_000
 #: A scenario with at least this share of its rows within a day of its start is fast.
 _FAST = 0.5
-
-
-@dataclass
-class _Live:
-    """A campaign with rows still to come; ``made`` orders campaigns by creation."""
-
-    case: int
-    scenario: int
-    rows: Campaign
-    label_at_us: np.ndarray
-    made: int
-    kind: int = STEADY
-    pos: int = 0
-
-
-@dataclass(frozen=True)
-class WarmUp:
-    """A block's warm-up: its campaigns still under way when the run starts.
-
-    It depends on the seed, the settings and the run's start only (the warm-up plans at
-    the block's expected genuine rate, not at a count the run simulated), so it can be
-    kept between runs like the world (:meth:`FraudPlanner.resume`).
-
-    Attributes:
-        live: The campaigns with rows in the run, each positioned at its first one.
-        planned: Campaigns planned, by scenario and kind.
-        made: Campaigns made in all.
-        blocked: The cards the warm-up's detections blocked, and when: the arguments of
-            each :meth:`~simulator.fraud.cards.CardRegistry.block_many`, in order.
-    """
-
-    live: list[_Live]
-    planned: np.ndarray
-    made: int
-    blocked: list[tuple[np.ndarray, np.ndarray]]
 
 
 class FraudPlanner:
@@ -119,7 +85,7 @@ class FraudPlanner:
         self._steady_legit = (
             float(self._world.holders.rate[lo:hi].sum()) * self._slice_us / US_PER_DAY
         )
-        self._live: list[_Live] = []
+        self._live: list[Live] = []
         #: Fraud rows emitted so far by scenario (steers top-ups and trims to the mix).
         self._emitted = np.zeros(len(self._scenarios))
         #: Campaigns planned so far, by scenario and kind (the ``seq`` of the next one).
@@ -246,7 +212,7 @@ class FraudPlanner:
         while True:
             # A later campaign or a trim may have blocked a card earlier than rows taken.
             taken = self._unblocked(taken)
-            fraud = _fraud_count(taken)
+            fraud = fraud_count(taken)
             if fraud > quota:
                 self._trim(taken, fraud - quota)
                 continue
@@ -262,9 +228,9 @@ class FraudPlanner:
         for c, idx in taken:
             self._emitted[c.scenario] += int(np.count_nonzero(c.rows.fraud[idx]))
         self._live = [c for c in self._live if c.pos < len(c.rows)]
-        return _rows(taken)
+        return rows_of(taken)
 
-    def _start(self, i: int, at_us: int, kind: int = STEADY) -> _Live:
+    def _start(self, i: int, at_us: int, kind: int = STEADY) -> Live:
         """Plan, detect and label scenario ``i``'s next campaign of ``kind``, from ``at_us``."""
         name, sc = self.names[i], self._scenarios[i]
         seq = int(self._planned[i, kind])
@@ -284,7 +250,7 @@ class FraudPlanner:
         rows = rows.take(keep)
         rows = rows.take(np.argsort(rows.time_us, kind="stable"))
         label = self._labels(sc, rows, rng)
-        live = _Live(case, i, rows, label, made=self._made, kind=kind)
+        live = Live(case, i, rows, label, made=self._made, kind=kind)
         self._made += 1
         self._live.append(live)
         return live
@@ -298,7 +264,7 @@ class FraudPlanner:
         found = np.where(blocked == NEVER, rows.time_us, np.maximum(blocked, rows.time_us))
         return np.where(never | ~rows.fraud, -1, found + delay)
 
-    def _gather(self, s1: int, only: _Live | None = None) -> list[tuple[_Live, np.ndarray]]:
+    def _gather(self, s1: int, only: Live | None = None) -> list[tuple[Live, np.ndarray]]:
         """Take every live campaign's rows before ``s1``; fraud on a blocked card is dropped."""
         out = []
         for c in [only] if only is not None else self._live:
@@ -322,7 +288,7 @@ class FraudPlanner:
     def _surplus(self, scenario: int) -> float:
         return float(self._emitted[scenario] - self._share[scenario] * self._emitted.sum())
 
-    def _not_blocked(self, c: _Live, idx: np.ndarray) -> np.ndarray:
+    def _not_blocked(self, c: Live, idx: np.ndarray) -> np.ndarray:
         """The rows ``idx`` of ``c`` without its fraud on cards blocked by then.
 
         Rows on a replacement still in the post (a block decided since) go too.
@@ -340,10 +306,10 @@ class FraudPlanner:
         """
         self._carry -= rows * self.rate / (1.0 - self.rate)
 
-    def _unblocked(self, taken: list[tuple[_Live, np.ndarray]]) -> list[tuple[_Live, np.ndarray]]:
+    def _unblocked(self, taken: list[tuple[Live, np.ndarray]]) -> list[tuple[Live, np.ndarray]]:
         return [(c, self._not_blocked(c, idx)) for c, idx in taken]
 
-    def _trim(self, taken: list[tuple[_Live, np.ndarray]], excess: int) -> None:
+    def _trim(self, taken: list[tuple[Live, np.ndarray]], excess: int) -> None:
         """Stop the newest campaigns' last rows of the slice until ``excess`` fraud rows are gone.
 
         A stopped card of a steady campaign was detected sooner: it is blocked at its
@@ -383,28 +349,3 @@ class FraudPlanner:
                 c.pos = len(c.rows)
             taken[j] = (c, idx[idx < cut])
             excess -= drop
-
-
-def _fraud_count(taken: list[tuple[_Live, np.ndarray]]) -> int:
-    return sum(int(np.count_nonzero(c.rows.fraud[idx])) for c, idx in taken)
-
-
-def _rows(taken: list[tuple[_Live, np.ndarray]]) -> FraudRows:
-    parts = [(c, r) for c, r in taken if len(r)]
-    if not parts:
-        return FraudRows.empty()
-
-    def col(get: str) -> np.ndarray:
-        return np.concatenate([getattr(c.rows, get)[r] for c, r in parts])
-
-    return FraudRows(
-        time_us=col("time_us"),
-        card=col("card"),
-        merchant=col("merchant"),
-        amount_minor=col("amount_minor"),
-        entry_mode=col("entry_mode"),
-        fraud=col("fraud"),
-        scenario=np.concatenate([np.full(len(r), c.scenario, dtype=np.int32) for c, r in parts]),
-        case=np.concatenate([np.full(len(r), c.case, dtype=np.int64) for c, r in parts]),
-        label_at_us=np.concatenate([c.label_at_us[r] for c, r in parts]),
-    )
