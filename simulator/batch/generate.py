@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +65,15 @@ def package_version() -> str:
 class _Lander:
     """Lands slices into their date partitions on a background thread.
 
-    The thread builds each file's table from the slice's numbers (the id and lookup
-    strings), encodes it, and tallies it; Parquet encoding and most of the string
-    building release the GIL, so while one slice is landed the next one is simulated.
-    Built here, the strings took 0.21-0.23 CPU-s of a 7-day run of 100k cardholders off
-    the thread that simulates, the one a run waits on (2026-12-07). At most one slice
-    waits for the writer, which bounds memory. Partitions are committed in order; on
-    error every staged partition is dropped.
+    Parquet encoding and most of the string building release the GIL, so while one
+    slice is landed the next one is simulated. A slice's tables (its id and lookup
+    strings) are built by whichever thread has room: by the writer when it is idle as
+    the slice comes (one process simulating every block keeps the other thread busier),
+    else here while the writer finishes the slice before (lanes share the simulation,
+    and the writer becomes the slower side). Either way they are built a file at a
+    time and the bytes are the same. At most one slice waits for the writer, which
+    bounds memory. Partitions are committed in order; on error every staged partition
+    is dropped.
 
     Args:
         destination: Where the partitions go.
@@ -96,6 +99,14 @@ class _Lander:
     def land(self, part: Slice) -> None:
         """Queue the slice ``part`` (time-sorted rows) for the partition of its day."""
         day = part.start.date()
+        if not self._queued or self._queued[-1].done():
+            self._hand_over(day, part.rows.num_rows, partial(self._write_tables, part))
+            return
+        for table in part.tables(self._rows_per_file):
+            self._hand_over(day, table.num_rows, partial(self._write, table))
+            del table
+
+    def _hand_over(self, day: dt.date, rows: int, job: Callable[[Partition], None]) -> None:
         current = self._current
         if current is None or day != self._day:
             self._drain()
@@ -104,18 +115,21 @@ class _Lander:
             current = self._current = self._destination.partition("transactions", day)
             self._day = day
             self.partitions[day.isoformat()] = 0
-        self.partitions[day.isoformat()] += part.rows.num_rows
-        self._queued.append(self._pool.submit(self._write, current, part))
+        self.partitions[day.isoformat()] += rows
+        self._queued.append(self._pool.submit(job, current))
         while len(self._queued) > 1:
             self._queued.popleft().result()
 
-    def _write(self, partition: Partition, part: Slice) -> None:
+    def _write_tables(self, part: Slice, partition: Partition) -> None:
         # A file's worth at a time: a slice's strings are built as they are landed.
         for table in part.tables(self._rows_per_file):
-            partition.write(table, self._stem)
-            self._tally.add(table)
-            metrics.count_events(table)
+            self._write(table, partition)
             del table
+
+    def _write(self, table: pa.Table, partition: Partition) -> None:
+        partition.write(table, self._stem)
+        self._tally.add(table)
+        metrics.count_events(table)
 
     def _drain(self) -> None:
         while self._queued:
