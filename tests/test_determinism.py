@@ -151,6 +151,23 @@ def test_files_cut_a_slice_without_changing_its_rows(tmp_path: Path, cache_dir: 
     assert cut.manifest["fraud"] == whole.manifest["fraud"]
 
 
+@pytest.mark.parametrize("writer_idle", [True, False])
+def test_the_strings_land_the_same_bytes_on_either_thread(
+    writer_idle: bool, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slice's tables are built by the writer when it is idle, else by the simulating thread."""
+    from simulator.batch import generate as batch
+
+    whole = tmp_path / "whole"
+    run(small_settings(whole, cache_dir, "writer.rows_per_file=1000", days=2))
+    monkeypatch.setattr(batch._Lander, "_writer_idle", lambda self: writer_idle)
+    forced = tmp_path / "forced"
+    summary = run(small_settings(forced, cache_dir, "writer.rows_per_file=1000", days=2))
+    assert len(list((forced / "transactions").rglob("*.parquet"))) > 2
+    assert _files(forced) == _files(whole)
+    assert summary.manifest["fraud"]["transactions"] > 0
+
+
 def test_a_slice_in_tables_is_the_slice(tmp_path: Path, cache_dir: Path) -> None:
     settings = small_settings(tmp_path, cache_dir, days=1)
     seed = RunSeed.from_settings(settings)

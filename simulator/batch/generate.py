@@ -99,12 +99,15 @@ class _Lander:
     def land(self, part: Slice) -> None:
         """Queue the slice ``part`` (time-sorted rows) for the partition of its day."""
         day = part.start.date()
-        if not self._queued or self._queued[-1].done():
+        if self._writer_idle():
             self._hand_over(day, part.rows.num_rows, partial(self._write_tables, part))
             return
         for table in part.tables(self._rows_per_file):
             self._hand_over(day, table.num_rows, partial(self._write, table))
             del table
+
+    def _writer_idle(self) -> bool:
+        return not self._queued or self._queued[-1].done()
 
     def _hand_over(self, day: dt.date, rows: int, job: Callable[[Partition], None]) -> None:
         current = self._current
