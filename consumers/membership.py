@@ -82,6 +82,8 @@ class Membership:
         self._partitions: list[int] = []
         self._paused: set[int] = set()
         self._monotonic = monotonic
+        #: How long a commit, the last commits' answers and the close are waited for.
+        self.patience_s = settings.kafka.connect_timeout_s
         #: Commits sent and not yet answered: the offset per partition, and when it was sent.
         self._in_flight: dict[int, tuple[int, float]] = {}
         #: The assigned partitions' logs.
@@ -124,11 +126,8 @@ class Membership:
         )
         return messages
 
-    def settle(self, timeout: float) -> bool:
-        """Stop fetching and wait for the commits in flight to be answered.
-
-        Args:
-            timeout: Seconds to wait at most.
+    def settle(self) -> bool:
+        """Stop fetching and wait up to :attr:`patience_s` for the commits in flight.
 
         Returns:
             Whether every commit sent was answered (confirmed or refused) in time.
@@ -136,24 +135,21 @@ class Membership:
         if not self._in_flight:
             return True
         self._consumer.pause(self._consumer.assignment())  # no more records: only callbacks
-        deadline = self._monotonic() + timeout
+        deadline = self._monotonic() + self.patience_s
         while self._in_flight and self._monotonic() < deadline:
             # Serves the commit callback; a record fetched before the pause is not landed
             # (nothing past the last commit is lost: it is re-read).
             self._consumer.poll(0.1)
         return not self._in_flight
 
-    def close(self, timeout: float) -> bool:
+    def close(self) -> bool:
         """Leave the group and close the consumer (nothing more is committed).
 
         librdkafka's close waits for the group coordinator (to leave the group, for the
         commits in flight), and with the broker down it can wait until the broker is
-        back. So it runs on a thread and is abandoned after ``timeout`` seconds: the
+        back. So it runs on a thread and is abandoned after :attr:`patience_s`: the
         group then drops this member at its session timeout, and nothing is lost (what
         was not confirmed committed is re-read).
-
-        Args:
-            timeout: Seconds to wait for the close at most.
 
         Returns:
             Whether the consumer closed in time.
@@ -170,7 +166,7 @@ class Membership:
 
         closer = threading.Thread(target=close, name="txnsim-sink-close", daemon=True)
         closer.start()
-        closer.join(timeout)
+        closer.join(self.patience_s)
         return not closer.is_alive()
 
     # --- Rebalances --------------------------------------------------------------------------
@@ -234,12 +230,11 @@ class Membership:
 
         self._advance_past_gaps()
         now = self._monotonic()
-        patience = self._kafka.connect_timeout_s
         due: dict[int, int] = {}
         for partition, partition_log in self.logs.items():
             position = partition_log.commit_position()
             sent, at = self._in_flight.get(partition, (-1, now))
-            if now - at >= patience:
+            if now - at >= self.patience_s:
                 sent = -1  # unanswered for too long: send it again
             if position > max(self.committed.get(partition, -1), sent):
                 due[partition] = position

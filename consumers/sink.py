@@ -160,12 +160,11 @@ class Sink:
             self._abandon = True  # a writer still retrying gives up: nothing is committed
             self._lander.close()
             self.stats.seconds = self._monotonic() - began
-            patience = settings.kafka.connect_timeout_s
-            if not members.close(patience):
+            if not members.close():
                 log.warning(
                     "the consumer did not close in time (the broker is unreachable); "
                     "leaving without it: the group drops this member at its session timeout",
-                    extra={"waited_s": patience},
+                    extra={"waited_s": members.patience_s},
                 )
             if self._registry is not None:
                 self._registry.close()
@@ -179,13 +178,12 @@ class Sink:
             partition_log.close()
         self._lander.land(members.logs, wait=True)
         members.commit()
-        patience = self._settings.kafka.connect_timeout_s
-        if not members.settle(patience):
+        if not members.settle():
             # Exactly once still holds: the next run re-reads from the last confirmed
             # commit and adopts the files that landed since.
             log.warning(
                 "the last commit was not confirmed; its records will be re-read",
-                extra={"waited_s": patience},
+                extra={"waited_s": members.patience_s},
             )
 
     def _held_bytes(self) -> int:

@@ -79,9 +79,8 @@ class _Lander:
     and the slice is at most :data:`_WRITER_BUILDS_UP_TO` rows, else here while the
     writer finishes the slice before (lanes share the simulation, and the writer
     becomes the slower side). Either way they are built a file at a time and the bytes
-    are the same. At most one slice waits for the writer, which
-    bounds memory. Partitions are committed in order; on error every staged partition
-    is dropped.
+    are the same. At most one slice waits for the writer, which bounds memory.
+    Partitions are committed in order; on error every staged partition is dropped.
 
     Args:
         destination: Where the partitions go.

@@ -197,7 +197,7 @@ class Assembler:
 
         A block's warm-up depends on the seed, the settings and the run's start only;
         kept in ``cache_dir`` under those and this lane's blocks, it is planned once for
-        every replay of a run (its 62 days planned 0.24-0.33 CPU-s of a 7-day run of 100k
+        every replay of a run (its 62 days planned 0.20-0.33 CPU-s of a 7-day run of 100k
         cardholders, 2026-12-07). The blocks' warm-ups come in their order either way.
         """
         self._warmed = True
