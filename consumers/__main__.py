@@ -1,5 +1,5 @@
 """``python -m consumers``: the same as ``txnsim-sink``."""
 
-from consumers.cli import entry
+from consumers.console import txnsim_sink
 
-entry()
+txnsim_sink()

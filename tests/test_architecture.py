@@ -36,7 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("simulator.batch", "simulator.stream", "simulator.validate", "simulator.report"),
     ("simulator.cli_parser",),
     ("simulator.cli", "consumers.cli"),
-    ("simulator.console",),
+    ("simulator.console", "consumers.console"),
     ("simulator", "simulator.__main__", "consumers", "consumers.__main__"),
 )
 

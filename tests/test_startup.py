@@ -13,7 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runtime.startup import pause_collector, resume_collector
+import pytest
+
+from runtime.startup import one_blas_thread, pause_collector, resume_collector
 
 #: Modules a local ``generate`` to a folder never uses: Kafka, S3, Avro registries, plots,
 #: and pandas (pyarrow would import it on its first array; see ``simulator.cli._hide_pandas``).
@@ -24,17 +26,18 @@ def _run(tmp_path: Path, cache: Path, out: str) -> dict:
     listing = tmp_path / f"{out}.json"
     state = (
         "{'modules': list(sys.modules), 'collecting': gc.isenabled(),"
-        " 'frozen': gc.get_freeze_count()}"
+        " 'frozen': gc.get_freeze_count(), 'blas': os.environ.get('OPENBLAS_NUM_THREADS')}"
     )
     code = (
-        "import atexit, gc, json, pathlib, sys\n"
+        "import atexit, gc, json, os, pathlib, sys\n"
         f"listing = pathlib.Path({str(listing)!r})\n"
         f"atexit.register(lambda: listing.write_text(json.dumps({state})))\n"
         "from simulator.console import txnsim\n"
         "txnsim()\n"
     )
     args = ["generate", "--out", str(tmp_path / out), "--seed", "5", "--cardholders", "1500"]
-    env = {**os.environ, "TXNSIM_CACHE_DIR": str(cache)}
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["TXNSIM_CACHE_DIR"] = str(cache)
     proc = subprocess.run(
         [sys.executable, "-c", code, "--log-level", "WARNING", *args],
         capture_output=True,
@@ -66,6 +69,14 @@ def test_the_command_runs_with_the_collector_on_and_start_up_frozen(tmp_path: Pa
     state = _run(tmp_path, tmp_path / "cache", "lake")
     assert state["collecting"]
     assert state["frozen"] > 20_000  # numpy's, pyarrow's and pydantic's objects, at least
+    # numpy's BLAS was told to start no threads of its own (they spin for nothing).
+    assert state["blas"] == "1"
+
+
+def test_a_blas_thread_count_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    one_blas_thread()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
 
 
 def test_the_collector_stays_as_an_embedding_program_left_it() -> None:
