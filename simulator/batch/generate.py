@@ -34,9 +34,6 @@ from simulator.world.build import World, build_world
 
 __all__ = ["RunSummary", "generate", "package_version"]
 
-#: Threads encoding the label partitions at the end of a run, beside the catalogs.
-_LABEL_THREADS = 2
-
 log = logging.getLogger("txnsim.generate")
 
 #: Monotonic clock used only to report progress (never by the simulation).
@@ -297,17 +294,14 @@ def _land_labels_and_catalogs(
 ) -> tuple[list[FileRecord], dict[str, int]]:
     """Land the run's labels and its catalogs; their files and the catalogs' row counts.
 
-    The label partitions are written on threads while the catalogs are built and
+    The label partitions are written on a thread while the catalogs are built and
     written here, one at a time (a large world's catalogs take gigabytes).
     """
     files: list[FileRecord] = []
     rows: dict[str, int] = {}
-    with (
-        ThreadPoolExecutor(_LABEL_THREADS, thread_name_prefix="txnsim-labels") as pool,
-        ThreadPoolExecutor(1, thread_name_prefix="txnsim-labeller") as labeller,
-    ):
+    with ThreadPoolExecutor(1, thread_name_prefix="txnsim-labels") as labeller:
         labelled = (
-            labeller.submit(write_labels, destination, labels, run_days, pool)
+            labeller.submit(write_labels, destination, labels, run_days)
             if labels is not None
             else None
         )

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future
 from typing import Any
 
 import numpy as np
@@ -85,7 +83,6 @@ def write_labels(
     destination: Destination,
     labels: pa.Table,
     run_days: Sequence[dt.date],
-    pool: Executor | None = None,
 ) -> list[FileRecord]:
     """Land labels in ``labels/dt=<label date>/``, one set of files per transaction date.
 
@@ -98,8 +95,13 @@ def write_labels(
     A shard's files carry its name after the date (``txn-2026-11-24-shard-00000-of-00002-``);
     it replaces its own and keeps the other shards' of the same dates.
 
-    With a ``pool``, the partitions' files are encoded and written on its threads
-    (Parquet encoding and writes release the GIL); they are committed here, in date order.
+    The files are written one after another. They are small (a 7-day run of 100k
+    cardholders has 310, six rows each on average), so each costs its fixed costs (a
+    Parquet writer, a new file, the interpreter's share), and two threads only contended:
+    0.34 CPU-s against 0.23 one after another, both in 0.24 s; at 1M cardholders (596
+    files) 0.98 against 0.75 CPU-s, in 0.62 against 0.77 s, hidden either way behind the
+    run's last slice (2026-12-07). Every partition is then flushed at once and committed,
+    in date order.
     """
     naming = destination.naming
     days = tuple(label_stem(day) for day in run_days)
@@ -130,31 +132,19 @@ def write_labels(
             lo = int(in_day[first])
             writer.write(labels.slice(lo, int(in_day[end - 1]) + 1 - lo), stem=stem)
 
-    staged: list[tuple[Partition, Future[None] | None]] = []
+    staged: list[Partition] = []
     files: list[FileRecord] = []
     try:
         for day in sorted(touched):
             writer = destination.partition("labels", day, keep=keep)
-            in_day = np.flatnonzero(label_days == (day - dt.date(1970, 1, 1)).days)
-            if pool is None:
-                staged.append((writer, None))
-                fill(writer, in_day)
-            else:
-                staged.append((writer, pool.submit(fill, writer, in_day)))
-        for _, written in staged:
-            if written is not None:
-                written.result()
-        flush_together([writer for writer, _ in staged])
+            staged.append(writer)
+            fill(writer, np.flatnonzero(label_days == (day - dt.date(1970, 1, 1)).days))
+        flush_together(staged)
         while staged:
-            writer, _ = staged[0]
-            files.extend(writer.commit())
+            files.extend(staged[0].commit())
             staged.pop(0)
     except BaseException:
-        for writer, written in staged:
-            if written is not None:
-                written.cancel()
-                with contextlib.suppress(BaseException):
-                    written.result()
+        for writer in staged:
             writer.abort()
         raise
     return files
