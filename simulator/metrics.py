@@ -67,8 +67,8 @@ def count_events(table: pa.Table) -> None:
     if table.num_rows == 0:
         return
     scenario = table.column("fraud_scenario")
-    counts = pc.value_counts(scenario.fill_null("none")).to_pylist()
-    for item in counts:
+    if scenario.null_count:  # the genuine rows: counted, not hashed (2.5 ms a day's table)
+        EVENTS.labels(type="transaction", scenario="none").inc(scenario.null_count)
+    for item in pc.value_counts(scenario.drop_null()).to_pylist():
         EVENTS.labels(type="transaction", scenario=item["values"]).inc(item["counts"])
-        if item["values"] != "none":
-            FRAUD_INJECTED.labels(scenario=item["values"]).inc(item["counts"])
+        FRAUD_INJECTED.labels(scenario=item["values"]).inc(item["counts"])
