@@ -3,7 +3,8 @@
 Prints one JSON object. Each run is the console script in a process of its own
 (imports, world from the cache, simulation, Parquet, labels, catalogs and manifest
 included), timed from outside: wall seconds, CPU seconds (user + system of the
-process and its workers) and peak RSS from ``wait4``. A warm-up run fills the cache first and is not
+process and its workers) and peak RSS from ``wait4``, and the wall by phase from the
+times of its log lines (:func:`phases`). A warm-up run fills the cache first and is not
 counted. The settings take turns (1 worker, 2 workers, 1, 2...), so a host that slows
 down during the set slows both alike; each run carries the machine probe timed just
 before it (``probe_s``, :mod:`machine`). Reported per setting: the median of
@@ -19,6 +20,7 @@ Usage: python bench/batch.py [--cardholders 100000] [--days 7] [--repeat 3]
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -28,19 +30,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from machine import probe
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_once(args: argparse.Namespace, out: Path, workers: int) -> dict[str, float]:
+def run_once(args: argparse.Namespace, out: Path, workers: int) -> dict[str, Any]:
     shutil.rmtree(out, ignore_errors=True)
     speed = probe()
     cmd = [
         *_txnsim(),
         "--log-level",
-        "WARNING",
+        "INFO",  # its lines time the phases (a dozen lines a run)
         "generate",
         "--seed",
         "7",
@@ -57,14 +60,16 @@ def run_once(args: argparse.Namespace, out: Path, workers: int) -> dict[str, flo
     ]
     env = {**_as_installed(), "TXNSIM_CACHE_DIR": args.cache}
     with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        started = time.time()
         began = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, env=env, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
         wall = time.perf_counter() - began
         stdout.seek(0)
         stderr.seek(0)
+        log = stderr.read().decode()
         if status != 0:
-            raise SystemExit(f"txnsim failed ({status}): {stderr.read().decode()[-2000:]}")
+            raise SystemExit(f"txnsim failed ({status}): {log[-2000:]}")
         summary = json.loads(stdout.read().decode().strip().splitlines()[-1])
     cpu = usage.ru_utime + usage.ru_stime
     return {
@@ -73,6 +78,30 @@ def run_once(args: argparse.Namespace, out: Path, workers: int) -> dict[str, flo
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "phases_s": phases(log, started, started + wall),
+    }
+
+
+def phases(log: str, started: float, ended: float) -> dict[str, float]:
+    """The run's wall time by phase, from the times of its log lines.
+
+    ``start``: the process's start to the world built (interpreter, imports, settings,
+    world from the cache); ``first_slice``: to the first slice handed to the writer
+    (nothing is written meanwhile); ``steady``: to the last slice handed over; ``tail``:
+    to the process's exit (the last slice encoded, labels, catalogs, manifest).
+    """
+    at: dict[str, list[float]] = {}
+    for line in log.splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            when = dt.datetime.fromisoformat(entry["ts"]).timestamp()
+            at.setdefault(entry.get("msg", ""), []).append(when)
+    world, slices = at["world built"][0], at["simulated slice"]
+    return {
+        "start": round(world - started, 3),
+        "first_slice": round(slices[0] - world, 3),
+        "steady": round(slices[-1] - slices[0], 3),
+        "tail": round(ended - slices[-1], 3),
     }
 
 
@@ -131,7 +160,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "lake"
         run_once(args, out, 1)  # fills the cache
-        taken: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+        taken: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
         for _ in range(args.repeat):
             for workers, runs in taken.items():
                 runs.append(run_once(args, out, workers))
@@ -140,6 +169,10 @@ def main() -> None:
             cpu = statistics.median(r["cpu_s"] for r in runs)
             rows = runs[0]["rows"]
             report[f"workers_{workers}"] = {
+                "phases_s": {
+                    name: statistics.median(r["phases_s"][name] for r in runs)
+                    for name in runs[0]["phases_s"]
+                },
                 "rows": rows,
                 "wall_s": wall,
                 "rows_per_s": round(rows / wall),
