@@ -83,6 +83,26 @@ def km_between_cities(world: World, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # Plan-level properties --------------------------------------------------------------
 
 
+def test_far_cities_are_far_and_their_cache_stays_bounded(bench: Bench) -> None:
+    """A stream's far-city draws keep a bounded cache, and stay as far as asked.
+
+    Each impossible-travel campaign draws its own minimum distance, so a cache keyed by
+    it grew by an entry a campaign for as long as a stream ran.
+    """
+    ctx = bench.context(lambda c, _t: c)
+    home = int(bench.world.holders.home_city[0])
+    rng = np.random.default_rng(5)
+    kept = ctx._far_cities.cache_info().maxsize
+    assert kept is not None
+    for k in range(kept + 300):
+        min_km = 300.0 + k * 0.5
+        far = ctx.far_city(rng, home, min_km)
+        reach = float(km_between_cities(bench.world, np.array([home]), np.array([far]))[0])
+        farthest = ctx._km_from(home).max()
+        assert reach >= min_km or reach == pytest.approx(farthest)
+    assert ctx._far_cities.cache_info().currsize == kept
+
+
 @given(seed=seeds, start=starts)
 def test_card_testing_plans_micro_bursts_then_cash_out(bench: Bench, seed: int, start: int) -> None:
     world, ctx = bench.world, bench.ctx

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from simulator.world.build import World
 from simulator.world.catalog import CHANNEL_CARD_PRESENT
 from simulator.world.money import quantise, to_minor
 from simulator.world.spend import amounts_minor
+
+#: Far-city candidate sets and distance rows kept (each a few thousand cities' worth).
+_FAR_KEPT = 1024
 
 __all__ = ["CampaignContext", "delays_us", "draw_delays_us"]
 
@@ -83,8 +86,11 @@ class CampaignContext:
         self.ecommerce_mode = len(entry_modes)
         # Shared by the blocks' copies (:meth:`among`): pools and far cities by key.
         self._pools: dict[_PoolKey, tuple[np.ndarray, np.ndarray]] = {}
-        self._far: dict[tuple[int, float], tuple[np.ndarray, np.ndarray | None]] = {}
-        self._km_from: dict[int, np.ndarray] = {}
+        # Bounded: the minimum distance of a far city is drawn per campaign, so a stream
+        # kept an entry a campaign for as long as it ran (0.25 MB a simulated day at
+        # 100k cardholders, in proportion to the population). Misses recompute them.
+        self._far_cities = lru_cache(maxsize=_FAR_KEPT)(self._far_cities_of)
+        self._km_from = lru_cache(maxsize=_FAR_KEPT)(self._km_from_of)
         self._near_merchants: dict[int, np.ndarray] = {}
         self._mcc_sets: dict[tuple[str, ...], np.ndarray] = {}
 
@@ -163,31 +169,24 @@ class CampaignContext:
             return int(cities[0])
         return int(cities[draw_categorical(rng.random(1), cum)[0]])
 
-    def _far_cities(self, from_city: int, min_km: float) -> tuple[np.ndarray, np.ndarray | None]:
+    def _far_cities_of(self, from_city: int, min_km: float) -> tuple[np.ndarray, np.ndarray | None]:
         """The candidates of :meth:`far_city` and their CDF (None: the farthest alone)."""
-        key = (from_city, min_km)
-        found = self._far.get(key)
-        if found is not None:
-            return found
         cities = self._cp_cities
         c = self.world.cities
-        km = self._km_from.get(from_city)
-        if km is None:  # the distances are kept: the minimum varies, the city recurs
-            n = len(cities)
-            km = haversine_km(
-                np.full(n, c.lat[from_city]),
-                np.full(n, c.lon[from_city]),
-                c.lat[cities],
-                c.lon[cities],
-            )
-            self._km_from[from_city] = km
+        km = self._km_from(from_city)
         far = np.flatnonzero(km >= min_km)
         if not len(far):
-            found = (cities[[int(np.argmax(km))]], None)
-        else:
-            found = (cities[far], cdf(c.population[cities[far]].astype(np.float64)))
-        self._far[key] = found
-        return found
+            return cities[[int(np.argmax(km))]], None
+        return cities[far], cdf(c.population[cities[far]].astype(np.float64))
+
+    def _km_from_of(self, from_city: int) -> np.ndarray:
+        """Distances from ``from_city`` to every card-present merchant city."""
+        cities = self._cp_cities
+        c = self.world.cities
+        n = len(cities)
+        return haversine_km(
+            np.full(n, c.lat[from_city]), np.full(n, c.lon[from_city]), c.lat[cities], c.lon[cities]
+        )
 
     def at_local_hour(
         self, rng: np.random.Generator, after_us: int, city: int, weights: list[float] | None
