@@ -8,7 +8,7 @@ the few dates before it, and never on where a run starts or how work is split.
 from __future__ import annotations
 
 import datetime as dt
-from collections import OrderedDict
+from functools import lru_cache
 
 import numpy as np
 
@@ -36,15 +36,10 @@ class Whereabouts:
         self._world = world
         self._travel = travel
         self._streams = streams
-        self._cache: OrderedDict[tuple[int, int], tuple[np.ndarray, ...]] = OrderedDict()
-        self._cache_size = cache_size
+        self._starts = lru_cache(maxsize=cache_size)(self._draw_starts)
 
-    def _starts(self, block: int, day: dt.date) -> tuple[np.ndarray, ...]:
-        key = (block, day.toordinal())
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
+    def _draw_starts(self, block: int, day: dt.date) -> tuple[np.ndarray, ...]:
+        """The trips that start on ``day`` in ``block``: who, how long, abroad, where."""
         world = self._world
         cfg = self._travel
         lo, hi = world.block_range(block)
@@ -56,11 +51,7 @@ class Whereabouts:
         u_city = rng.random(n)
         # Only the few cardholders who leave that day are kept.
         who = np.flatnonzero(starts)
-        drawn = (who, days[who], abroad[who], u_city[who])
-        self._cache[key] = drawn
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return drawn
+        return who, days[who], abroad[who], u_city[who]
 
     def locate(self, block: int, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
         """Location rows and a travelling flag for every cardholder of ``block`` on ``day``."""
