@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from runtime.layers import Assignment, explain_lines, merge
 from simulator.cli import main
+from simulator.errors import ConfigError
 from simulator.settings.loading import load_settings, load_settings_explained
 from simulator.settings.models import Settings
 
@@ -194,6 +195,13 @@ def test_environment_leaves_other_prefixes_and_refuses_bad_json() -> None:
     assert settings.days == 3
     with pytest.raises(Exception, match="TXNSIM_GEOGRAPHY__HOME_COUNTRIES"):
         load_settings(environ={"TXNSIM_GEOGRAPHY__HOME_COUNTRIES": "{JP: 1"})
+
+
+def test_slice_hours_come_from_the_environment_as_text_and_must_tile_a_day() -> None:
+    # A variable's value is a string: "6" is six hours (a Literal[1, ..., 24] refused it).
+    assert load_settings(environ={"TXNSIM_SLICE_HOURS": "6"}).slice_hours == 6
+    with pytest.raises(ConfigError, match=r"slice_hours: .*must divide a day.*got '7'"):
+        load_settings(environ={"TXNSIM_SLICE_HOURS": "7"})
 
 
 def test_config_show_prints_only_the_mapping_given(

@@ -40,6 +40,7 @@ from simulator.settings.types import (
     NonNegative,
     Positive,
     Probability,
+    SliceHours,
     WeightList,
     Weights,
 )
@@ -287,7 +288,7 @@ class Settings(BaseModel):
     seed: int | None = Field(ge=0, description="Root seed; drawn from OS entropy when absent.")
     start_date: dt.date
     days: int = Field(gt=0, le=3660)
-    slice_hours: Literal[1, 2, 3, 4, 6, 8, 12, 24]
+    slice_hours: SliceHours
     out: S3Url | Path
     # Where to reach S3 for an s3:// out (credentials from the standard AWS sources), and
     # how long to ride out its outages before failing (exit 1; the old run stays the

@@ -21,6 +21,7 @@ __all__ = [
     "NonNegative",
     "Positive",
     "Probability",
+    "SliceHours",
     "WeightList",
     "Weights",
 ]
@@ -31,6 +32,20 @@ Positive = Annotated[float, Field(gt=0.0)]
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Mcc = Annotated[str, Field(pattern=r"^[0-9]{4}$")]
+
+#: Slice lengths that tile a UTC day (a slice never straddles two ``dt=`` partitions).
+SLICE_HOURS = (1, 2, 3, 4, 6, 8, 12, 24)
+
+
+def _tiles_a_day(hours: int) -> int:
+    if hours not in SLICE_HOURS:
+        raise ValueError(f"must divide a day: one of {', '.join(map(str, SLICE_HOURS))}")
+    return hours
+
+
+#: Hours per slice. An integer, not a ``Literal`` of integers: a literal refuses the
+#: string ``"6"`` that a ``TXNSIM_SLICE_HOURS`` variable gives.
+SliceHours = Annotated[int, AfterValidator(_tiles_a_day)]
 
 
 class Model(BaseModel):
