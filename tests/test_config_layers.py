@@ -204,6 +204,20 @@ def test_slice_hours_come_from_the_environment_as_text_and_must_tile_a_day() -> 
         load_settings(environ={"TXNSIM_SLICE_HOURS": "7"})
 
 
+def test_a_kafka_compression_level_must_fit_its_codec() -> None:
+    kafka = load_settings(environ={"TXNSIM_KAFKA__COMPRESSION_LEVEL": "1"}).kafka
+    assert (kafka.compression, kafka.compression_level) == ("zstd", 1)
+    with pytest.raises(ConfigError, match=r"kafka: .*zstd levels are 1-22 \(got 23\)"):
+        load_settings(environ={"TXNSIM_KAFKA__COMPRESSION_LEVEL": "23"})
+    with pytest.raises(ConfigError, match=r"kafka: .*compression 'snappy' takes no level"):
+        load_settings(
+            environ={
+                "TXNSIM_KAFKA__COMPRESSION": "snappy",
+                "TXNSIM_KAFKA__COMPRESSION_LEVEL": "3",
+            }
+        )
+
+
 def test_config_show_prints_only_the_mapping_given(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -32,6 +32,7 @@ def _batches(
     *,
     transactional: bool,
     compression: str = "none",
+    level: int | None = None,
 ) -> list[PrebuiltBatch]:
     """The batches of ``records``, all of one partition."""
     keys, values, stamps = zip(*records, strict=True)
@@ -42,6 +43,7 @@ def _batches(
         batch_bytes,
         transactional=transactional,
         compression=compression,
+        compression_level=level,
     )
     assert partition == 0
     return batches
@@ -168,6 +170,36 @@ def test_a_compressed_batch_reads_back_and_an_incompressible_one_is_sent_plain(
     got, rows = _read(plain._build())
     assert got.compression_type == 0
     assert rows == [(None, noise, 5, [])]
+
+
+@pytest.mark.parametrize(
+    ("compression", "low", "high"), [("zstd", 1, 19), ("gzip", 1, 9), ("lz4", 1, 12)]
+)
+def test_the_configured_level_is_the_codecs_and_reads_back_the_same(
+    compression: str, low: int, high: int
+) -> None:
+    rng = np.random.default_rng(11)
+    # Avro-like values: a few fields from small vocabularies, so levels differ in size.
+    records = [
+        (
+            b"card-%d" % rng.integers(500),
+            rng.choice([b"ecom", b"chip", b"tap"]) * 9
+            + rng.integers(0, 10**9).tobytes()
+            + b"USD;5411;" * 3,
+            1_700_000_000_000 + i,
+        )
+        for i in range(2000)
+    ]
+    sizes = {}
+    for level in (low, high):
+        (batch,) = _batches(
+            records, [], 2**30, transactional=False, compression=compression, level=level
+        )
+        got, rows = _read(batch._build())
+        assert got.compression_type != 0
+        assert rows == [(k, v, t, []) for k, v, t in records]
+        sizes[level] = batch.size()
+    assert sizes[high] < sizes[low]  # the level reaches the codec
 
 
 def test_the_producer_state_cannot_change_once_built() -> None:

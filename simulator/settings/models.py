@@ -213,6 +213,10 @@ class WriterConfig(Model):
     compression_level: int | None = None
 
 
+#: The levels each codec takes, as Kafka's producer accepts them (KIP-390).
+_CODEC_LEVELS = {"zstd": (1, 22), "gzip": (1, 9), "lz4": (1, 12)}
+
+
 class KafkaConfig(Model):
     """Where and how the stream is produced. Security settings pass through to the client."""
 
@@ -238,6 +242,11 @@ class KafkaConfig(Model):
     )
     request_timeout_s: Positive
     compression: Literal["none", "gzip", "lz4", "zstd", "snappy"]
+    compression_level: int | None = Field(
+        default=None,
+        description="Codec level of the batches txnsim builds (zstd 1-22, gzip 1-9, lz4 1-12); "
+        "null: the level a Kafka producer uses by default (KIP-390).",
+    )
     linger_ms: int = Field(ge=0, le=60_000)
     batch_bytes: int = Field(ge=1024, le=64 * 1024 * 1024)
     max_in_flight_batches: int = Field(ge=1, le=10_000)
@@ -251,6 +260,24 @@ class KafkaConfig(Model):
         require_sasl_credentials(
             self.security_protocol, self.sasl_mechanism, self.sasl_username, self.sasl_password
         )
+        return self
+
+    @model_validator(mode="after")
+    def _level_fits_codec(self) -> KafkaConfig:
+        level = self.compression_level
+        if level is None:
+            return self
+        bounds = _CODEC_LEVELS.get(self.compression)
+        if bounds is None:
+            raise ValueError(
+                f"compression_level: compression {self.compression!r} takes no level "
+                "(zstd, gzip and lz4 do)"
+            )
+        if not bounds[0] <= level <= bounds[1]:
+            raise ValueError(
+                f"compression_level: {self.compression} levels are {bounds[0]}-{bounds[1]} "
+                f"(got {level})"
+            )
         return self
 
 

@@ -224,6 +224,7 @@ class BatchSender:
             self._config.batch_bytes,
             transactional=self._transactional,
             compression=self._config.compression,
+            compression_level=self._config.compression_level,
         )
         # Large sends are encoded (and compressed) in a worker thread: Arrow and the
         # codecs release the GIL, so the event loop keeps the broker busy meanwhile.

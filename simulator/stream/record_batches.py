@@ -16,6 +16,7 @@ https://kafka.apache.org/documentation/#recordbatch
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Sequence
 from itertools import pairwise
@@ -142,6 +143,7 @@ def partition_batches(
     *,
     transactional: bool,
     compression: str = "none",
+    compression_level: int | None = None,
 ) -> list[tuple[int, list[PrebuiltBatch]]]:
     """Each partition's batches of ``records``, in record order within a partition.
 
@@ -172,7 +174,7 @@ def partition_batches(
     offsets = value_offsets(framed)
     data = memoryview(framed.buffers()[2])
     plain = _TRANSACTIONAL if transactional else 0
-    compress = _compressor(compression)
+    compress = _compressor(compression, compression_level)
     latest = np.maximum.reduceat(stamps, starts).tolist()
     by_partition: list[tuple[int, list[PrebuiltBatch]]] = []
     for lo, hi, max_ms in zip(starts.tolist(), [*starts[1:].tolist(), n], latest, strict=True):
@@ -248,18 +250,24 @@ def _cuts(ends: np.ndarray, limit: int) -> np.ndarray:
         base = int(ends[hi - 1])
 
 
-def _compressor(compression: str) -> Callable[[memoryview], bytes] | None:
-    """The codec of aiokafka's own builder for ``compression`` (its levels), or None."""
+def _compressor(compression: str, level: int | None) -> Callable[[memoryview], bytes] | None:
+    """The codec of aiokafka's own builder for ``compression`` at ``level``; None for ``none``.
+
+    A level of None is the codec's default, a Kafka producer's (KIP-390): zstd 3, gzip 9,
+    lz4 9.
+    """
     if compression == "none":
         return None
     from aiokafka import codec
 
-    return {
-        "gzip": codec.gzip_encode,
-        "snappy": codec.snappy_encode,
-        "lz4": lambda data: codec.lz4_encode(bytes(data)),  # its compressor takes bytes only
-        "zstd": codec.zstd_encode,
-    }[compression]
+    if compression == "snappy":
+        return codec.snappy_encode
+    if compression == "gzip":
+        return functools.partial(codec.gzip_encode, compresslevel=level)
+    if compression == "zstd":
+        return functools.partial(codec.zstd_encode, level=level)
+    lz4 = 9 if level is None else level
+    return lambda data: codec.lz4_encode(bytes(data), level=lz4)  # its compressor takes bytes
 
 
 def _crc32c(data: memoryview) -> int:
