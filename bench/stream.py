@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from simulator.settings.models import KafkaConfig, Settings
+    from simulator.settings.delivery import KafkaConfig
+    from simulator.settings.models import Settings
     from simulator.stream.records import OutRecords
 
 ROOT = Path(__file__).resolve().parent.parent

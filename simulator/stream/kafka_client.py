@@ -19,7 +19,7 @@ from typing import Any
 
 from simulator import metrics
 from simulator.errors import KafkaUnavailable, PublishError
-from simulator.settings.models import KafkaConfig
+from simulator.settings.delivery import KafkaConfig
 from simulator.stream.record_batches import PrebuiltBatch, encode_headers, partition_batches
 from simulator.stream.records import OutRecords
 

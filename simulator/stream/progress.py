@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from simulator.errors import ConfigError, KafkaUnavailable
-from simulator.settings.models import KafkaConfig
+from simulator.settings.delivery import KafkaConfig
 from simulator.stream.kafka_client import admin_client, client_options
 
 __all__ = ["Progress", "RunIdentity", "read_progress", "settings_differences"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from simulator.errors import PublishError
-from simulator.settings.models import KafkaConfig
+from simulator.settings.delivery import KafkaConfig
 from simulator.stream.kafka_client import BatchSender, connect_producer
 from simulator.stream.records import OutRecords
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from simulator import metrics
 from simulator.errors import KafkaUnavailable, PublishError
-from simulator.settings.models import KafkaConfig
+from simulator.settings.delivery import KafkaConfig
 from simulator.stream.kafka_client import BatchSender, TopicSpec, connect_producer
 from simulator.stream.progress import Progress, RunIdentity, read_progress
 from simulator.stream.records import OutRecords
