@@ -17,7 +17,8 @@ connect excluded) and its ratio to ``memory``. Each mode runs ``--repeat`` times
 median is reported with every run's figure.
 
 The broker comes from KAFKA_BOOTSTRAP_SERVERS or is started with scripts/kafka-local.
-Usage: python bench/stream.py [--cardholders 100000] [--days 1] [--repeat 3]
+Usage: python bench/stream.py [--cardholders 100000] [--days 1] [--repeat 3] [--workers 2]
+       [--compression-level 1]
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="lanes of the simulation (txnsim's --workers)"
     )
+    parser.add_argument(
+        "--compression-level",
+        type=int,
+        default=None,
+        help="kafka.compression_level (default: the producer's, zstd 3)",
+    )
     args = parser.parse_args()
 
     from schemas.avro_encode import TableEncoder
@@ -82,6 +89,7 @@ def main() -> None:
                         "topic": topic,
                         "labels_topic": f"{topic}-labels",
                         "delivery": delivery,
+                        "compression_level": args.compression_level,
                     },
                     "stream": {"speed": "max"},
                 },
@@ -142,6 +150,7 @@ def main() -> None:
             "cardholders": args.cardholders,
             "days": args.days,
             "workers": args.workers,
+            "compression_level": args.compression_level,
             "events": events,
             "repeat": args.repeat,
             "events_per_s": {name: round(value) for name, value in median.items()},
