@@ -22,7 +22,7 @@ from simulator.model.engine import SliceSource
 from simulator.settings.loading import load_settings
 from simulator.settings.run import RunSeed, RunSpec
 from simulator.stream.clock import FakeWall, SimClock
-from simulator.stream.job import plan_stream
+from simulator.stream.job import plan_stream, run_stream
 from simulator.stream.publishers import MemoryPublisher
 from simulator.stream.streamer import Streamer
 from simulator.world.build import build_world
@@ -294,3 +294,34 @@ def test_fake_wall_refuses_to_go_back() -> None:
     with pytest.raises(ValueError, match="backwards"):
         FakeWall().jump(-1)
     assert np.isclose(SimClock(0, 60.0, FakeWall(5.0)).due(60_000_000), 6.0)
+
+
+def test_a_stream_on_worker_processes_releases_the_records_of_one_process(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """Records, partitions and labels of a stream on two lanes are one process's.
+
+    The stream deals its blocks to lanes its own way (its process does more per row).
+    """
+    released = {}
+    for workers in (1, 2):
+        settings = small_settings(
+            tmp_path / str(workers),
+            cache_dir,
+            *fraud_overrides(),
+            "stream.speed=max",
+            days=1,
+            workers=workers,
+        )
+        transactions, labels = MemoryPublisher(partitions=12), MemoryPublisher(partitions=12)
+        stats = run_stream(
+            settings,
+            RunSeed.from_settings(settings),
+            publisher=transactions,
+            labels_publisher=labels,
+        )
+        assert stats.released == sum(len(v) for v in transactions.records.values())
+        released[workers] = (transactions.records, labels.records)
+    assert sum(len(v) for v in released[1][0].values()) > 1000
+    assert sum(len(v) for v in released[1][1].values()) > 0
+    assert released[2] == released[1]

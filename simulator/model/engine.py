@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from simulator.fraud.cards import CardRegistry
 from simulator.fraud.model import card_registry
-from simulator.model.lanes import Lanes, deal
+from simulator.model.lanes import INLINE_WEIGHT, Lanes, deal
 from simulator.model.slices import LocalSlices, Slice
 from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.world.build import World
@@ -36,6 +36,9 @@ class SliceSource:
             blocks to that many lanes (at most one per block); the slices are the same.
         shard: The shard of the run to simulate (its cardholder blocks and their fraud);
             by default the whole run.
+        inline: This process's lane's share of the blocks against a worker lane's
+            (:func:`~simulator.model.lanes.deal`): less when this process does more per
+            row than landing it. The slices are the same for any share.
 
     Raises:
         ValueError: For naive times, or a seed other than the world's.
@@ -50,6 +53,7 @@ class SliceSource:
         end: dt.datetime | None,
         workers: int = 1,
         shard: Shard = WHOLE,
+        inline: float = INLINE_WEIGHT,
     ) -> None:
         if start.tzinfo is None or (end is not None and end.tzinfo is None):
             raise ValueError("start and end must be timezone-aware")
@@ -71,7 +75,7 @@ class SliceSource:
                 world,
                 [
                     functools.partial(LocalSlices, world, spec, seed.streams, start, end, mine)
-                    for mine in deal(blocks, lanes)
+                    for mine in deal(blocks, lanes, inline)
                 ],
                 card_registry(world, spec.fraud, seed.streams),
             )

@@ -13,6 +13,7 @@ from runtime.units import to_us
 from schemas.framing import ConfluentWireFormat, Framing, record_headers
 from simulator.errors import ConfigError
 from simulator.model.engine import SliceSource
+from simulator.model.lanes import STREAM_INLINE_WEIGHT
 from simulator.settings.models import Settings
 from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.stream.chunks import label_schema, writer_schema
@@ -255,7 +256,14 @@ def run_stream(
     # The source forks its workers before the event loop or any thread starts.
     spec = RunSpec.from_settings(settings)
     with SliceSource(
-        world, spec, seed, plan.slice_start, plan.end, settings.workers, shard
+        world,
+        spec,
+        seed,
+        plan.slice_start,
+        plan.end,
+        settings.workers,
+        shard,
+        inline=STREAM_INLINE_WEIGHT,
     ) as source:
         stats = asyncio.run(
             _stream(
