@@ -56,7 +56,7 @@ def main() -> None:
         "--compression-level",
         type=int,
         default=None,
-        help="kafka.compression_level (default: the producer's, zstd 3)",
+        help="kafka.compression_level (unset: the settings', where zstd runs at 1)",
     )
     args = parser.parse_args()
 
@@ -89,7 +89,11 @@ def main() -> None:
                         "topic": topic,
                         "labels_topic": f"{topic}-labels",
                         "delivery": delivery,
-                        "compression_level": args.compression_level,
+                        **(
+                            {"compression_level": args.compression_level}
+                            if args.compression_level is not None
+                            else {}
+                        ),
                     },
                     "stream": {"speed": "max"},
                 },
@@ -150,7 +154,7 @@ def main() -> None:
             "cardholders": args.cardholders,
             "days": args.days,
             "workers": args.workers,
-            "compression_level": args.compression_level,
+            "compression_level": base.kafka.compression_level,
             "events": events,
             "repeat": args.repeat,
             "events_per_s": {name: round(value) for name, value in median.items()},

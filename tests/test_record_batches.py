@@ -15,7 +15,12 @@ from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.stream.record_batches import PrebuiltBatch, encode_headers, partition_batches
+from simulator.stream.record_batches import (
+    ZSTD_LEVEL,
+    PrebuiltBatch,
+    encode_headers,
+    partition_batches,
+)
 from simulator.stream.records import OutRecords
 
 _keys = st.one_of(st.none(), st.binary(max_size=40))
@@ -200,6 +205,9 @@ def test_the_configured_level_is_the_codecs_and_reads_back_the_same(
         assert rows == [(k, v, t, []) for k, v, t in records]
         sizes[level] = batch.size()
     assert sizes[high] < sizes[low]  # the level reaches the codec
+    if compression == "zstd":  # unset, zstd runs at the stream's own level
+        (batch,) = _batches(records, [], 2**30, transactional=False, compression=compression)
+        assert batch.size() == sizes[ZSTD_LEVEL]
 
 
 def test_the_producer_state_cannot_change_once_built() -> None:
