@@ -261,8 +261,8 @@ def _cuts(ends: np.ndarray, limit: int) -> np.ndarray:
 def _compressor(compression: str, level: int | None) -> Callable[[memoryview], bytes] | None:
     """The codec of aiokafka's own builder for ``compression`` at ``level``; None for ``none``.
 
-    A level of None is :data:`ZSTD_LEVEL` for zstd, a Kafka producer's default for gzip
-    and lz4 (9, KIP-390).
+    A level of None is :data:`ZSTD_LEVEL` for zstd and aiokafka's own default for gzip
+    and lz4 (a Kafka producer's, KIP-390).
     """
     if compression == "none":
         return None
@@ -274,8 +274,8 @@ def _compressor(compression: str, level: int | None) -> Callable[[memoryview], b
         return functools.partial(codec.gzip_encode, compresslevel=level)
     if compression == "zstd":
         return functools.partial(codec.zstd_encode, level=ZSTD_LEVEL if level is None else level)
-    lz4 = 9 if level is None else level
-    return lambda data: codec.lz4_encode(bytes(data), level=lz4)  # its compressor takes bytes
+    given = {} if level is None else {"level": level}
+    return lambda data: codec.lz4_encode(bytes(data), **given)  # its compressor takes bytes
 
 
 def _crc32c(data: memoryview) -> int:
