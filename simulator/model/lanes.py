@@ -28,19 +28,15 @@ from simulator.model.rows import SliceRows
 from simulator.model.slices import LocalSlices, Slice
 from simulator.world.build import World
 
-__all__ = ["INLINE_WEIGHT", "STREAM_INLINE_WEIGHT", "Lanes", "deal"]
+__all__ = ["INLINE_WEIGHT", "Lanes", "deal"]
 
 #: This process's lane's share of the blocks, against 1 for each worker lane, for the
 #: batch job: it also builds every row's strings, merges and lands the files. Timed on
 #: both sides (7 days x 100k, 2 workers, three runs each), the waits summed 0.49-0.50 s
 #: at 0.8, 0.30-0.46 s at 0.9 and 0.20-0.52 s at 1.0 (where the worker does all the
-#: waiting). The stream's own process does more per row (Avro, Kafka batches, their
-#: compression): it takes :data:`STREAM_INLINE_WEIGHT`.
+#: waiting). A caller whose process does more per row passes its own share to
+#: :func:`deal` (the stream does).
 INLINE_WEIGHT = 0.9
-#: The share of a stream's own lane. 7 days x 100k cardholders, 2 workers (2 of 7
-#: blocks here against 3), `bench/stream.py` interleaved twice (2026-12-07): in-memory
-#: 314-351k events/s against 269-300k, exactly once 317-334k against 272-283k.
-STREAM_INLINE_WEIGHT = 0.5
 #: Slices queued ahead of the merge (each a slice's rows as numbers); with the one
 #: being received and the one the worker computes, enough to keep both sides busy.
 _AHEAD = 1
