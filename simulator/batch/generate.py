@@ -22,7 +22,7 @@ from schemas.event import transaction_schema
 from simulator import metrics
 from simulator.batch.catalog_tables import catalog_builders
 from simulator.batch.files import FileRecord
-from simulator.batch.labels import FraudTally, write_labels
+from simulator.batch.labels import FraudTally, LabelFiles
 from simulator.batch.output import Destination, FolderDestination, Naming, Partition
 from simulator.errors import ConfigError
 from simulator.fraud.cards import CardRegistry
@@ -157,6 +157,60 @@ class _Lander:
                 self._current.abort()
 
 
+class _Labeller:
+    """Lands each transaction date's labels on a thread of its own once the date is done.
+
+    A date's labels are all known when its last slice is (:class:`LabelFiles`), so they
+    are landed while the next date is simulated, not after the run. Every staged label
+    partition is committed at the end, or dropped on error.
+    """
+
+    def __init__(self, files: LabelFiles) -> None:
+        self._files = files
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnsim-labels")
+        self._queued: list[Future[None]] = []
+        self._day: dt.date | None = None
+        self._of_day: list[pa.Table] = []
+        #: Every slice's labels, for the manifest's figures.
+        self.tables: list[pa.Table] = []
+
+    def __enter__(self) -> _Labeller:
+        return self
+
+    def add(self, part: Slice) -> None:
+        """Take the slice's labels; those of the date before it are landed now."""
+        day = part.start.date()
+        if day != self._day:
+            self._land_day()
+            self._day = day
+        self._of_day.append(part.labels)
+        self.tables.append(part.labels)
+
+    def _land_day(self) -> None:
+        if self._of_day:
+            self._queued.append(self._pool.submit(self._files.add, pa.concat_tables(self._of_day)))
+            self._of_day = []
+
+    def commit(self) -> Future[list[FileRecord]]:
+        """Land the last date's labels, then commit every label partition (on the thread)."""
+        self._land_day()
+        queued, self._queued = self._queued, []
+
+        def commit() -> list[FileRecord]:
+            for landed in queued:
+                landed.result()
+            return self._files.commit()
+
+        return self._pool.submit(commit)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        for pending in self._queued:
+            pending.cancel()
+        self._pool.shutdown(wait=True)
+        if exc_type is not None:
+            self._files.abort()
+
+
 def generate(
     settings: Settings,
     seed: RunSeed,
@@ -209,16 +263,19 @@ def generate(
     files: list[FileRecord] = []
     total = 0
     fraud = FraudTally(world)
-    labels: list[pa.Table] = []
+    run_days = [settings.start_date + dt.timedelta(days=n) for n in range(settings.days)]
     # Workers fork when the source is entered: before any writer thread exists.
     spec = RunSpec.from_settings(settings)
-    with SliceSource(world, spec, seed, start, end, settings.workers, shard) as source:
+    with (
+        SliceSource(world, spec, seed, start, end, settings.workers, shard) as source,
+        _Labeller(LabelFiles(destination, run_days)) as labeller,
+    ):
         sim_began = wall()
         with _Lander(destination, settings.writer.rows_per_file, fraud) as lander:
             for part in source:
                 lander.land(part)
+                labeller.add(part)
                 total += part.rows.num_rows
-                labels.append(part.labels)
                 metrics.SIMULATED_TIME.set(part.end.timestamp())
                 elapsed = max(wall() - sim_began, 1e-9)
                 done = (part.end - start) / (end - start)
@@ -235,15 +292,15 @@ def generate(
                 # Simulating the next slice with this one still bound here would hold
                 # two slices' rows at the peak.
                 del part
-            # The writer still encodes the last slice: the labels and catalogs are landed
-            # meanwhile (the slices are freed: their memory goes back first).
+            # The writer still encodes the last slice and the labeller lands the last
+            # date's labels: the catalogs are landed meanwhile (the slices are freed:
+            # their memory goes back first).
             pa.default_memory_pool().release_unused()
-            label_table = pa.concat_tables(labels) if labels else None
+            labelled = labeller.commit()
             cards = source.cards
-            run_days = [settings.start_date + dt.timedelta(days=n) for n in range(settings.days)]
-            landed, catalog_rows = _land_labels_and_catalogs(
-                destination, world, cards, to_us(end), shard, label_table, run_days
-            )
+            landed, catalog_rows = _land_catalogs(destination, world, cards, to_us(end), shard)
+            landed.extend(labelled.result())
+            label_table = pa.concat_tables(labeller.tables) if labeller.tables else None
     files.extend(lander.files)
     files.extend(landed)
     partitions = lander.partitions
@@ -283,37 +340,22 @@ def generate(
     return RunSummary(out=settings.out, rows=total, files=files, manifest=manifest, seconds=seconds)
 
 
-def _land_labels_and_catalogs(
-    destination: Destination,
-    world: World,
-    cards: CardRegistry,
-    end_us: int,
-    shard: Shard,
-    labels: pa.Table | None,
-    run_days: list[dt.date],
+def _land_catalogs(
+    destination: Destination, world: World, cards: CardRegistry, end_us: int, shard: Shard
 ) -> tuple[list[FileRecord], dict[str, int]]:
-    """Land the run's labels and its catalogs; their files and the catalogs' row counts.
+    """Land the run's catalogs, one at a time (a large world's take gigabytes).
 
-    The label partitions are written on a thread while the catalogs are built and
-    written here, one at a time (a large world's catalogs take gigabytes).
+    Returns their files and row counts.
     """
     files: list[FileRecord] = []
     rows: dict[str, int] = {}
-    with ThreadPoolExecutor(1, thread_name_prefix="txnsim-labels") as labeller:
-        labelled = (
-            labeller.submit(write_labels, destination, labels, run_days)
-            if labels is not None
-            else None
-        )
-        for name, build in catalog_builders(world, cards, end_us, _holders(world, shard)):
-            if name == "merchants" and shard.index > 0:
-                continue  # every shard's world has the same merchants: shard 0 lands them
-            table = build()
-            rows[name] = table.num_rows
-            files.append(destination.write_file(destination.naming.catalog(name), table))
-            del table
-        if labelled is not None:
-            files.extend(labelled.result())
+    for name, build in catalog_builders(world, cards, end_us, _holders(world, shard)):
+        if name == "merchants" and shard.index > 0:
+            continue  # every shard's world has the same merchants: shard 0 lands them
+        table = build()
+        rows[name] = table.num_rows
+        files.append(destination.write_file(destination.naming.catalog(name), table))
+        del table
     return files, rows
 
 

@@ -17,7 +17,7 @@ from simulator.batch.output import Destination, Partition, flush_together
 from simulator.fraud.cards import CardRegistry
 from simulator.world.build import World
 
-__all__ = ["FraudTally", "label_stem", "write_labels"]
+__all__ = ["FraudTally", "LabelFiles", "label_stem"]
 
 
 class FraudTally:
@@ -79,14 +79,11 @@ def label_stem(day: dt.date) -> str:
     return f"txn-{day.isoformat()}-"
 
 
-def write_labels(
-    destination: Destination,
-    labels: pa.Table,
-    run_days: Sequence[dt.date],
-) -> list[FileRecord]:
-    """Land labels in ``labels/dt=<label date>/``, one set of files per transaction date.
+class LabelFiles:
+    """A run's label files, landed a transaction date at a time as the run goes.
 
-    A labels partition holds the labels of every run whose transactions are labelled on
+    Labels land in ``labels/dt=<label date>/``, one set of files per transaction date. A
+    labels partition holds the labels of every run whose transactions are labelled on
     that date, so a daily job's days share partitions. Each file holds the labels of the
     transactions of one date and is named by it (``txn-2026-11-24-part-00000.parquet``):
     a run replaces the label files of its own transaction dates, in every partition that
@@ -95,59 +92,85 @@ def write_labels(
     A shard's files carry its name after the date (``txn-2026-11-24-shard-00000-of-00002-``);
     it replaces its own and keeps the other shards' of the same dates.
 
-    The files are written one after another. They are small (a 7-day run of 100k
-    cardholders has 310, six rows each on average), so each costs its fixed costs (a
-    Parquet writer, a new file, the interpreter's share), and two threads only contended:
-    0.34 CPU-s against 0.23 one after another, both in 0.24 s; at 1M cardholders (596
-    files) 0.98 against 0.75 CPU-s, in 0.62 against 0.77 s, hidden either way behind the
-    run's last slice (2026-12-07). Every partition is then flushed at once and committed,
-    in date order.
-    """
-    naming = destination.naming
-    days = tuple(label_stem(day) for day in run_days)
-    stems = [day + naming.stem for day in days]
+    A label is decided in the slice of its transaction, so a date's label files are
+    final once its last slice is simulated: :meth:`add` writes them then, into their
+    partitions' staging, and :meth:`commit` flushes every partition at once and commits
+    them in date order after the run. The files are small (a 7-day run of 100k
+    cardholders has 310, six rows each on average) and each costs its fixed costs (a
+    Parquet writer, a new file): 0.25 CPU-s in all, which written after the last slice
+    were the run's last 0.15 s (2026-12-07).
 
-    def keep(name: str) -> bool:
+    Args:
+        destination: Where the run lands.
+        run_days: The run's transaction dates.
+    """
+
+    def __init__(self, destination: Destination, run_days: Sequence[dt.date]) -> None:
+        self._destination = destination
+        self._days = tuple(label_stem(day) for day in run_days)
+        self._staged: dict[dt.date, Partition] = {}
+
+    def _keep(self, name: str) -> bool:
         # Files of other days' runs stay; unstemmed ones (before 0.2: of unknown days) go;
         # of this run's days, only the other shards' files stay.
         if not name.startswith("txn-"):
             return False
-        return not name.startswith(days) or naming.sibling(name)
+        return not name.startswith(self._days) or self._destination.naming.sibling(name)
 
-    times = labels.column("label_time").cast(pa.int64()).to_numpy()
-    events = labels.column("event_time").cast(pa.int64()).to_numpy()
-    # By label date, then transaction date, then label time: each file is one run of rows.
-    order = np.lexsort((times, events // US_PER_DAY, times // US_PER_DAY))
-    labels = labels.take(pa.array(order))
-    label_days = (times[order] // US_PER_DAY).astype(np.int64)
-    event_days = (events[order] // US_PER_DAY).astype(np.int64)
-    touched = {_date(int(d)) for d in np.unique(label_days).tolist()}
-    touched |= set(destination.replace_stems("labels", stems))
+    def _partition(self, day: dt.date) -> Partition:
+        staged = self._staged.get(day)
+        if staged is None:
+            staged = self._destination.partition("labels", day, keep=self._keep)
+            self._staged[day] = staged
+        return staged
 
-    def fill(writer: Partition, in_day: np.ndarray) -> None:
-        sources, firsts = np.unique(event_days[in_day], return_index=True)
-        ends = [*firsts[1:].tolist(), len(in_day)]
-        for source, first, end in zip(sources.tolist(), firsts.tolist(), ends, strict=True):
-            stem = label_stem(_date(source)) + naming.stem
-            lo = int(in_day[first])
-            writer.write(labels.slice(lo, int(in_day[end - 1]) + 1 - lo), stem=stem)
+    def add(self, labels: pa.Table) -> None:
+        """Stage the labels of the transactions of one date, all of them.
 
-    staged: list[Partition] = []
-    files: list[FileRecord] = []
-    try:
-        for day in sorted(touched):
-            writer = destination.partition("labels", day, keep=keep)
-            staged.append(writer)
-            fill(writer, np.flatnonzero(label_days == (day - dt.date(1970, 1, 1)).days))
+        Raises:
+            ValueError: If ``labels`` hold transactions of more than one date.
+        """
+        if not labels.num_rows:
+            return
+        times = labels.column("label_time").cast(pa.int64()).to_numpy()
+        events = labels.column("event_time").cast(pa.int64()).to_numpy() // US_PER_DAY
+        if events.min() != events.max():
+            raise ValueError(
+                f"labels of transactions of {_date(int(events.min()))} to "
+                f"{_date(int(events.max()))}: label files are landed one date at a time"
+            )
+        stem = label_stem(_date(int(events[0]))) + self._destination.naming.stem
+        # By label date, then label time: each label date's rows are one run.
+        order = np.lexsort((times, times // US_PER_DAY))
+        labels = labels.take(pa.array(order))
+        label_days = times[order] // US_PER_DAY
+        days, firsts = np.unique(label_days, return_index=True)
+        ends = [*firsts[1:].tolist(), len(order)]
+        for day, first, end in zip(days.tolist(), firsts.tolist(), ends, strict=True):
+            self._partition(_date(day)).write(labels.slice(first, end - first), stem=stem)
+
+    def commit(self) -> list[FileRecord]:
+        """Put every staged partition in place, in date order; the files written.
+
+        Partitions that hold earlier files of this run's dates are rewritten without them
+        even where this run labels nothing on their date.
+        """
+        naming = self._destination.naming
+        stems = [day + naming.stem for day in self._days]
+        for day in self._destination.replace_stems("labels", stems):
+            self._partition(day)
+        staged = [self._staged[day] for day in sorted(self._staged)]
         flush_together(staged)
-        while staged:
-            files.extend(staged[0].commit())
-            staged.pop(0)
-    except BaseException:
-        for writer in staged:
-            writer.abort()
-        raise
-    return files
+        files: list[FileRecord] = []
+        for day in sorted(self._staged):
+            files.extend(self._staged[day].commit())
+            del self._staged[day]
+        return files
+
+    def abort(self) -> None:
+        """Drop every staged partition, leaving the earlier ones in place."""
+        while self._staged:
+            self._staged.popitem()[1].abort()
 
 
 def _date(days: int) -> dt.date:
