@@ -34,16 +34,18 @@ def test_a_run_failing_after_its_first_date_leaves_the_earlier_labels(
     earlier = run(small_settings(tmp_path, cache_dir, days=2))
     assert earlier.manifest["fraud"]["labels"]["rows"] > 0
     before = _files(tmp_path / "labels")
-    taken = generate_module._Labeller.add
+    land = generate_module._Lander.land
     seen: list[dt.date] = []
 
-    def fail_on_the_second_date(self: generate_module._Labeller, part: Slice) -> None:
-        taken(self, part)  # the first date's labels are handed over on the second's slice
+    def fail_on_the_second_date(self: generate_module._Lander, part: Slice) -> None:
+        land(self, part)  # the second date's first slice queues the first date's labels
         seen.append(part.start.date())
         if len(set(seen)) == 2:
+            self._drain()
+            assert list((tmp_path / "labels").glob(".dt=*.staging/txn-*.parquet"))
             raise RuntimeError("the run fails on its second date")
 
-    monkeypatch.setattr(generate_module._Labeller, "add", fail_on_the_second_date)
+    monkeypatch.setattr(generate_module._Lander, "land", fail_on_the_second_date)
     with pytest.raises(RuntimeError, match="second date"):
         run(small_settings(tmp_path, cache_dir, days=2, seed=8))
     assert _files(tmp_path / "labels") == before
