@@ -11,13 +11,12 @@ The kernels are the shapes of `txnsim generate`'s work:
 * ``interpreter``: a pure-Python loop (the interpreter's share: planning, file
   bookkeeping); touches almost no memory.
 * ``in_cache``: arithmetic over 100k-element arrays, which stay in a core's own cache.
-* ``gather``: random gathers from an 8 MB table (the simulation's lookups of the
-  world's per-cardholder and per-merchant columns): bound by the shared cache and
-  memory.
+* ``streaming``: the same arithmetic over 2M-element arrays (16 MB), which pass through
+  memory (a day's columns on their way to Parquet).
+* ``gather``: random gathers from an 8 MB table: bound by the shared cache and memory.
 
-A ratio well above 1 for ``gather`` means that a run on two cores does each row's
-lookups slower than a run on one: rows per CPU-second fall as CPU seconds over wall
-seconds rise.
+A ratio well above 1 means that work of that shape runs slower on each core when both
+are busy: rows per CPU-second then fall as CPU seconds over wall seconds rise.
 
 Usage: python bench/cores.py [--repeat 3]
 """
@@ -48,6 +47,12 @@ def in_cache() -> None:
         values = values * 1.0001 + 0.5
 
 
+def streaming() -> None:
+    values = np.random.default_rng(0).random(2_000_000)
+    for _ in range(300):
+        values = values * 1.0001 + 0.5
+
+
 def gather() -> None:
     rng = np.random.default_rng(0)
     table = rng.random(1_000_000)
@@ -59,6 +64,7 @@ def gather() -> None:
 KERNELS: dict[str, Callable[[], None]] = {
     "interpreter": interpreter,
     "in_cache": in_cache,
+    "streaming": streaming,
     "gather": gather,
 }
 
