@@ -76,8 +76,9 @@ class _Lander:
     and the slice is at most :data:`_WRITER_BUILDS_UP_TO` rows, else here while the
     writer finishes the slice before (lanes share the simulation, and the writer
     becomes the slower side). Either way they are built a file at a time and the bytes
-    are the same. At most one slice waits for the writer, which bounds memory.
-    Partitions are committed in order; on error every staged partition is dropped.
+    are the same. At most one slice waits for the writer, which bounds memory. The
+    writer commits each partition after its last file, in order, so this thread never
+    waits for a day to be flushed; on error every partition not committed is dropped.
 
     A date's label files are written by the same thread once the date's last slice is
     landed (a label is decided in its transaction's slice), while the next date is
@@ -102,8 +103,14 @@ class _Lander:
         self._tally = tally
         self._labels = labels
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnsim-writer")
-        self._queued: deque[Future[None]] = deque()
+        #: Slices queued for the writer: at most one waits behind the one it writes.
+        self._slices: deque[Future[None]] = deque()
+        #: Partition commits and label files, queued behind the slices before them.
+        self._after: deque[Future[None]] = deque()
+        self._last: Future[Any] | None = None
         self._current: Partition | None = None
+        #: Partitions written to and not committed yet: dropped on error.
+        self._open: list[Partition] = []
         self._day: dt.date | None = None
         self._of_day: list[pa.Table] = []
         self.files: list[FileRecord] = []
@@ -128,22 +135,34 @@ class _Lander:
             self._hand_over(day, table.num_rows, partial(self._write, table))
             del table
 
+    def _submit(self, job: Callable[..., Any], *args: Any) -> Future[Any]:
+        self._last = self._pool.submit(job, *args)
+        return self._last
+
     def _writer_idle(self) -> bool:
-        return not self._queued or self._queued[-1].done()
+        # One thread runs the jobs in order: the last one done, all are.
+        return self._last is None or self._last.done()
 
     def _hand_over(self, day: dt.date, rows: int, job: Callable[[Partition], None]) -> None:
         current = self._current
         if current is None or day != self._day:
-            self._drain()
+            # Committed by the writer after the day's last file: this thread goes on.
             if current is not None:
-                self.files.extend(current.commit())
+                self._after.append(self._submit(self._commit, current))
             current = self._current = self._destination.partition("transactions", day)
+            self._open.append(current)
             self._day = day
             self.partitions[day.isoformat()] = 0
         self.partitions[day.isoformat()] += rows
-        self._queued.append(self._pool.submit(job, current))
-        while len(self._queued) > 1:
-            self._queued.popleft().result()
+        self._slices.append(self._submit(job, current))
+        while len(self._slices) > 1:
+            self._slices.popleft().result()
+        while self._after and self._after[0].done():
+            self._after.popleft().result()  # a failed commit or label file stops the run
+
+    def _commit(self, partition: Partition) -> None:
+        self.files.extend(partition.commit())
+        self._open.remove(partition)
 
     def _write_tables(self, part: Slice, partition: Partition) -> None:
         # A file's worth at a time: a slice's strings are built as they are landed.
@@ -159,31 +178,28 @@ class _Lander:
     def _land_labels(self) -> None:
         """Queue the label files of the date landed last, after its transactions."""
         if self._of_day:
-            self._queued.append(self._pool.submit(self._labels.add, pa.concat_tables(self._of_day)))
+            self._after.append(self._submit(self._labels.add, pa.concat_tables(self._of_day)))
             self._of_day = []
 
     def commit_labels(self) -> Future[list[FileRecord]]:
         """Queue the last date's label files, then the commit of every label partition."""
         self._land_labels()
-        return self._pool.submit(self._labels.commit)
-
-    def _drain(self) -> None:
-        while self._queued:
-            self._queued.popleft().result()
+        return self._submit(self._labels.commit)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             if exc_type is None:
-                self._drain()
                 if self._current is not None:
-                    self.files.extend(self._current.commit())
-                    self._current = None
+                    self._after.append(self._submit(self._commit, self._current))
+                for queued in (self._slices, self._after):
+                    while queued:
+                        queued.popleft().result()
         finally:
-            for pending in self._queued:
+            for pending in (*self._slices, *self._after):
                 pending.cancel()
             self._pool.shutdown(wait=True)
-            if self._current is not None:
-                self._current.abort()
+            for partition in self._open:
+                partition.abort()
             if exc_type is not None:
                 self._labels.abort()
 
