@@ -82,10 +82,10 @@ class _Lander:
 
     A date's label files are written by the same thread once the date's last slice is
     landed (a label is decided in its transaction's slice), while the next date is
-    simulated, and committed at :meth:`commit_labels`. Written after the run, their 310
-    small files (7 days x 100k cardholders) were its last 0.15-0.3 s; on a thread of
-    their own they held the simulating thread back more than that (interleaved runs,
-    2026-12-07).
+    simulated; the last date's are written here at :meth:`finish_labels`, which commits
+    them all. Written after the run, their 310 small files (7 days x 100k cardholders)
+    were its last 0.15-0.3 s; on a thread of their own they held the simulating thread
+    back more than that (interleaved runs, 2026-12-07).
 
     Args:
         destination: Where the partitions go.
@@ -181,10 +181,19 @@ class _Lander:
             self._after.append(self._submit(self._labels.add, pa.concat_tables(self._of_day)))
             self._of_day = []
 
-    def commit_labels(self) -> Future[list[FileRecord]]:
-        """Queue the last date's label files, then the commit of every label partition."""
-        self._land_labels()
-        return self._submit(self._labels.commit)
+    def finish_labels(self) -> list[FileRecord]:
+        """Land the last date's label files here, then commit every label partition.
+
+        Called after the last slice: the writer's label jobs were all queued before that
+        slice, so once they are done the label files are this thread's, and it writes
+        the last date's while the writer encodes the last slice.
+        """
+        while self._after:
+            self._after.popleft().result()
+        if self._of_day:
+            self._labels.add(pa.concat_tables(self._of_day))
+            self._of_day = []
+        return self._labels.commit()
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
@@ -282,14 +291,13 @@ def generate(
                 # Simulating the next slice with this one still bound here would hold
                 # two slices' rows at the peak.
                 del part
-            # The writer still encodes the last slice, then lands the last date's labels:
-            # the catalogs are landed meanwhile (the slices are freed: their memory goes
-            # back first).
+            # The writer still encodes the last slice: the catalogs and the last date's
+            # labels are landed meanwhile (the slices are freed: their memory goes back
+            # first).
             pa.default_memory_pool().release_unused()
-            labelled = lander.commit_labels()
             cards = source.cards
             landed, catalog_rows = _land_catalogs(destination, world, cards, to_us(end), shard)
-            landed.extend(labelled.result())
+            landed.extend(lander.finish_labels())
             tables = lander.label_tables
             label_table = pa.concat_tables(tables) if tables else None
     files.extend(lander.files)
