@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import math
 from typing import Any
+from unittest.mock import patch
 
 import fastavro
 import numpy as np
@@ -22,6 +23,7 @@ from schemas.avro_records import RecordDecoder
 from schemas.event import transaction_schema
 from schemas.framing import Framing
 from schemas.parquet import COMPRESS_MIN_ROWS, ParquetFormat, parquet_bytes
+from simulator.core import order
 from simulator.core.environment import Environment
 from simulator.core.ids import hex_ids, mix64, pack_keys
 from simulator.core.order import stable_order, time_then_key
@@ -279,24 +281,48 @@ def test_microsecond_conversions_are_exact(moment: dt.datetime) -> None:
         to_us(moment.replace(tzinfo=None))
 
 
+@pytest.mark.parametrize("radix_from", [order._RADIX_FROM, 0])
 @given(
-    st.lists(
-        st.tuples(st.integers(0, 40), st.integers(0, 2**63 - 1)),
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 40) | st.integers(0, 2**50) | st.integers(2**50, 2**51),
+            st.integers(0, 2**63 - 1),
+        ),
         max_size=300,
         unique_by=lambda r: r[1],
     )
 )
-def test_time_then_key_is_a_lexsort(rows: list[tuple[int, int]]) -> None:
-    """Few distinct times, so most rows tie: the tie-break by key is what is tested."""
+def test_time_then_key_is_a_lexsort(radix_from: int, rows: list[tuple[int, int]]) -> None:
+    """Mostly few distinct times, so most rows tie: the tie-break by key is what is tested.
+
+    Both ways of ordering the times: a comparison sort, and radix passes (taken from
+    ``order._RADIX_FROM`` rows on; 0 takes them for every size), and spans of times
+    beyond the passes' 48 bits.
+    """
     time = np.array([t for t, _ in rows], dtype=np.int64)
     key = np.array([k for _, k in rows], dtype=np.uint64)
-    assert np.array_equal(time_then_key(time, key), np.lexsort((key, time)))
+    with patch.object(order, "_RADIX_FROM", radix_from):
+        assert np.array_equal(time_then_key(time, key), np.lexsort((key, time)))
 
 
-@given(st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 5), max_size=300))
-def test_stable_order_is_a_stable_argsort(values: list[int]) -> None:
+@pytest.mark.parametrize("radix_from", [order._RADIX_FROM, 0])
+@given(values=st.lists(st.integers(0, 2**32 - 1) | st.integers(0, 5), max_size=300))
+def test_stable_order_is_a_stable_argsort(radix_from: int, values: list[int]) -> None:
     array = np.array(values, dtype=np.int64)
-    assert np.array_equal(stable_order(array), np.argsort(array, kind="stable"))
+    with patch.object(order, "_RADIX_FROM", radix_from):
+        assert np.array_equal(stable_order(array), np.argsort(array, kind="stable"))
+
+
+def test_a_days_order_by_radix_passes_is_numpys() -> None:
+    """A day of rows as a slice has them: 130,000 microsecond times, some tied."""
+    rng = np.random.default_rng(7)
+    day = 1_795_478_400_000_000  # 2026-11-24, in microseconds since 1970
+    time = day + rng.integers(0, 86_400_000_000, 130_000)
+    time[::1000] = time[1::1000]  # ties
+    key = rng.permutation(130_000).astype(np.uint64)
+    assert np.array_equal(time_then_key(time, key), np.lexsort((key, time)))
+    cards = rng.integers(0, 158_000, 130_000)
+    assert np.array_equal(stable_order(cards), np.argsort(cards, kind="stable"))
 
 
 def test_stable_order_refuses_what_it_cannot_pack() -> None:

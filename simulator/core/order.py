@@ -1,14 +1,20 @@
 """Sort orders of a slice's rows, as numpy's stable sorts give them, found faster.
 
-``np.lexsort`` and ``np.argsort(kind="stable")`` on 64-bit values are merge sorts; an
-unstable ``np.sort`` or ``np.argsort`` of the same values is several times faster
-(vectorised on this machine's CPUs). Each function here returns exactly the order the
-stable sort would, so the rows, and the bytes landed, do not change:
+``np.lexsort`` and ``np.argsort(kind="stable")`` on 64-bit values are merge sorts, and
+numpy's comparison sorts of 64-bit values take 38-50 ns a value on this machine (130,000
+values: 5 ms sorted, 6.9 ms argsorted). numpy's stable sort of 16-bit integers is a
+radix sort (1.1 ms for the same count), so a large array is ordered here by its 16-bit
+digits, least significant first, each pass a stable argsort of one digit: a stable
+order, in one pass per 16 bits of the values' range (:func:`_radix_order`). Each
+function here returns exactly the order the stable sort would, so the rows, and the
+bytes landed, do not change:
 
-* :func:`time_then_key`: by event time, ties by position key (132,000 rows: 25 ms by
-  ``np.lexsort``, 2.3 ms here when no two rows share a microsecond);
+* :func:`time_then_key`: by event time, ties by position key (130,000 rows of a day:
+  3.2 ms in three passes, against 6.9 ms for an unstable argsort and 25 ms for
+  ``np.lexsort``);
 * :func:`stable_order`: a stable argsort of small non-negative integers (card numbers,
-  partitions), as one sort of ``value << 32 | position`` (11.9 ms against 1.6 ms).
+  partitions): 2.2 ms in two passes for 130,000 card numbers, against 6.5 ms for one
+  sort of ``value << 32 | position`` and 8.5 ms for numpy's stable argsort.
 """
 
 from __future__ import annotations
@@ -18,6 +24,23 @@ import numpy as np
 __all__ = ["stable_order", "time_then_key"]
 
 _LOW32 = np.uint64(0xFFFFFFFF)
+#: Arrays shorter than this are ordered by one comparison sort: a radix pass has fixed
+#: costs that a few thousand values do not repay.
+_RADIX_FROM = 4096
+_DIGIT = 16
+
+
+def _radix_order(values: np.ndarray, bits: int) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` for non-negative integers below ``2**bits``."""
+    order: np.ndarray | None = None
+    for shift in range(0, max(bits, 1), _DIGIT):
+        digit = ((values >> shift) & 0xFFFF).astype(np.uint16)
+        if order is None:
+            order = np.argsort(digit, kind="stable")
+        else:
+            order = order[np.argsort(digit[order], kind="stable")]
+    assert order is not None
+    return order
 
 
 def time_then_key(time_us: np.ndarray, key: np.ndarray) -> np.ndarray:
@@ -26,7 +49,7 @@ def time_then_key(time_us: np.ndarray, key: np.ndarray) -> np.ndarray:
     Any two rows of the same time must differ in key (positions keys do), so the order
     is fully determined; rows of equal times are reordered among themselves only.
     """
-    order = np.argsort(time_us)
+    order = _time_order(time_us)
     at = time_us[order]
     tied = np.flatnonzero(at[1:] == at[:-1])
     if len(tied):
@@ -34,6 +57,17 @@ def time_then_key(time_us: np.ndarray, key: np.ndarray) -> np.ndarray:
         rows = order[spots]
         order[spots] = rows[np.lexsort((key[rows], time_us[rows]))]
     return order
+
+
+def _time_order(time_us: np.ndarray) -> np.ndarray:
+    """An order by time (ties in any order)."""
+    if len(time_us) < max(_RADIX_FROM, 1):
+        return np.argsort(time_us)
+    since = time_us - time_us.min()
+    bits = int(since.max()).bit_length()
+    if bits > 3 * _DIGIT:  # more than about nine years between the first and last row
+        return np.argsort(time_us)
+    return _radix_order(since, bits)
 
 
 def stable_order(values: np.ndarray) -> np.ndarray:
@@ -48,6 +82,8 @@ def stable_order(values: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.intp)
     if int(values.min()) < 0 or int(values.max()) > int(_LOW32) or n > int(_LOW32):
         raise ValueError("stable_order sorts integers in [0, 2**32), fewer than 2**32 of them")
+    if n >= _RADIX_FROM:
+        return _radix_order(values.astype(np.int64, copy=False), int(values.max()).bit_length())
     packed = (values.astype(np.uint64) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
     packed.sort()
     return (packed & _LOW32).astype(np.intp)
