@@ -119,6 +119,33 @@ def test_categorical_draws_and_searches_are_binary_searches(
         )
 
 
+@given(
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=50, unique=True),
+    st.lists(st.integers(-(2**63), 2**63 - 1) | st.integers(-3, 3), min_size=256, max_size=600),
+)
+def test_searches_of_integers_are_binary_searches(haystack: list[int], needles: list[int]) -> None:
+    """Integer needles (segment keys) over the whole int64 range: the buckets are floats."""
+    edges = np.array(sorted(haystack), dtype=np.int64)
+    values = np.array(needles, dtype=np.int64)
+    for side in ("left", "right"):
+        assert np.array_equal(
+            search_sorted(edges, values, side), np.searchsorted(edges, values, side=side)
+        )
+
+
+@pytest.mark.parametrize(
+    "odd", [np.nan, np.inf, -np.inf, 0.5], ids=["nan", "inf", "-inf", "all-equal"]
+)
+def test_searches_with_odd_needles_are_binary_searches(odd: float) -> None:
+    edges = np.linspace(0.0, 1.0, 11)
+    values = np.full(300, 0.5) if odd == 0.5 else np.random.default_rng(1).random(300)
+    values[::7] = odd
+    for side in ("left", "right"):
+        assert np.array_equal(
+            search_sorted(edges, values, side), np.searchsorted(edges, values, side=side)
+        )
+
+
 def _splitmix64_finaliser(value: int) -> int:
     """The SplitMix64 output function, in exact integer arithmetic."""
     z = value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -63,14 +64,22 @@ def search_sorted(
 ) -> np.ndarray:
     """``np.searchsorted(haystack, needles, side)``, quicker for many random needles.
 
-    Many needles are searched in ascending order and the positions put back: each search
-    then starts near the last one's path, and the branches are predictable (30,000
-    random merchant picks among 5,913 entries: 3.5-4.2 ms in place, 1.2-1.8 ms sorted).
+    Many needles are searched in nearly ascending order and the positions put back: each
+    search then starts near the last one's path, and the branches are predictable. The
+    order need not be exact (each needle's position is its own search's), so the needles
+    are put in 65,536 buckets of their range by one radix pass (numpy's stable sort of
+    16-bit integers) instead of being sorted: 20,000 uniforms among 6,000 entries took
+    1.7 ms in place, 1.8 ms sorted, 0.94 ms bucketed; 130,000 took 12.0, 14.4 and 7.6 ms.
     """
     needles = np.asarray(needles)
     if needles.ndim != 1 or len(needles) < _MANY_QUERIES:
         return np.searchsorted(haystack, needles, side=side)
-    order = np.argsort(needles)  # equal needles find equal positions: any order
+    values = needles.astype(np.float64, copy=False)
+    lo, hi = float(values.min()), float(values.max())
+    if not (math.isfinite(hi - lo) and hi > lo):  # one value, a NaN or an infinity
+        return np.searchsorted(haystack, needles, side=side)
+    bucket = ((values - lo) * (65535.0 / (hi - lo))).astype(np.uint16)
+    order = np.argsort(bucket, kind="stable")
     pos = np.empty(len(needles), dtype=np.intp)
     pos[order] = np.searchsorted(haystack, needles[order], side=side)
     return pos
