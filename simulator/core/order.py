@@ -32,14 +32,10 @@ _DIGIT = 16
 
 def _radix_order(values: np.ndarray, bits: int) -> np.ndarray:
     """``np.argsort(values, kind="stable")`` for non-negative integers below ``2**bits``."""
-    order: np.ndarray | None = None
-    for shift in range(0, max(bits, 1), _DIGIT):
+    order = np.argsort((values & 0xFFFF).astype(np.uint16), kind="stable")
+    for shift in range(_DIGIT, bits, _DIGIT):
         digit = ((values >> shift) & 0xFFFF).astype(np.uint16)
-        if order is None:
-            order = np.argsort(digit, kind="stable")
-        else:
-            order = order[np.argsort(digit[order], kind="stable")]
-    assert order is not None
+        order = order[np.argsort(digit[order], kind="stable")]
     return order
 
 
@@ -61,7 +57,7 @@ def time_then_key(time_us: np.ndarray, key: np.ndarray) -> np.ndarray:
 
 def _time_order(time_us: np.ndarray) -> np.ndarray:
     """An order by time (ties in any order)."""
-    if len(time_us) < max(_RADIX_FROM, 1):
+    if len(time_us) < _RADIX_FROM or not len(time_us):
         return np.argsort(time_us)
     since = time_us - time_us.min()
     bits = int(since.max()).bit_length()
