@@ -12,6 +12,14 @@ Its linear algebra runs on one thread (:func:`one_blas_thread`): numpy's OpenBLA
 otherwise starts a thread per core when numpy is imported, which spins for some
 0.1 s looking for work that never comes (the simulation multiplies no matrices
 outside the world build): 120 ms of CPU per process, measured with ``perf stat``.
+
+Memory a command frees is kept for its next use (:func:`keep_freed_memory`). A slice's
+arrays and Arrow buffers are freed and made again slice after slice; by default glibc
+hands every block over 128 KiB back to the kernel at once, and pyarrow's mimalloc its
+pages 10 ms after they are freed, so each slice faulted its memory in again and the
+kernel zeroed it, page by page: 7% of a run's CPU in ``clear_page_erms`` alone (``perf
+record``, 7 days x 100k cardholders). Kept, the same run takes 6.7% less CPU and 4%
+less wall time (ten interleaved pairs).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from __future__ import annotations
 import gc
 import os
 
-__all__ = ["one_blas_thread", "pause_collector", "resume_collector"]
+__all__ = ["keep_freed_memory", "one_blas_thread", "pause_collector", "resume_collector"]
 
 #: What the BLAS libraries numpy may be built with read for their thread count.
 _BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -33,6 +41,33 @@ def one_blas_thread() -> None:
     """
     for name in _BLAS_THREADS:
         os.environ.setdefault(name, "1")
+
+
+#: glibc's ``mallopt`` parameters (``<malloc.h>``).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+#: Blocks up to this size come from the heap, not their own mapping: glibc's largest.
+_MMAP_THRESHOLD = 32 << 20
+#: Free memory at a heap's top is handed back to the kernel beyond this much.
+_TRIM_THRESHOLD = 256 << 20
+
+
+def keep_freed_memory() -> None:
+    """Have the allocators keep freed memory for reuse instead of handing it back at once.
+
+    Before pyarrow is first imported: its mimalloc reads ``MIMALLOC_PURGE_DELAY`` as it
+    loads (the environment's own value wins). glibc's thresholds are set through
+    ``mallopt``; on another C library only the first part applies. Forked workers
+    inherit both.
+    """
+    os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+    if not os.confstr("CS_GNU_LIBC_VERSION"):
+        return
+    import ctypes
+
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
 
 
 _paused = False

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from runtime.startup import one_blas_thread, pause_collector, resume_collector
+from runtime.startup import (
+    keep_freed_memory,
+    one_blas_thread,
+    pause_collector,
+    resume_collector,
+)
 
 #: Modules a local ``generate`` to a folder never uses: Kafka, S3, Avro registries, plots,
 #: and pandas (pyarrow would import it on its first array; see ``simulator.cli._hide_pandas``).
@@ -26,7 +31,8 @@ def _run(tmp_path: Path, cache: Path, out: str) -> dict:
     listing = tmp_path / f"{out}.json"
     state = (
         "{'modules': list(sys.modules), 'collecting': gc.isenabled(),"
-        " 'frozen': gc.get_freeze_count(), 'blas': os.environ.get('OPENBLAS_NUM_THREADS')}"
+        " 'frozen': gc.get_freeze_count(), 'blas': os.environ.get('OPENBLAS_NUM_THREADS'),"
+        " 'purge': os.environ.get('MIMALLOC_PURGE_DELAY')}"
     )
     code = (
         "import atexit, gc, json, os, pathlib, sys\n"
@@ -36,7 +42,11 @@ def _run(tmp_path: Path, cache: Path, out: str) -> dict:
         "txnsim()\n"
     )
     args = ["generate", "--out", str(tmp_path / out), "--seed", "5", "--cardholders", "1500"]
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENBLAS_NUM_THREADS", "MIMALLOC_PURGE_DELAY")
+    }
     env["TXNSIM_CACHE_DIR"] = str(cache)
     proc = subprocess.run(
         [sys.executable, "-c", code, "--log-level", "WARNING", *args],
@@ -71,12 +81,20 @@ def test_the_command_runs_with_the_collector_on_and_start_up_frozen(tmp_path: Pa
     assert state["frozen"] > 20_000  # numpy's, pyarrow's and pydantic's objects, at least
     # numpy's BLAS was told to start no threads of its own (they spin for nothing).
     assert state["blas"] == "1"
+    # pyarrow's allocator keeps freed pages for the next slice instead of handing them back.
+    assert state["purge"] == "-1"
 
 
 def test_a_blas_thread_count_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     one_blas_thread()
     assert os.environ["OPENBLAS_NUM_THREADS"] == "3"
+
+
+def test_an_allocator_setting_the_user_made_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIMALLOC_PURGE_DELAY", "250")
+    keep_freed_memory()
+    assert os.environ["MIMALLOC_PURGE_DELAY"] == "250"
 
 
 def test_the_collector_stays_as_an_embedding_program_left_it() -> None:
