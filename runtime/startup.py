@@ -43,6 +43,12 @@ def one_blas_thread() -> None:
         os.environ.setdefault(name, "1")
 
 
+#: pyarrow's mimalloc: keep freed pages, and map no transparent huge pages. mimalloc writes
+#: its free list into every block of a fresh page, so a huge page was faulted in and
+#: zeroed whole, 2 MiB at a time, where the blocks in use touch a few 4 KiB pages
+#: (page faults went from 7% of a run's samples to 4.5%, with 6% fewer samples in all).
+_MIMALLOC = {"MIMALLOC_PURGE_DELAY": "-1", "MIMALLOC_ALLOW_THP": "0"}
+
 #: glibc's ``mallopt`` parameters (``<malloc.h>``).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -55,12 +61,13 @@ _TRIM_THRESHOLD = 256 << 20
 def keep_freed_memory() -> None:
     """Have the allocators keep freed memory for reuse instead of handing it back at once.
 
-    Before pyarrow is first imported: its mimalloc reads ``MIMALLOC_PURGE_DELAY`` as it
-    loads (the environment's own value wins). glibc's thresholds are set through
+    Before pyarrow is first imported: its mimalloc reads its options from the environment
+    as it loads (the environment's own values win). glibc's thresholds are set through
     ``mallopt``; on another C library only the first part applies. Forked workers
     inherit both.
     """
-    os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
+    for name, value in _MIMALLOC.items():
+        os.environ.setdefault(name, value)
     if not os.confstr("CS_GNU_LIBC_VERSION"):
         return
     import ctypes
