@@ -37,6 +37,8 @@ class Whereabouts:
         self._travel = travel
         self._streams = streams
         self._starts = lru_cache(maxsize=cache_size)(self._draw_starts)
+        #: Each block's last answer: a day's slices ask for the same day, one after another.
+        self._located: dict[int, tuple[dt.date, tuple[np.ndarray, np.ndarray]]] = {}
 
     def _draw_starts(self, block: int, day: dt.date) -> tuple[np.ndarray, ...]:
         """The trips that start on ``day`` in ``block``: who, how long, abroad, where."""
@@ -54,7 +56,20 @@ class Whereabouts:
         return who, days[who], abroad[who], u_city[who]
 
     def locate(self, block: int, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
-        """Location rows and a travelling flag for every cardholder of ``block`` on ``day``."""
+        """Location rows and a travelling flag for every cardholder of ``block`` on ``day``.
+
+        Read-only arrays: the answer is kept for the block's next slice of the same day.
+        """
+        last = self._located.get(block)
+        if last is not None and last[0] == day:
+            return last[1]
+        found = self._locate(block, day)
+        for values in found:
+            values.flags.writeable = False
+        self._located[block] = (day, found)
+        return found
+
+    def _locate(self, block: int, day: dt.date) -> tuple[np.ndarray, np.ndarray]:
         world = self._world
         places = world.places
         lo, hi = world.block_range(block)
