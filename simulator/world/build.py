@@ -149,6 +149,16 @@ class World:
         return self.currency_scale[self.currency_of_country[country]]
 
     @cached_property
+    def merchant_price_level(self) -> np.ndarray:
+        """Price level of each merchant's country (see :attr:`price_level`)."""
+        return self.price_level[self.country_of_city[self.merchants.city]]
+
+    @cached_property
+    def merchant_card_present(self) -> np.ndarray:
+        """Whether each merchant sells card present (else online)."""
+        return self.merchants.channel == CHANNEL_CARD_PRESENT
+
+    @cached_property
     def merchant_step(self) -> np.ndarray:
         """Smallest amount of each merchant's currency, in hundredths (see ``money.step``)."""
         country = self.country_of_city[self.merchants.city]

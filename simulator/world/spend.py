@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.world.build import World
-from simulator.world.catalog import CHANNEL_CARD_PRESENT
 from simulator.world.money import to_minor
 
 __all__ = ["amounts_minor", "price_level_factor"]
@@ -44,8 +43,6 @@ def amounts_minor(
 
 def price_level_factor(world: World, holder: np.ndarray, merchant: np.ndarray) -> np.ndarray:
     """Per row, the visited country's price level over the home one's (1 at home and online)."""
-    level = world.price_level
-    visited = level[world.country_of_city[world.merchants.city[merchant]]]
-    home = level[world.holder_country[holder]]
-    card_present = world.merchants.channel[merchant] == CHANNEL_CARD_PRESENT
-    return np.where(card_present, visited / home, 1.0)
+    visited = world.merchant_price_level[merchant]
+    home = world.price_level[world.holder_country[holder]]
+    return np.where(world.merchant_card_present[merchant], visited / home, 1.0)
