@@ -18,8 +18,9 @@ arrays and Arrow buffers are freed and made again slice after slice; by default 
 hands every block over 128 KiB back to the kernel at once, and pyarrow's mimalloc its
 pages 10 ms after they are freed, so each slice faulted its memory in again and the
 kernel zeroed it, page by page: 7% of a run's CPU in ``clear_page_erms`` alone (``perf
-record``, 7 days x 100k cardholders). Kept, the same run takes 6.7% less CPU and 4%
-less wall time (ten interleaved pairs).
+record``, 7 days x 100k cardholders). Kept, that run takes 3.5% less CPU and 5% less
+wall time (ten interleaved pairs), and a day of 1M cardholders 14% less CPU and 13%
+less wall (four pairs); peaks are lower (README, Benchmarks).
 """
 
 from __future__ import annotations
@@ -43,11 +44,15 @@ def one_blas_thread() -> None:
         os.environ.setdefault(name, "1")
 
 
-#: pyarrow's mimalloc: keep freed pages, and map no transparent huge pages. mimalloc writes
-#: its free list into every block of a fresh page, so a huge page was faulted in and
-#: zeroed whole, 2 MiB at a time, where the blocks in use touch a few 4 KiB pages
-#: (page faults went from 7% of a run's samples to 4.5%, with 6% fewer samples in all).
-_MIMALLOC = {"MIMALLOC_PURGE_DELAY": "-1", "MIMALLOC_ALLOW_THP": "0"}
+#: pyarrow's mimalloc: keep freed pages for a second (its default is 10 ms), and map no
+#: transparent huge pages. A slice frees and makes its buffers again within a second at
+#: any scale measured; kept for ever instead, a 10M-cardholder day ran 11% faster but
+#: peaked 8% higher (7.28 GB against 6.71), and 1M x 7 days 1.10x its largest day's
+#: peak against 1.06x. mimalloc writes its free list into every block of a fresh page,
+#: so a huge page was faulted in and zeroed whole, 2 MiB at a time, where the blocks in
+#: use touch a few 4 KiB pages (page faults went from 7% of a 7-day run's samples to
+#: 4.5%, with 6% fewer samples in all).
+_MIMALLOC = {"MIMALLOC_PURGE_DELAY": "1000", "MIMALLOC_ALLOW_THP": "0"}
 
 #: glibc's ``mallopt`` parameters (``<malloc.h>``).
 _M_TRIM_THRESHOLD = -1
