@@ -25,6 +25,7 @@ from schemas.framing import Framing
 from schemas.parquet import COMPRESS_MIN_ROWS, ParquetFormat, parquet_bytes
 from simulator.core import order
 from simulator.core.environment import Environment
+from simulator.core.gather import take2
 from simulator.core.ids import hex_ids, mix64, pack_keys
 from simulator.core.order import stable_order, time_then_key
 from simulator.core.sampling import (
@@ -144,6 +145,22 @@ def test_searches_with_odd_needles_are_binary_searches(odd: float) -> None:
         assert np.array_equal(
             search_sorted(edges, values, side), np.searchsorted(edges, values, side=side)
         )
+
+
+@given(
+    st.integers(1, 40),
+    st.integers(1, 12),
+    st.sampled_from([np.int16, np.int32, np.int64]),
+    st.lists(st.tuples(st.integers(-(2**20), 2**20), st.integers(0, 2**20)), max_size=300),
+)
+def test_flat_takes_are_two_index_gathers(
+    n_rows: int, n_cols: int, dtype: type, picks: list[tuple[int, int]]
+) -> None:
+    """Rows from the end (negative) too, and the narrow index types the world stores."""
+    table = np.arange(n_rows * n_cols, dtype=np.float64).reshape(n_rows, n_cols) / 7
+    rows = np.array([r % (2 * n_rows) - n_rows for r, _ in picks], dtype=dtype)
+    cols = np.array([c % n_cols for _, c in picks], dtype=dtype)
+    assert np.array_equal(take2(table, rows, cols), table[rows, cols])
 
 
 def _splitmix64_finaliser(value: int) -> int:

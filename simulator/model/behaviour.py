@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runtime.units import MINUTES_PER_DAY, US_PER_MINUTE, to_us
+from simulator.core.gather import take2
 from simulator.core.ids import pack_keys
 from simulator.core.sampling import cdf, draw_categorical
 from simulator.core.seeding import Streams
@@ -137,7 +138,7 @@ def simulate_block(
     # Proposals at the bounding rate, then thinning in local time.
     expected = holders.rate[lo:hi] * ctx.proposal_rate[profile] * (ctx.hours / 24.0)
     counts = rng.poisson(expected)
-    owner = np.repeat(np.arange(hi - lo, dtype=np.int32), counts)
+    owner = np.repeat(np.arange(hi - lo, dtype=np.intp), counts)
     n = len(owner)
     u = rng.random(n)
     group = draw_categorical(u, ctx.proposal_cdf[0])
@@ -146,7 +147,7 @@ def simulate_block(
     minute = rng.random(n) * (ctx.hours * 60)
     # floor(minute / 60), exactly, without a float floor division (minute >= 0).
     hour = minute.astype(np.intp) // 60
-    here = world.places.location_city[loc_row]
+    here = world.places.location_city[loc_row].astype(np.intp)
     day_idx, local_minute = _local_day(ctx, world.tz_of_city[here][owner], minute, hour)
     # At home, the home date is the local date; only travellers' differ.
     home_day = day_idx.copy()
@@ -159,9 +160,9 @@ def simulate_block(
     # Merchant side: the country the cardholder is in; cardholder side: the home date.
     country = world.country_of_city[here][owner]
     intensity = (
-        world.calendar.minute_curve[group, local_minute]
+        take2(world.calendar.minute_curve, group, local_minute)
         * ctx.day_factors[country, day_idx, group]
-        * ctx.holder_factors[home_day, group]
+        * take2(ctx.holder_factors, home_day, group)
     )
     keep = np.flatnonzero(rng.random(n) * ctx.bound[group] < intensity)
     owner, group, minute = owner[keep], group[keep], minute[keep]
@@ -206,7 +207,7 @@ def _local_day(
     ctx: SliceContext, tz: np.ndarray, minute: np.ndarray, hour: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Local date (0: the day before the slice's UTC date, 1: same, 2: next) and minute."""
-    local = ctx.start.hour * 60 + minute + ctx.offsets[tz, hour]
+    local = ctx.start.hour * 60 + minute + take2(ctx.offsets, tz, hour)
     # UTC offsets lie within -12 h and +14 h and a slice within its UTC day, so the local
     # time is less than a day before or after that day: floor(local / day) + 1, exactly,
     # by two comparisons instead of a float floor division.
@@ -234,7 +235,7 @@ def _choose_merchants(
     row = loc_row[owner]
     nearby = np.flatnonzero(u_near >= ctx.local_share)
     row[nearby] = places.near.pick(row[nearby], u_city[nearby])
-    segment = places.resolved[row, group]
+    segment = take2(places.resolved, row, group)
     channel = np.where(segment < 0, CHANNEL_ECOMMERCE, channel)
 
     # Row numbers, not masks: a random mask's gather is four times slower (numpy 2.4).

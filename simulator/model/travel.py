@@ -73,7 +73,8 @@ class Whereabouts:
         world = self._world
         places = world.places
         lo, hi = world.block_range(block)
-        home_row = places.row_of_city[world.holders.home_city[lo:hi]]
+        # Native-width rows: they index the places' tables slice after slice.
+        home_row = places.row_of_city[world.holders.home_city[lo:hi]].astype(np.intp)
         row = home_row.copy()
         away = np.zeros(hi - lo, dtype=bool)
         trips = [

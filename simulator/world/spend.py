@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.core.gather import take2
 from simulator.world.build import World
 from simulator.world.money import to_minor
 
@@ -27,7 +28,7 @@ def amounts_minor(
     """Amounts (hundredths of each merchant's currency) from the per-MCC spend model."""
     table = world.amounts
     n = len(holder)
-    mcc = world.merchants.mcc[merchant]
+    mcc = world.merchants.mcc[merchant].astype(np.intp)
     z = rng.standard_normal(n)
     u_point, u_which = rng.random(n), rng.random(n)
     usd = np.exp(table.log_median[mcc] + table.sigma[mcc] * z)
@@ -36,7 +37,7 @@ def amounts_minor(
     at_point = np.flatnonzero(u_point < table.point_share[mcc])
     m = mcc[at_point]
     which = (u_which[at_point, None] >= table.point_cdf[m]).sum(axis=1)
-    usd[at_point] = table.points[m, np.minimum(which, table.points.shape[1] - 1)]
+    usd[at_point] = take2(table.points, m, np.minimum(which, table.points.shape[1] - 1))
     usd *= price_level_factor(world, holder, merchant)
     return to_minor(usd, world.merchant_per_usd[merchant], world.merchant_step[merchant])
 
