@@ -171,8 +171,8 @@ def simulate_block(
 
     # Card: the primary card takes most of the spend.
     u = rng.random(n)
-    cum = holders.card_cum[holder]
-    slot = (u > cum[:, 0]).astype(np.int64) + (u > cum[:, 1])
+    cum = holders.card_cum
+    slot = (u > cum[:, 0].take(holder)).astype(np.int64) + (u > cum[:, 1].take(holder))
     card = holders.card_offset[holder] + np.minimum(slot, holders.card_count[holder] - 1)
 
     merchant, channel = _choose_merchants(world, ctx, rng, holder, owner, group, loc_row)

@@ -200,7 +200,8 @@ def build_cardholders(
     count = col["card_count"].astype(np.int32)
     offset = np.cumsum(count) - count
     # Spend over a cardholder's cards: the primary takes primary_share, the others split the rest.
-    cum = np.ones((len(count), 3), dtype=np.float64)
+    # Column by column in memory: a slice gathers each column for its rows' holders.
+    cum = np.ones((len(count), 3), dtype=np.float64, order="F")
     share = cards_cfg.primary_share
     two = count == 2
     three = count == 3
