@@ -123,10 +123,10 @@ class CampaignRows:
         """Append rows; ``card`` and ``entry_mode`` may be one value for all of them."""
         n = len(time_us)
         self.cols["time_us"].append(np.asarray(time_us, dtype=np.int64))
-        self.cols["card"].append(np.broadcast_to(np.asarray(card, dtype=np.int64), (n,)))
+        self.cols["card"].append(_column(card, np.int64, n))
         self.cols["merchant"].append(np.asarray(merchant, dtype=np.int64))
         self.cols["amount_minor"].append(np.asarray(amount_minor, dtype=np.int64))
-        self.cols["entry_mode"].append(np.broadcast_to(np.asarray(entry_mode, dtype=np.int8), (n,)))
+        self.cols["entry_mode"].append(_column(entry_mode, np.int8, n))
         self.cols["fraud"].append(np.full(n, fraud))
 
     def campaign(self) -> Campaign:
@@ -145,6 +145,14 @@ class CampaignRows:
                 for k, v in self.cols.items()
             }
         )
+
+
+def _column(value: int | np.ndarray, dtype: type[np.generic], n: int) -> np.ndarray:
+    """``n`` rows of ``value``: one value repeated, or an array of ``n`` (or of one)."""
+    values = np.asarray(value, dtype=dtype)
+    if values.ndim == 0:
+        return np.full(n, values, dtype=dtype)  # a quarter of broadcast_to's fixed cost
+    return np.broadcast_to(values, (n,))
 
 
 def cashout_or_ordinary(
