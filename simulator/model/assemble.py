@@ -161,12 +161,8 @@ class Assembler:
             self._planners[b].plan_slice(start_us, len(p))
             for b, p in zip(self._blocks, parts, strict=True)
         ]
-        col = {
-            name: np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0)
-            for name in BlockEvents.__dataclass_fields__
-        }
+        col = self._with_fraud(parts, frauds, start)
         parts.clear()
-        col = self._with_fraud(col, frauds, start)
         order = time_then_key(col["time_us"], col["key"])
         for name in col:  # one column at a time: each unsorted copy goes as its sorted one comes
             col[name] = col[name][order]
@@ -221,11 +217,14 @@ class Assembler:
             self._planners[int(b)].forgo(int(count))
 
     def _with_fraud(
-        self, col: dict[str, np.ndarray], frauds: list[FraudRows], start: dt.datetime
+        self, parts: list[BlockEvents], frauds: list[FraudRows], start: dt.datetime
     ) -> dict[str, np.ndarray]:
-        """Append the blocks' campaign rows, with label columns for every row."""
+        """The blocks' rows, then their campaigns' rows, with label columns for every row.
+
+        Each column is copied once, blocks and campaigns together, in the campaigns' types.
+        """
         fraud = FraudRows.concat(frauds)
-        n, k = len(col["key"]), len(fraud)
+        n, k = sum(len(p) for p in parts), len(fraud)
         entry = fraud.entry_mode.astype(np.int8)
         index = start.hour // self._spec.slice_hours
         keys = [
@@ -244,7 +243,9 @@ class Assembler:
             "key": np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64),
         }
         merged = {
-            name: np.concatenate([col[name].astype(out[name].dtype, copy=False), out[name]])
+            name: np.concatenate(
+                [*(getattr(p, name) for p in parts), out[name]], dtype=out[name].dtype
+            )
             for name in out
         }
         merged["is_fraud"] = np.concatenate([np.zeros(n, dtype=bool), fraud.fraud])
