@@ -73,13 +73,23 @@ def keep_freed_memory() -> None:
     """
     for name, value in _MIMALLOC.items():
         os.environ.setdefault(name, value)
-    if not os.confstr("CS_GNU_LIBC_VERSION"):
+    if not _glibc():
         return
     import ctypes
 
     mallopt = ctypes.CDLL(None).mallopt
     mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
     mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
+
+
+def _glibc() -> bool:
+    """Whether this process runs on glibc (not musl, macOS or Windows)."""
+    if "CS_GNU_LIBC_VERSION" not in getattr(os, "confstr_names", {}):
+        return False
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (OSError, ValueError):
+        return False
 
 
 _paused = False

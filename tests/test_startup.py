@@ -97,6 +97,19 @@ def test_an_allocator_setting_the_user_made_is_kept(monkeypatch: pytest.MonkeyPa
     assert os.environ["MIMALLOC_PURGE_DELAY"] == "250"
 
 
+def test_without_glibc_only_the_environment_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    # musl, macOS and Windows know no CS_GNU_LIBC_VERSION: asking would raise.
+    monkeypatch.delenv("MIMALLOC_ALLOW_THP", raising=False)
+    monkeypatch.setattr(os, "confstr_names", {}, raising=False)
+    monkeypatch.setattr(os, "confstr", _no_confstr, raising=False)
+    keep_freed_memory()
+    assert os.environ["MIMALLOC_ALLOW_THP"] == "0"
+
+
+def _no_confstr(name: str) -> str:
+    raise ValueError("unrecognized configuration name")
+
+
 def test_the_collector_stays_as_an_embedding_program_left_it() -> None:
     # Only a pause of its own is resumed: a program that turned the collector off keeps it off.
     gc.disable()
