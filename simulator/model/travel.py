@@ -37,7 +37,8 @@ class Whereabouts:
         self._travel = travel
         self._streams = streams
         self._starts = lru_cache(maxsize=cache_size)(self._draw_starts)
-        #: Each block's last answer: a day's slices ask for the same day, one after another.
+        #: Each block's last answer: with slices shorter than a day (``slice_hours`` below 24,
+        #: a live stream's), a day's slices ask for the same day, one after another.
         self._located: dict[int, tuple[dt.date, tuple[np.ndarray, np.ndarray]]] = {}
 
     def _draw_starts(self, block: int, day: dt.date) -> tuple[np.ndarray, ...]:
