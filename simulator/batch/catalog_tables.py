@@ -151,13 +151,13 @@ def _merchants(world: World) -> pa.Table:
             "mcc_description": _strings([mcc_description(code) for code in world.mcc_codes], m.mcc),
             "category": _strings(world.group_names, m.group),
             "channel": _strings(["card_present", "ecommerce"], m.channel),
-            "country": _strings(world.countries, world.country_of_city[m.city]),
+            "country": _strings(world.countries, world.merchant_country),
             "city": _strings(cities.name.tolist(), m.city),
             "lat": pa.array(m.lat, mask=online),
             "lon": pa.array(m.lon, mask=online),
             "timezone": _strings(world.timezones, world.tz_of_city[m.city]),
             "currency": _strings(
-                world.currencies, world.currency_of_country[world.country_of_city[m.city]]
+                world.currencies, world.currency_of_country[world.merchant_country]
             ),
             "popularity_weight": pa.array(m.weight),
             "price_level": pa.array(m.price),

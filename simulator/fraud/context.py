@@ -20,7 +20,6 @@ from simulator.core.geo import haversine_km
 from simulator.core.sampling import cdf, draw_categorical, log_uniform
 from simulator.settings.fraud import Delay, Hotspot
 from simulator.world.build import World
-from simulator.world.catalog import CHANNEL_CARD_PRESENT
 from simulator.world.money import quantise, to_minor
 from simulator.world.spend import amounts_minor
 
@@ -68,7 +67,7 @@ class CampaignContext:
         self._resolve = resolve_card
         m = world.merchants
         self._m_city = m.city
-        self._cp = m.channel == CHANNEL_CARD_PRESENT
+        self._cp = world.merchant_card_present
         self._mcc_code = np.array([int(c) for c in world.mcc_codes], dtype=np.int64)[m.mcc]
         self._holders = range(len(world.holders))
         self._holder_cdf = cdf(world.holders.rate)

@@ -125,7 +125,7 @@ class Assembler:
         self._ids: pa.StringArray = world.cards.ids
         m = world.merchants
         currency = [world.currencies[i] for i in world.currency_of_country]
-        m_country = world.country_of_city[m.city]
+        m_country = world.merchant_country
         self._lookups = Lookups(
             world=world,
             schema=self._schema,

@@ -143,15 +143,19 @@ class World:
         return self.country_of_city[self.holders.home_city]
 
     @cached_property
+    def merchant_country(self) -> np.ndarray:
+        """Country index of each merchant's city."""
+        return self.country_of_city[self.merchants.city]
+
+    @cached_property
     def merchant_per_usd(self) -> np.ndarray:
         """Units of each merchant's currency per US dollar."""
-        country = self.country_of_city[self.merchants.city]
-        return self.currency_scale[self.currency_of_country[country]]
+        return self.currency_scale[self.currency_of_country[self.merchant_country]]
 
     @cached_property
     def merchant_price_level(self) -> np.ndarray:
         """Price level of each merchant's country (see :attr:`price_level`)."""
-        return self.price_level[self.country_of_city[self.merchants.city]]
+        return self.price_level[self.merchant_country]
 
     @cached_property
     def merchant_card_present(self) -> np.ndarray:
@@ -161,8 +165,7 @@ class World:
     @cached_property
     def merchant_step(self) -> np.ndarray:
         """Smallest amount of each merchant's currency, in hundredths (see ``money.step``)."""
-        country = self.country_of_city[self.merchants.city]
-        return self.currency_step[self.currency_of_country[country]]
+        return self.currency_step[self.currency_of_country[self.merchant_country]]
 
 
 def _currency_steps(currencies: list[str], countries: list[str]) -> np.ndarray:
