@@ -25,7 +25,6 @@ from simulator.batch.files import FileRecord
 from simulator.batch.labels import FraudTally, LabelFiles
 from simulator.batch.output import Destination, FolderDestination, Naming, Partition
 from simulator.errors import ConfigError
-from simulator.fraud.cards import CardRegistry
 from simulator.model.engine import SliceSource
 from simulator.model.slices import Slice
 from simulator.settings.models import Settings
@@ -175,6 +174,14 @@ class _Lander:
         self._tally.add(table)
         metrics.count_events(table)
 
+    def after_slices(self, job: Callable[[], Any]) -> Future[Any]:
+        """Run ``job`` on the writer once the slices queued so far are landed.
+
+        For work of the run's end that needs no slice and nothing of this thread's:
+        :meth:`finish_labels` does not wait for it.
+        """
+        return self._submit(job)
+
     def _land_labels(self) -> None:
         """Queue the label files of the date landed last, after its transactions."""
         if self._of_day:
@@ -291,13 +298,22 @@ def generate(
                 # Simulating the next slice with this one still bound here would hold
                 # two slices' rows at the peak.
                 del part
-            # The writer still encodes the last slice: the catalogs and the last date's
-            # labels are landed meanwhile (the slices are freed: their memory goes back
-            # first).
+            # The writer still encodes the last slice: the cards, which the run's blocks
+            # and reissues decide, and the last date's labels are landed here meanwhile
+            # (the slices are freed: their memory goes back first). The catalogs of the
+            # world alone are the writer's next job, queued once the cards' are dropped:
+            # a 10-million-cardholder world's take a gigabyte or more each.
             pa.default_memory_pool().release_unused()
             cards = source.cards
-            landed, catalog_rows = _land_catalogs(destination, world, cards, to_us(end), shard)
+            builders = dict(catalog_builders(world, cards, to_us(end), _holders(world, shard)))
+            landed, catalog_rows = _land_catalogs(
+                destination, shard, {"cards": builders.pop("cards")}
+            )
+            of_world = lander.after_slices(partial(_land_catalogs, destination, shard, builders))
             landed.extend(lander.finish_labels())
+            more, more_rows = of_world.result()
+            landed.extend(more)
+            catalog_rows.update(more_rows)
             tables = lander.label_tables
             label_table = pa.concat_tables(tables) if tables else None
     files.extend(lander.files)
@@ -340,15 +356,15 @@ def generate(
 
 
 def _land_catalogs(
-    destination: Destination, world: World, cards: CardRegistry, end_us: int, shard: Shard
+    destination: Destination, shard: Shard, builders: dict[str, Callable[[], pa.Table]]
 ) -> tuple[list[FileRecord], dict[str, int]]:
-    """Land the run's catalogs, one at a time (a large world's take gigabytes).
+    """Land catalogs (:func:`catalog_builders`), one at a time (a large world's take gigabytes).
 
     Returns their files and row counts.
     """
     files: list[FileRecord] = []
     rows: dict[str, int] = {}
-    for name, build in catalog_builders(world, cards, end_us, _holders(world, shard)):
+    for name, build in builders.items():
         if name == "merchants" and shard.index > 0:
             continue  # every shard's world has the same merchants: shard 0 lands them
         table = build()
