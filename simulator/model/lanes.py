@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from simulator.core.order import time_then_key
 from simulator.fraud.cards import CardRegistry
+from simulator.model import pipes
 from simulator.model.rows import SliceRows
 from simulator.model.slices import LocalSlices, Slice
 from simulator.world.build import World
@@ -99,10 +100,10 @@ def _lane_main(conn: Connection, make: Callable[[], LocalSlices]) -> None:
     try:
         local = make()
         for part in local:
-            conn.send(("slice", _Sent.of(part)))
-        conn.send(("cards", local.assembler.cards.state()))
+            pipes.send(conn, ("slice", _Sent.of(part)))
+        pipes.send(conn, ("cards", local.assembler.cards.state()))
     except BaseException:
-        conn.send(("error", traceback.format_exc()))
+        pipes.send(conn, ("error", traceback.format_exc()))
     finally:
         conn.close()
 
@@ -126,7 +127,7 @@ class _Pump:
     def _run(self) -> None:
         while True:
             try:
-                message = self._conn.recv()
+                message = pipes.receive(self._conn)
             except (EOFError, OSError):
                 message = ("stopped", None)
             if not self._offer(message) or message[0] != "slice":
@@ -200,6 +201,7 @@ class Lanes:
         forked = []
         for lane in self._lanes[1:]:
             mine, theirs = context.Pipe(duplex=False)
+            pipes.widen(theirs)
             proc = context.Process(target=_lane_main, args=(theirs, lane), daemon=True)
             proc.start()
             theirs.close()
