@@ -27,7 +27,7 @@ from simulator.core import order
 from simulator.core.environment import Environment
 from simulator.core.gather import take2
 from simulator.core.ids import hex_ids, mix64, pack_keys
-from simulator.core.order import stable_order, time_then_key
+from simulator.core.order import merged_order, stable_order, time_then_key
 from simulator.core.sampling import (
     Segments,
     apportion,
@@ -347,6 +347,26 @@ def test_time_then_key_is_a_lexsort(radix_from: int, rows: list[tuple[int, int]]
     key = np.array([k for _, k in rows], dtype=np.uint64)
     with patch.object(order, "_RADIX_FROM", radix_from):
         assert np.array_equal(time_then_key(time, key), np.lexsort((key, time)))
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 40) | st.integers(0, 2**62),
+            st.integers(0, 2**63 - 1),
+            st.integers(0, 3),
+        ),
+        max_size=300,
+        unique_by=lambda r: r[1],
+    )
+)
+def test_merged_order_of_ordered_runs_is_a_lexsort(rows: list[tuple[int, int, int]]) -> None:
+    """Up to four lanes' slices, each in (time, key) order, end to end; ties across them."""
+    runs = [sorted((t, k) for t, k, lane in rows if lane == run) for run in range(4)]
+    laid = [row for run in runs for row in run]
+    time = np.array([t for t, _ in laid], dtype=np.int64)
+    key = np.array([k for _, k in laid], dtype=np.uint64)
+    assert np.array_equal(merged_order(time, key), np.lexsort((key, time)))
 
 
 @pytest.mark.parametrize("radix_from", [order._RADIX_FROM, 0])

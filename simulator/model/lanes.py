@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from simulator.core.order import time_then_key
+from simulator.core.order import merged_order
 from simulator.fraud.cards import CardRegistry
 from simulator.model import pipes
 from simulator.model.rows import SliceRows
@@ -262,7 +262,7 @@ class Lanes:
         card = np.concatenate([self._cards(k, p) for k, p in enumerate(parts)])
         key = np.concatenate([p.key for p in parts])
         time = np.concatenate([p.numbers["time_us"] for p in parts])
-        order = time_then_key(time, key)
+        order = merged_order(time, key)  # each lane's rows are in order already
         numbers = {
             name: np.concatenate([p.numbers[name] for p in parts])[order]
             for name in parts[0].numbers
