@@ -6,13 +6,15 @@ serves.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import Counter, Gauge, Histogram
 
 from runtime.metrics import REGISTRY
 
-__all__ = ["count_events"]
+__all__ = ["BatchMeter", "count_events"]
 
 # --- The simulator (generate and stream) ----------------------------------------------------
 
@@ -72,3 +74,15 @@ def count_events(table: pa.Table) -> None:
     for item in pc.value_counts(scenario.drop_null()).to_pylist():
         EVENTS.labels(type="transaction", scenario=item["values"]).inc(item["counts"])
         FRAUD_INJECTED.labels(scenario=item["values"]).inc(item["counts"])
+
+
+class BatchMeter:
+    """A batch run's progress as these metrics (:class:`simulator.batch.lander.Meter`)."""
+
+    def events(self, table: pa.Table) -> None:
+        """Count a landed table's transactions."""
+        count_events(table)
+
+    def simulated_until(self, at: dt.datetime) -> None:
+        """The simulated time reached."""
+        SIMULATED_TIME.set(at.timestamp())

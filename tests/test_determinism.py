@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from simulator.batch.generate import generate
+from simulator.batch.lander import Lander
 from simulator.cli import main
 from simulator.model.engine import SliceSource
 from simulator.settings.run import RunSeed, RunSpec
@@ -156,11 +157,9 @@ def test_the_strings_land_the_same_bytes_on_either_thread(
     writer_idle: bool, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A slice's tables are built by the writer when it is idle, else by the simulating thread."""
-    from simulator.batch import generate as batch
-
     whole = tmp_path / "whole"
     run(small_settings(whole, cache_dir, "writer.rows_per_file=1000", days=2))
-    monkeypatch.setattr(batch._Lander, "_writer_idle", lambda self: writer_idle)
+    monkeypatch.setattr(Lander, "_writer_idle", lambda self: writer_idle)
     forced = tmp_path / "forced"
     summary = run(small_settings(forced, cache_dir, "writer.rows_per_file=1000", days=2))
     assert len(list((forced / "transactions").rglob("*.parquet"))) > 2

@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from simulator.batch import generate as generate_module
 from simulator.batch.labels import LabelFiles
+from simulator.batch.lander import Lander
 from simulator.batch.output import FolderDestination
 from simulator.model.slices import Slice
 from tests.conftest import run, small_settings
@@ -34,10 +34,10 @@ def test_a_run_failing_after_its_first_date_leaves_the_earlier_labels(
     earlier = run(small_settings(tmp_path, cache_dir, days=2))
     assert earlier.manifest["fraud"]["labels"]["rows"] > 0
     before = _files(tmp_path / "labels")
-    land = generate_module._Lander.land
+    land = Lander.land
     seen: list[dt.date] = []
 
-    def fail_on_the_second_date(self: generate_module._Lander, part: Slice) -> None:
+    def fail_on_the_second_date(self: Lander, part: Slice) -> None:
         land(self, part)  # the second date's first slice queues the first date's labels
         seen.append(part.start.date())
         if len(set(seen)) == 2:
@@ -46,7 +46,7 @@ def test_a_run_failing_after_its_first_date_leaves_the_earlier_labels(
             assert list((tmp_path / "labels").glob(".dt=*.staging/txn-*.parquet"))
             raise RuntimeError("the run fails on its second date")
 
-    monkeypatch.setattr(generate_module._Lander, "land", fail_on_the_second_date)
+    monkeypatch.setattr(Lander, "land", fail_on_the_second_date)
     with pytest.raises(RuntimeError, match="second date"):
         run(small_settings(tmp_path, cache_dir, days=2, seed=8))
     assert _files(tmp_path / "labels") == before

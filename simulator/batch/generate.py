@@ -6,9 +6,7 @@ import datetime as dt
 import importlib.metadata
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -19,14 +17,13 @@ import pyarrow as pa
 
 from runtime.units import to_us
 from schemas.event import transaction_schema
-from simulator import metrics
 from simulator.batch.catalog_tables import catalog_builders
 from simulator.batch.files import FileRecord
 from simulator.batch.labels import FraudTally, LabelFiles
-from simulator.batch.output import Destination, FolderDestination, Naming, Partition
+from simulator.batch.lander import Lander, Meter
+from simulator.batch.output import Destination, FolderDestination, Naming
 from simulator.errors import ConfigError
 from simulator.model.engine import SliceSource
-from simulator.model.slices import Slice
 from simulator.settings.models import Settings
 from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.world.build import World, build_world
@@ -58,174 +55,13 @@ def package_version() -> str:
         return "0+unknown"
 
 
-#: The largest slice whose strings the writer thread builds (else the simulating thread
-#: does). The writer holds the slice's numbers (about 100 bytes a row) while the next
-#: slice is simulated: for 7 days x 1M cardholders (1.2-1.7M rows a slice) that was
-#: 1.45 GB of peak RSS against 1.32 GB (2026-12-07), past 1.1x of a day's run.
-_WRITER_BUILDS_UP_TO = 400_000
-
-
-class _Lander:
-    """Lands slices into their date partitions on a background thread.
-
-    Parquet encoding and most of the string building release the GIL, so while one
-    slice is landed the next one is simulated. A slice's tables (its id and lookup
-    strings) are built by whichever thread has room: by the writer when it is idle as
-    the slice comes (one process simulating every block keeps the other thread busier)
-    and the slice is at most :data:`_WRITER_BUILDS_UP_TO` rows, else here while the
-    writer finishes the slice before (lanes share the simulation, and the writer
-    becomes the slower side). Either way they are built a file at a time and the bytes
-    are the same. At most one slice waits for the writer, which bounds memory. The
-    writer commits each partition after its last file, in order, so this thread never
-    waits for a day to be flushed; on error every partition not committed is dropped.
-
-    A date's label files are written by the same thread once the date's last slice is
-    landed (a label is decided in its transaction's slice), while the next date is
-    simulated; the last date's are written here at :meth:`finish_labels`, which commits
-    them all. Written after the run, their 310 small files (7 days x 100k cardholders)
-    were its last 0.15-0.3 s; on a thread of their own they held the simulating thread
-    back more than that (interleaved runs, 2026-12-07).
-
-    Args:
-        destination: Where the partitions go.
-        rows_per_file: Rows per table handed to the partition (its files' size).
-        tally: Counts every landed table's rows, fraud and value (on the writer thread).
-        labels: Where the run's label files go.
-    """
-
-    def __init__(
-        self, destination: Destination, rows_per_file: int, tally: FraudTally, labels: LabelFiles
-    ) -> None:
-        self._destination = destination
-        self._stem = destination.naming.stem
-        self._rows_per_file = rows_per_file
-        self._tally = tally
-        self._labels = labels
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="txnsim-writer")
-        #: Slices queued for the writer: at most one waits behind the one it writes.
-        self._slices: deque[Future[None]] = deque()
-        #: Partition commits and label files, queued behind the slices before them.
-        self._after: deque[Future[None]] = deque()
-        self._last: Future[Any] | None = None
-        self._current: Partition | None = None
-        #: Partitions written to and not committed yet: dropped on error.
-        self._open: list[Partition] = []
-        self._day: dt.date | None = None
-        self._of_day: list[pa.Table] = []
-        self.files: list[FileRecord] = []
-        self.partitions: dict[str, int] = {}
-        #: Every slice's labels, for the manifest's figures.
-        self.label_tables: list[pa.Table] = []
-
-    def __enter__(self) -> _Lander:
-        return self
-
-    def land(self, part: Slice) -> None:
-        """Queue the slice ``part`` (time-sorted rows) for the partition of its day."""
-        day = part.start.date()
-        if day != self._day:
-            self._land_labels()
-        self._of_day.append(part.labels)
-        self.label_tables.append(part.labels)
-        if part.rows.num_rows <= _WRITER_BUILDS_UP_TO and self._writer_idle():
-            self._hand_over(day, part.rows.num_rows, partial(self._write_tables, part))
-            return
-        for table in part.tables(self._rows_per_file):
-            self._hand_over(day, table.num_rows, partial(self._write, table))
-            del table
-
-    def _submit(self, job: Callable[..., Any], *args: Any) -> Future[Any]:
-        self._last = self._pool.submit(job, *args)
-        return self._last
-
-    def _writer_idle(self) -> bool:
-        # One thread runs the jobs in order: the last one done, all are.
-        return self._last is None or self._last.done()
-
-    def _hand_over(self, day: dt.date, rows: int, job: Callable[[Partition], None]) -> None:
-        current = self._current
-        if current is None or day != self._day:
-            # Committed by the writer after the day's last file: this thread goes on.
-            if current is not None:
-                self._after.append(self._submit(self._commit, current))
-            current = self._current = self._destination.partition("transactions", day)
-            self._open.append(current)
-            self._day = day
-            self.partitions[day.isoformat()] = 0
-        self.partitions[day.isoformat()] += rows
-        self._slices.append(self._submit(job, current))
-        while len(self._slices) > 1:
-            self._slices.popleft().result()
-        while self._after and self._after[0].done():
-            self._after.popleft().result()  # a failed commit or label file stops the run
-
-    def _commit(self, partition: Partition) -> None:
-        self.files.extend(partition.commit())
-        self._open.remove(partition)
-
-    def _write_tables(self, part: Slice, partition: Partition) -> None:
-        # A file's worth at a time: a slice's strings are built as they are landed.
-        for table in part.tables(self._rows_per_file):
-            self._write(table, partition)
-            del table
-
-    def _write(self, table: pa.Table, partition: Partition) -> None:
-        partition.write(table, self._stem)
-        self._tally.add(table)
-        metrics.count_events(table)
-
-    def after_slices(self, job: Callable[[], Any]) -> Future[Any]:
-        """Run ``job`` on the writer once the slices queued so far are landed.
-
-        For work of the run's end that needs no slice and nothing of this thread's:
-        :meth:`finish_labels` does not wait for it.
-        """
-        return self._submit(job)
-
-    def _land_labels(self) -> None:
-        """Queue the label files of the date landed last, after its transactions."""
-        if self._of_day:
-            self._after.append(self._submit(self._labels.add, pa.concat_tables(self._of_day)))
-            self._of_day = []
-
-    def finish_labels(self) -> list[FileRecord]:
-        """Land the last date's label files here, then commit every label partition.
-
-        Called after the last slice: the writer's label jobs were all queued before that
-        slice, so once they are done the label files are this thread's, and it writes
-        the last date's while the writer encodes the last slice.
-        """
-        while self._after:
-            self._after.popleft().result()
-        if self._of_day:
-            self._labels.add(pa.concat_tables(self._of_day))
-            self._of_day = []
-        return self._labels.commit()
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            if exc_type is None:
-                if self._current is not None:
-                    self._after.append(self._submit(self._commit, self._current))
-                for queued in (self._slices, self._after):
-                    while queued:
-                        queued.popleft().result()
-        finally:
-            for pending in (*self._slices, *self._after):
-                pending.cancel()
-            self._pool.shutdown(wait=True)
-            for partition in self._open:
-                partition.abort()
-            if exc_type is not None:
-                self._labels.abort()
-
-
 def generate(
     settings: Settings,
     seed: RunSeed,
     *,
     wall: WallClock = time.monotonic,
     shard: Shard = WHOLE,
+    meter: Meter | None = None,
 ) -> RunSummary:
     """Simulate ``settings.days`` days from ``settings.start_date`` into ``settings.out``.
 
@@ -236,6 +72,8 @@ def generate(
         wall: Monotonic wall clock for progress and rates (injected for tests).
         shard: The shard of the run to land (its blocks' rows, files named by the shard
             and its manifest under ``manifests/``); by default the whole run.
+        meter: Where the run's progress goes as metrics; none by default (the metrics
+            are only worth counting where they are served).
 
     Raises:
         ValueError: If ``seed`` was not built from these settings.
@@ -278,11 +116,12 @@ def generate(
     labels = LabelFiles(destination, run_days)
     with SliceSource(world, spec, seed, start, end, settings.workers, shard) as source:
         sim_began = wall()
-        with _Lander(destination, settings.writer.rows_per_file, fraud, labels) as lander:
+        with Lander(destination, settings.writer.rows_per_file, fraud, labels, meter) as lander:
             for part in source:
                 lander.land(part)
                 total += part.rows.num_rows
-                metrics.SIMULATED_TIME.set(part.end.timestamp())
+                if meter is not None:
+                    meter.simulated_until(part.end)
                 elapsed = max(wall() - sim_began, 1e-9)
                 done = (part.end - start) / (end - start)
                 log.info(
