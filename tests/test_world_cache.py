@@ -96,9 +96,32 @@ def test_a_run_on_a_cached_world_writes_the_same_bytes(tmp_path: Path, cache_dir
         manifest = orjson.loads((out / "manifest.json").read_bytes())
         hashes.append([(f["path"], f["sha256"]) for f in manifest["files"]])
     assert hashes[0] == hashes[1] == hashes[2]
-    # The fraud calibration and the blocks' warm-ups came from the cache too.
+    # The fraud calibration, the blocks' warm-ups and the world's catalog files came from
+    # the cache too.
     assert list((cache_dir / "fraud-calibration-seedless").glob("*.pickle"))
     assert list((cache_dir / "fraud-warmup").glob("*.pickle"))
+    assert list((cache_dir / "catalog").glob("*.pickle"))
+
+
+@pytest.mark.parametrize("override", ["writer.compression=snappy", "writer.row_group_size=1000"])
+def test_kept_catalog_files_follow_the_writer_settings(
+    override: str, tmp_path: Path, cache_dir: Path
+) -> None:
+    """The world's catalog files are kept encoded: other writer settings encode them anew."""
+    run(small_settings(tmp_path / "kept", cache_dir, seed=35))
+    cold, warm = (
+        small_settings(tmp_path / name, cache_dir, override, seed=35).model_copy(
+            update={"cache_dir": cache}
+        )
+        for name, cache in (("cold", None), ("warm", cache_dir))
+    )
+    run(cold)
+    run(warm)
+    for name in ("cardholders", "merchants"):
+        kept = (tmp_path / "kept" / "catalog" / f"{name}.parquet").read_bytes()
+        made = (tmp_path / "cold" / "catalog" / f"{name}.parquet").read_bytes()
+        assert made != kept
+        assert (tmp_path / "warm" / "catalog" / f"{name}.parquet").read_bytes() == made
 
 
 def test_a_kept_warm_up_runs_the_same_bytes_in_any_lanes(tmp_path: Path) -> None:

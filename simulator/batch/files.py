@@ -26,7 +26,15 @@ from schemas.parquet import parquet_bytes
 from simulator.errors import OutputError
 from simulator.settings.models import WriterConfig
 
-__all__ = ["FileRecord", "flush_files", "write_json_atomic", "write_parquet_file", "write_staged"]
+__all__ = [
+    "Encoded",
+    "FileRecord",
+    "flush_files",
+    "write_encoded_file",
+    "write_json_atomic",
+    "write_parquet_file",
+    "write_staged",
+]
 
 #: Files flushed at once at most.
 _FLUSHERS = 16
@@ -46,6 +54,21 @@ class FileRecord:
         return {"path": self.path, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A table encoded as a Parquet file, not written anywhere yet (it pickles small)."""
+
+    data: bytes
+    rows: int
+
+    @classmethod
+    def of(
+        cls, table: pa.Table, writer: WriterConfig, metadata: dict[bytes, bytes] | None
+    ) -> Encoded:
+        """``table`` as :func:`~schemas.parquet.parquet_bytes` encodes it."""
+        return cls(parquet_bytes(table, writer, metadata).to_pybytes(), table.num_rows)
+
+
 def write_parquet_file(
     root: Path,
     relative: str,
@@ -54,12 +77,14 @@ def write_parquet_file(
     metadata: dict[bytes, bytes] | None = None,
 ) -> FileRecord:
     """Write ``table`` to ``root/relative`` atomically and return its record."""
-    data = parquet_bytes(table, writer, metadata)
-    target = root / relative
-    _atomic_write(target, memoryview(data))
-    return FileRecord(
-        relative, table.num_rows, data.size, hashlib.sha256(memoryview(data)).hexdigest()
-    )
+    return write_encoded_file(root, relative, Encoded.of(table, writer, metadata))
+
+
+def write_encoded_file(root: Path, relative: str, encoded: Encoded) -> FileRecord:
+    """Write an encoded file to ``root/relative`` atomically and return its record."""
+    _atomic_write(root / relative, memoryview(encoded.data))
+    digest = hashlib.sha256(encoded.data).hexdigest()
+    return FileRecord(relative, encoded.rows, len(encoded.data), digest)
 
 
 def write_json_atomic(path: Path, payload: Any) -> bytes:

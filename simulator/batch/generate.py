@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib.metadata
 import logging
 import time
@@ -15,10 +16,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+import schemas.parquet
 from runtime.units import to_us
 from schemas.event import transaction_schema
 from simulator.batch.catalog_tables import catalog_builders
-from simulator.batch.files import FileRecord
+from simulator.batch.files import Encoded, FileRecord
 from simulator.batch.labels import FraudTally, LabelFiles
 from simulator.batch.lander import Lander, Meter
 from simulator.batch.output import Destination, FolderDestination, Naming
@@ -27,6 +29,7 @@ from simulator.model.engine import SliceSource
 from simulator.settings.models import Settings
 from simulator.settings.run import WHOLE, RunSeed, RunSpec, Shard
 from simulator.world.build import World, build_world
+from simulator.world.cache import cached
 
 __all__ = ["RunSummary", "generate", "package_version"]
 
@@ -148,7 +151,11 @@ def generate(
             landed, catalog_rows = _land_catalogs(
                 destination, shard, {"cards": builders.pop("cards")}
             )
-            of_world = lander.after_slices(partial(_land_catalogs, destination, shard, builders))
+            # They depend on the settings alone: encoded once, then kept in the cache.
+            key = _world_catalogs_key(settings, shard, metadata)
+            of_world = lander.after_slices(
+                partial(_land_catalogs, destination, shard, builders, settings.cache_dir, key)
+            )
             landed.extend(lander.finish_labels())
             more, more_rows = of_world.result()
             landed.extend(more)
@@ -195,9 +202,16 @@ def generate(
 
 
 def _land_catalogs(
-    destination: Destination, shard: Shard, builders: dict[str, Callable[[], pa.Table]]
+    destination: Destination,
+    shard: Shard,
+    builders: dict[str, Callable[[], pa.Table]],
+    cache_dir: Path | None = None,
+    key: str = "",
 ) -> tuple[list[FileRecord], dict[str, int]]:
     """Land catalogs (:func:`catalog_builders`), one at a time (a large world's take gigabytes).
+
+    Given a ``key`` of what they depend on (:func:`_world_catalogs_key`), each file is
+    encoded once and kept in ``cache_dir``.
 
     Returns their files and row counts.
     """
@@ -206,11 +220,35 @@ def _land_catalogs(
     for name, build in builders.items():
         if name == "merchants" and shard.index > 0:
             continue  # every shard's world has the same merchants: shard 0 lands them
-        table = build()
-        rows[name] = table.num_rows
-        files.append(destination.write_file(destination.naming.catalog(name), table))
-        del table
+
+        def encode(build: Callable[[], pa.Table] = build) -> Encoded:
+            return destination.encode(build())
+
+        encoded = cached(cache_dir, f"{key}\0{name}" if key else "", encode, "catalog")
+        rows[name] = encoded.rows
+        files.append(destination.write_file(destination.naming.catalog(name), encoded))
+        del encoded
     return files, rows
+
+
+def _world_catalogs_key(settings: Settings, shard: Shard, metadata: dict[bytes, bytes]) -> str:
+    """What the cardholders' and merchants' files depend on, besides the package's code.
+
+    The world (the configuration hash), the shard, the writer's settings and the files'
+    metadata, the Parquet library and the encoder's own source (:func:`cached` adds the
+    package's version and code).
+    """
+    encoder = hashlib.sha256(Path(schemas.parquet.__file__).read_bytes()).hexdigest()
+    return "\0".join(
+        [
+            settings.config_hash(),
+            str(shard),
+            settings.writer.model_dump_json(),
+            repr(sorted(metadata.items())),
+            f"pyarrow {pa.__version__}",
+            encoder,
+        ]
+    )
 
 
 def _holders(world: World, shard: Shard) -> np.ndarray | None:

@@ -35,8 +35,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from schemas.parquet import parquet_bytes
-from simulator.batch.files import FileRecord
+from simulator.batch.files import Encoded, FileRecord
 from simulator.batch.output import Naming, cuts
 from simulator.settings.models import WriterConfig
 from storage.base import ObjectStore
@@ -105,21 +104,27 @@ class StoreDestination:
         self._stems.append((f"{dataset}/", tuple(stems)))
         return []
 
-    def write_file(self, relative: str, table: pa.Table) -> FileRecord:
+    def encode(self, table: pa.Table) -> Encoded:
+        """``table`` encoded with the run's writer settings and metadata."""
+        return Encoded.of(table, self._writer, self._metadata)
+
+    def write_file(self, relative: str, encoded: Encoded) -> FileRecord:
         """Upload ``relative`` with the token before its suffix (``catalog/cards-<t>.parquet``)."""
         folder, _, name = relative.rpartition("/")
         if not folder:
             raise ValueError(f"{relative!r}: a run's files live in a folder (catalog/...)")
         stem, dot, suffix = name.rpartition(".")
         self._prefixes.add(f"{folder}/")
-        return self.put_table(f"{folder}/{stem}-{self._token}{dot}{suffix}", table)
+        return self._put_encoded(f"{folder}/{stem}-{self._token}{dot}{suffix}", encoded)
 
     def put_table(self, key: str, table: pa.Table) -> FileRecord:
         """Encode ``table`` as Parquet and upload it at ``key``; its record."""
-        data = parquet_bytes(table, self._writer, self._metadata)
-        body = memoryview(data).tobytes()
-        self._put(key, body)
-        return FileRecord(key, table.num_rows, len(body), hashlib.sha256(body).hexdigest())
+        return self._put_encoded(key, self.encode(table))
+
+    def _put_encoded(self, key: str, encoded: Encoded) -> FileRecord:
+        self._put(key, encoded.data)
+        digest = hashlib.sha256(encoded.data).hexdigest()
+        return FileRecord(key, encoded.rows, len(encoded.data), digest)
 
     @property
     def rows_per_file(self) -> int:

@@ -42,10 +42,11 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from simulator.batch.files import (
+    Encoded,
     FileRecord,
     flush_files,
+    write_encoded_file,
     write_json_atomic,
-    write_parquet_file,
     write_staged,
 )
 from simulator.errors import OutputError
@@ -306,7 +307,11 @@ class Destination(Protocol):
         """
         ...
 
-    def write_file(self, relative: str, table: pa.Table) -> FileRecord:
+    def encode(self, table: pa.Table) -> Encoded:
+        """``table`` as this run's files are encoded (codec, metadata)."""
+        ...
+
+    def write_file(self, relative: str, encoded: Encoded) -> FileRecord:
         """Write one file (a catalog) at about ``relative``; its record names where."""
         ...
 
@@ -367,9 +372,13 @@ class FolderDestination:
                 found.add(dt.date.fromisoformat(path.parent.name.removeprefix("dt=")))
         return sorted(found)
 
-    def write_file(self, relative: str, table: pa.Table) -> FileRecord:
+    def encode(self, table: pa.Table) -> Encoded:
+        """``table`` encoded with the run's writer settings and metadata."""
+        return Encoded.of(table, self._writer, self._metadata)
+
+    def write_file(self, relative: str, encoded: Encoded) -> FileRecord:
         """Write ``root/relative`` atomically."""
-        return write_parquet_file(self.root, relative, table, self._writer, self._metadata)
+        return write_encoded_file(self.root, relative, encoded)
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Write ``root/manifest.json`` (a shard's under ``manifests/``) atomically."""

@@ -1,6 +1,7 @@
 """Worlds kept between runs: a world depends only on the settings and the seed.
 
-(And other things that do, such as the fraud planner's calibration: see :func:`cached`.)
+(And other things that do, such as the fraud planner's calibration and the world's own
+catalog files, encoded: see :func:`cached`.)
 
 Building the world (catalogs, places, lookup tables) takes about a second at the
 default 20,000 cardholders, longer than simulating the default day. A built world is
@@ -57,7 +58,7 @@ def cached(
         build: Builds the object (a cold build). It must depend on nothing but the
             settings the hash covers.
         kind: What it is (a folder of ``cache_dir``): ``world``, ``fraud-calibration``,
-            ``holidays``.
+            ``holidays``, ``catalog``.
     """
     if cache_dir is None or not config_hash:
         return build()
