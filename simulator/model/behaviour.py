@@ -153,7 +153,7 @@ def simulate_block(
     home_day = day_idx.copy()
     home_day[travelling], _ = _local_day(
         ctx,
-        world.tz_of_city[holders.home_city[lo:hi]][owner[travelling]],
+        world.holder_tz[lo:hi][owner[travelling]],
         minute[travelling],
         hour[travelling],
     )

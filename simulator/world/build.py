@@ -143,6 +143,16 @@ class World:
         return self.country_of_city[self.holders.home_city]
 
     @cached_property
+    def holder_price_level(self) -> np.ndarray:
+        """Price level of each cardholder's home country (see :attr:`price_level`)."""
+        return self.price_level[self.holder_country]
+
+    @cached_property
+    def holder_tz(self) -> np.ndarray:
+        """Time zone index of each cardholder's home."""
+        return self.tz_of_city[self.holders.home_city]
+
+    @cached_property
     def merchant_country(self) -> np.ndarray:
         """Country index of each merchant's city."""
         return self.country_of_city[self.merchants.city]

@@ -45,5 +45,5 @@ def amounts_minor(
 def price_level_factor(world: World, holder: np.ndarray, merchant: np.ndarray) -> np.ndarray:
     """Per row, the visited country's price level over the home one's (1 at home and online)."""
     visited = world.merchant_price_level[merchant]
-    home = world.price_level[world.holder_country[holder]]
+    home = world.holder_price_level[holder]
     return np.where(world.merchant_card_present[merchant], visited / home, 1.0)
