@@ -56,7 +56,7 @@ class FileRecord:
 
 @dataclass(frozen=True)
 class Encoded:
-    """A table encoded as a Parquet file, not written anywhere yet (it pickles small)."""
+    """A table encoded as a Parquet file in memory: what a destination writes, or a cache keeps."""
 
     data: bytes
     rows: int
