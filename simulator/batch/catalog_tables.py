@@ -156,9 +156,7 @@ def _merchants(world: World) -> pa.Table:
             "lat": pa.array(m.lat, mask=online),
             "lon": pa.array(m.lon, mask=online),
             "timezone": _strings(world.timezones, world.tz_of_city[m.city]),
-            "currency": _strings(
-                world.currencies, world.currency_of_country[world.merchant_country]
-            ),
+            "currency": _strings(world.currencies, world.merchant_currency),
             "popularity_weight": pa.array(m.weight),
             "price_level": pa.array(m.price),
         }

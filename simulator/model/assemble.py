@@ -124,13 +124,11 @@ class Assembler:
         self._cards_reported = n_cards
         self._ids: pa.StringArray = world.cards.ids
         m = world.merchants
-        currency = [world.currencies[i] for i in world.currency_of_country]
-        m_country = world.merchant_country
         self._lookups = Lookups(
             world=world,
             schema=self._schema,
-            currency=pa.array([currency[c] for c in m_country.tolist()], pa.string()),
-            country=pa.array([world.countries[c] for c in m_country.tolist()], pa.string()),
+            currency=pa.array(world.currencies, pa.string()).take(world.merchant_currency),
+            country=pa.array(world.countries, pa.string()).take(world.merchant_country),
             mcc=pa.array([world.mcc_codes[i] for i in m.mcc.tolist()], pa.string()),
             city=pa.array(world.cities.name[m.city].tolist(), pa.string()),
             channels=pa.array(["card_present", "ecommerce"], pa.string()),

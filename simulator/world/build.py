@@ -158,9 +158,14 @@ class World:
         return self.country_of_city[self.merchants.city]
 
     @cached_property
+    def merchant_currency(self) -> np.ndarray:
+        """Currency index of each merchant (its country's; see :attr:`currencies`)."""
+        return self.currency_of_country[self.merchant_country]
+
+    @cached_property
     def merchant_per_usd(self) -> np.ndarray:
         """Units of each merchant's currency per US dollar."""
-        return self.currency_scale[self.currency_of_country[self.merchant_country]]
+        return self.currency_scale[self.merchant_currency]
 
     @cached_property
     def merchant_price_level(self) -> np.ndarray:
@@ -175,7 +180,7 @@ class World:
     @cached_property
     def merchant_step(self) -> np.ndarray:
         """Smallest amount of each merchant's currency, in hundredths (see ``money.step``)."""
-        return self.currency_step[self.currency_of_country[self.merchant_country]]
+        return self.currency_step[self.merchant_currency]
 
 
 def _currency_steps(currencies: list[str], countries: list[str]) -> np.ndarray:
