@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from batch import _as_installed
 from machine import probe
 
 #: The batch floor's run (issue 13): 7 days x 100k cardholders.
@@ -76,7 +77,7 @@ def main() -> None:
     }
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in variants}
     with tempfile.TemporaryDirectory() as tmp:
-        base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        base = _as_installed()
         envs = {
             name: {
                 **base,
